@@ -1,0 +1,60 @@
+//! Shared by the Criterion benches: records what each benchmark measured and prints a summary where
+//! every figure stands beside the ceilings measured in the same run (raw Ed25519 sign and verify), so a
+//! figure reads as a ratio that holds on a noisy machine.
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use criterion::Bencher;
+
+thread_local! {
+    static SAMPLES: RefCell<Vec<(String, u64, Duration)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Like `Bencher::iter`, but remembers the iterations and time Criterion asked for.
+pub fn iter<O>(b: &mut Bencher<'_>, name: &str, mut f: impl FnMut() -> O) {
+    b.iter_custom(|iters| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            std::hint::black_box(f());
+        }
+        let elapsed = start.elapsed();
+        SAMPLES.with(|s| s.borrow_mut().push((name.to_owned(), iters, elapsed)));
+        elapsed
+    });
+}
+
+/// Mean time per operation of everything recorded under `name`.
+fn mean(name: &str) -> Option<Duration> {
+    SAMPLES.with(|s| {
+        let (iters, time) = s
+            .borrow()
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .fold((0u64, Duration::ZERO), |(i, t), (_, di, dt)| (i + di, t + *dt));
+        (iters > 0).then(|| time / u32::try_from(iters).unwrap_or(u32::MAX).max(1))
+    })
+}
+
+/// Prints `name: time/op (ops/s) | goal | x of raw Ed25519 sign, y of verify` for each benchmark.
+pub fn summary(rows: &[(&str, &str)]) {
+    let sign = mean("raw ed25519 sign");
+    let verify = mean("raw ed25519 verify");
+    println!("\nSummary (means over every Criterion sample; ceilings measured in this run):");
+    let rate = |d: Duration| 1.0 / d.as_secs_f64();
+    for (name, goal) in rows {
+        let Some(d) = mean(name) else { continue };
+        let mut line = format!("  {name:<34} {:>10.2} us/op {:>12.0} op/s", d.as_secs_f64() * 1e6, rate(d));
+        if !goal.is_empty() {
+            line.push_str(&format!("  goal {goal}"));
+        }
+        if let (Some(s), Some(v)) = (sign, verify) {
+            line.push_str(&format!(
+                "  | {:.2}x raw sign time, {:.2}x raw verify time",
+                d.as_secs_f64() / s.as_secs_f64(),
+                d.as_secs_f64() / v.as_secs_f64()
+            ));
+        }
+        println!("{line}");
+    }
+}

@@ -1,0 +1,153 @@
+//! Sealed boxes: encrypt to someone's X25519 public key without a prior exchange.
+//!
+//! An ephemeral X25519 key meets the recipient's key; HKDF-SHA256 over the shared secret, salted with
+//! both public keys, yields the XChaCha20-Poly1305 key and nonce. Because each box has a fresh ephemeral
+//! key, key and nonce are never reused. Associated data binds a box to its context (e.g. the entry it
+//! belongs to), so a box cannot be lifted into another context and still open.
+//!
+//! Wire form: `0x01 || ephemeral public key (32) || ciphertext || tag (16)`.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::keys::{BoxPublicKey, Identity};
+
+const SEAL_VERSION: u8 = 1;
+const SEAL_LABEL: &[u8] = b"custodia/v1/sealed-box";
+const HEADER_LEN: usize = 1 + 32;
+const TAG_LEN: usize = 16;
+/// Bodies sealed to patients and providers are statements and small records.
+pub const MAX_SEALED_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SealError {
+    #[error("sealed box is truncated")]
+    Truncated,
+    #[error("sealed box is larger than {MAX_SEALED_BYTES} bytes")]
+    TooLarge,
+    #[error("unknown sealed box version {0}")]
+    UnknownVersion(u8),
+    #[error("the recipient's encryption key is a low-order point; nothing sealed to it would be secret")]
+    BadRecipient,
+    #[error("sealed box does not open: not for this key, altered, or bound to other associated data")]
+    DoesNotOpen,
+}
+
+fn cipher_for(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32]) -> (XChaCha20Poly1305, XNonce) {
+    let mut salt = [0u8; 64];
+    salt[..32].copy_from_slice(ephemeral);
+    salt[32..].copy_from_slice(recipient);
+    let hk = Hkdf::<Sha256>::new(Some(&salt), shared);
+    let mut okm = Zeroizing::new([0u8; 56]);
+    // 56 bytes is far below HKDF-SHA256's output limit.
+    #[allow(clippy::expect_used)]
+    hk.expand(SEAL_LABEL, okm.as_mut()).expect("56 bytes is a valid HKDF output length");
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&okm[..32]);
+    let mut nonce = [0u8; 24];
+    nonce.copy_from_slice(&okm[32..]);
+    (XChaCha20Poly1305::new(&Key::from(*key)), XNonce::from(nonce))
+}
+
+/// Encrypts `plaintext` so only the holder of `recipient`'s secret key can open it, bound to `aad`.
+pub fn seal(recipient: &BoxPublicKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+    let ephemeral = x25519_dalek::StaticSecret::from(crate::random::array::<32>());
+    let ephemeral_public = x25519_dalek::PublicKey::from(&ephemeral);
+    let shared = ephemeral.diffie_hellman(recipient.inner());
+    // A low-order recipient key makes the shared secret predictable: anyone could open the box.
+    if !shared.was_contributory() {
+        return Err(SealError::BadRecipient);
+    }
+    let (cipher, nonce) = cipher_for(shared.as_bytes(), ephemeral_public.as_bytes(), recipient.as_bytes());
+    // Encryption only fails for messages over ChaCha20's 256 GiB limit, which callers never approach.
+    #[allow(clippy::expect_used)]
+    let ciphertext = cipher.encrypt(&nonce, Payload { msg: plaintext, aad }).expect("message within ChaCha20's limit");
+    let mut out = Vec::with_capacity(HEADER_LEN + ciphertext.len());
+    out.push(SEAL_VERSION);
+    out.extend_from_slice(ephemeral_public.as_bytes());
+    out.extend_from_slice(&ciphertext);
+    Ok(out)
+}
+
+/// Opens a box sealed to `identity`'s encryption key with the same `aad`.
+pub fn open(identity: &Identity, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    if sealed.len() > MAX_SEALED_BYTES {
+        return Err(SealError::TooLarge);
+    }
+    if sealed.len() < HEADER_LEN + TAG_LEN {
+        return Err(SealError::Truncated);
+    }
+    if sealed[0] != SEAL_VERSION {
+        return Err(SealError::UnknownVersion(sealed[0]));
+    }
+    let mut ephemeral = [0u8; 32];
+    ephemeral.copy_from_slice(&sealed[1..HEADER_LEN]);
+    let shared = identity.agreement_secret().diffie_hellman(&x25519_dalek::PublicKey::from(ephemeral));
+    if !shared.was_contributory() {
+        return Err(SealError::DoesNotOpen);
+    }
+    let (cipher, nonce) = cipher_for(shared.as_bytes(), &ephemeral, identity.box_public().as_bytes());
+    cipher
+        .decrypt(&nonce, Payload { msg: &sealed[HEADER_LEN..], aad })
+        .map(Zeroizing::new)
+        .map_err(|_| SealError::DoesNotOpen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::MasterSeed;
+
+    #[test]
+    fn opens_only_for_the_recipient_with_the_same_aad() {
+        let alice = Identity::from_seed(&MasterSeed::generate());
+        let mallory = Identity::from_seed(&MasterSeed::generate());
+        let boxed = seal(&alice.box_public(), b"entry 7", b"secret body").unwrap();
+        assert_eq!(open(&alice, b"entry 7", &boxed).unwrap().as_slice(), b"secret body");
+        assert_eq!(open(&mallory, b"entry 7", &boxed), Err(SealError::DoesNotOpen));
+        assert_eq!(open(&alice, b"entry 8", &boxed), Err(SealError::DoesNotOpen));
+    }
+
+    #[test]
+    fn every_bit_matters() {
+        let alice = Identity::from_seed(&MasterSeed::generate());
+        let boxed = seal(&alice.box_public(), b"", b"hello").unwrap();
+        for i in 1..boxed.len() {
+            let mut bad = boxed.clone();
+            bad[i] ^= 0x01;
+            assert!(open(&alice, b"", &bad).is_err(), "flip at byte {i} went unnoticed");
+        }
+        assert_eq!(open(&alice, b"", &boxed[..HEADER_LEN + TAG_LEN - 1]), Err(SealError::Truncated));
+        let mut v2 = boxed;
+        v2[0] = 2;
+        assert_eq!(open(&alice, b"", &v2), Err(SealError::UnknownVersion(2)));
+    }
+
+    #[test]
+    fn low_order_ephemeral_keys_are_refused() {
+        let alice = Identity::from_seed(&MasterSeed::generate());
+        let mut boxed = vec![SEAL_VERSION];
+        boxed.extend_from_slice(&[0u8; 32]); // the all-zero point has low order
+        boxed.extend_from_slice(&[0u8; 32]);
+        assert_eq!(open(&alice, b"", &boxed), Err(SealError::DoesNotOpen));
+    }
+
+    #[test]
+    fn low_order_recipients_are_refused() {
+        assert_eq!(seal(&BoxPublicKey::from_bytes([0; 32]), b"", b"x"), Err(SealError::BadRecipient));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn round_trip(seed: [u8; 32], aad: Vec<u8>, msg: Vec<u8>) {
+            let id = Identity::from_seed(&MasterSeed::from_bytes(seed));
+            let boxed = seal(&id.box_public(), &aad, &msg).unwrap();
+            let opened = open(&id, &aad, &boxed).unwrap();
+            proptest::prop_assert_eq!(opened.as_slice(), msg.as_slice());
+        }
+    }
+}

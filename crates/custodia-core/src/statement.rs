@@ -1,0 +1,157 @@
+//! Signed statements: a typed payload in a DSSE envelope, parsed first and verified second.
+//!
+//! Every statement kind (grant, revocation, and later enrollment, access request, access event, guardian
+//! set, recovery request, key rotation, redaction) implements [`Statement`]: a versioned payload type,
+//! the key that must sign it, and its own field checks. Decoding yields an [`Unverified`] value, which can
+//! be shown but authorises nothing; only [`Unverified::verify`] yields a [`Verified`] one.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::dsse::{Envelope, EnvelopeError};
+use crate::keys::{Identity, SigningPublicKey};
+
+/// The payload types of this protocol share this prefix; a version other than the one a type knows is
+/// reported as an unknown version, anything else as the wrong kind of statement.
+pub const PAYLOAD_TYPE_PREFIX: &str = "application/vnd.custodia.";
+
+pub trait Statement: Serialize + DeserializeOwned {
+    /// The DSSE payload type, `application/vnd.custodia.<kind>.v<N>+json`.
+    const PAYLOAD_TYPE: &'static str;
+    /// The statement kind for messages, e.g. "grant".
+    const KIND: &'static str;
+
+    /// The key that must have signed this statement.
+    fn signer(&self) -> &SigningPublicKey;
+
+    /// Checks field values that parsing alone does not (ranges, limits, consistency).
+    fn validate(&self) -> Result<(), StatementError>;
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StatementError {
+    #[error("malformed {kind}: {reason}")]
+    Malformed { kind: &'static str, reason: String },
+    #[error("unknown {kind} version: payload type {found:?}")]
+    UnknownVersion { kind: &'static str, found: String },
+    #[error("not a {kind}: payload type {found:?}")]
+    WrongType { kind: &'static str, found: String },
+    #[error("invalid {kind}: {reason}")]
+    Invalid { kind: &'static str, reason: String },
+    #[error("bad signature: the {kind} is not signed by {signer}, the key it names")]
+    BadSignature { kind: &'static str, signer: String },
+    #[error("wrong key: the {kind} is signed by {found}, not {expected}")]
+    WrongKey { kind: &'static str, expected: String, found: String },
+}
+
+impl StatementError {
+    pub fn invalid<T: Statement>(reason: impl Into<String>) -> Self {
+        StatementError::Invalid { kind: T::KIND, reason: reason.into() }
+    }
+
+    fn wrong_key<T: Statement>(expected: &SigningPublicKey, found: &SigningPublicKey) -> Self {
+        StatementError::WrongKey { kind: T::KIND, expected: expected.to_string(), found: found.to_string() }
+    }
+}
+
+/// A statement parsed from an envelope whose signature has not been checked.
+#[derive(Debug, Clone)]
+pub struct Unverified<T> {
+    envelope: Envelope,
+    statement: T,
+}
+
+/// A statement whose signature by its signer has been checked. Only these authorise anything.
+#[derive(Debug, Clone)]
+pub struct Verified<T> {
+    envelope: Envelope,
+    statement: T,
+}
+
+/// Signs a statement. The identity must be the statement's signer.
+pub fn sign<T: Statement>(statement: T, identity: &Identity) -> Result<Verified<T>, StatementError> {
+    statement.validate()?;
+    let signer = identity.signing_public();
+    if *statement.signer() != signer {
+        return Err(StatementError::wrong_key::<T>(statement.signer(), &signer));
+    }
+    // Serialising a derived struct of strings and numbers cannot fail.
+    #[allow(clippy::expect_used)]
+    let payload = serde_json::to_vec(&statement).expect("statements always serialise");
+    let envelope = Envelope::sign(T::PAYLOAD_TYPE, payload, identity);
+    Ok(Verified { envelope, statement })
+}
+
+impl<T: Statement> Unverified<T> {
+    /// Parses an envelope's JSON and its payload. Checks shape, type, version and field values.
+    pub fn decode(bytes: &[u8]) -> Result<Self, StatementError> {
+        let envelope = Envelope::from_json(bytes).map_err(|e| match e {
+            EnvelopeError::TooLarge => StatementError::Malformed { kind: T::KIND, reason: e.to_string() },
+            EnvelopeError::Malformed(reason) => StatementError::Malformed { kind: T::KIND, reason },
+        })?;
+        Self::from_envelope(envelope)
+    }
+
+    pub fn from_envelope(envelope: Envelope) -> Result<Self, StatementError> {
+        if envelope.payload_type != T::PAYLOAD_TYPE {
+            let found = envelope.payload_type.clone();
+            let same_kind = T::PAYLOAD_TYPE
+                .rsplit_once(".v")
+                .map(|(stem, _)| stem)
+                .filter(|stem| found.strip_prefix(stem).and_then(|rest| rest.strip_prefix(".v")).is_some());
+            return Err(match same_kind {
+                Some(_) => StatementError::UnknownVersion { kind: T::KIND, found },
+                None => StatementError::WrongType { kind: T::KIND, found },
+            });
+        }
+        let statement: T = serde_json::from_slice(&envelope.payload)
+            .map_err(|e| StatementError::Malformed { kind: T::KIND, reason: e.to_string() })?;
+        statement.validate()?;
+        Ok(Self { envelope, statement })
+    }
+
+    /// The claimed contents, for display before verification. Authorises nothing.
+    pub fn claimed(&self) -> &T {
+        &self.statement
+    }
+
+    /// Checks the signature by the key the statement names as its signer.
+    pub fn verify(self) -> Result<Verified<T>, StatementError> {
+        let signer = *self.statement.signer();
+        if self.envelope.is_signed_by(&signer) {
+            Ok(Verified { envelope: self.envelope, statement: self.statement })
+        } else {
+            Err(StatementError::BadSignature { kind: T::KIND, signer: signer.to_string() })
+        }
+    }
+
+    /// Checks the signature and that the signer is `expected` (e.g. the patient whose wallet this is).
+    pub fn verify_signed_by(self, expected: &SigningPublicKey) -> Result<Verified<T>, StatementError> {
+        let found = *self.statement.signer();
+        if found != *expected {
+            return Err(StatementError::wrong_key::<T>(expected, &found));
+        }
+        self.verify()
+    }
+}
+
+impl<T> Verified<T> {
+    pub fn statement(&self) -> &T {
+        &self.statement
+    }
+
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    pub fn to_json(&self) -> String {
+        self.envelope.to_json()
+    }
+}
+
+impl<T> std::ops::Deref for Verified<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.statement
+    }
+}

@@ -1,0 +1,50 @@
+//! Project automation, so that a fresh Debian machine needs one command for each job.
+//!
+//! - `cargo xtask test`: installs what the tests need (when run as root in CI), then runs formatting,
+//!   lints, dependency policy, every test, a short fuzzing pass over every decoder, and benchmarks in
+//!   test mode (each once, to prove they run).
+//! - `cargo xtask run`: the main job. For now a scripted walk through the `custodia` CLI: two wallets,
+//!   a contact-card QR, a grant, policy checks, a FHIR export and a revocation.
+//! - `cargo xtask bench`: the Criterion benchmarks, printing each figure beside the raw Ed25519 rate.
+//! - `cargo xtask fuzz [--seconds N]`: every fuzz target for N seconds (default 60).
+
+mod demo;
+mod fuzz;
+mod sh;
+
+use anyhow::{Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = sh::project_root();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("run") => demo::run(),
+        Some("bench") => sh::cargo(&["bench", "--workspace"]),
+        Some("fuzz") => {
+            let seconds = match args.get(1).map(String::as_str) {
+                Some("--seconds") => args.get(2).and_then(|s| s.parse().ok()).unwrap_or(60),
+                _ => 60,
+            };
+            fuzz::run_all(seconds)
+        }
+        _ => bail!("usage: cargo xtask <test | run | bench | fuzz [--seconds N]>"),
+    }
+}
+
+fn test() -> Result<()> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    sh::step("formatting", || sh::cargo(&["fmt", "--all", "--", "--check"]))?;
+    sh::step("lints", || sh::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    sh::step("tests", || sh::cargo(&["test", "--workspace", "--all-targets"]))?;
+    sh::step("doc tests", || sh::cargo(&["test", "--workspace", "--doc"]))?;
+    sh::step("dependency policy (cargo deny: bans, licenses, sources)", || {
+        sh::ensure_cargo_tool("cargo-deny", "deny")?;
+        sh::cargo(&["deny", "--all-features", "check", "bans", "licenses", "sources"])
+    })?;
+    let fuzz_seconds = if ci { 20 } else { 10 };
+    sh::step("fuzzing smoke run", || fuzz::run_all(fuzz_seconds))?;
+    println!("\nall checks passed");
+    Ok(())
+}

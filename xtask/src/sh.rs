@@ -1,0 +1,58 @@
+//! Running commands, echoing them, failing loudly.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+pub fn project_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// Runs one named step, printing its duration, so a CI log shows where time goes.
+pub fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    println!("\n==> {name}");
+    let start = Instant::now();
+    let result = f().with_context(|| format!("step failed: {name}"));
+    println!("<== {name}: {} in {:.1}s", if result.is_ok() { "ok" } else { "FAILED" }, start.elapsed().as_secs_f64());
+    result
+}
+
+pub fn run(program: &str, args: &[&str]) -> Result<()> {
+    run_cmd(Command::new(program).args(args))
+}
+
+pub fn run_cmd(cmd: &mut Command) -> Result<()> {
+    println!("$ {}", format_cmd(cmd));
+    let status = cmd.status().with_context(|| format!("cannot start {}", cmd.get_program().to_string_lossy()))?;
+    if !status.success() {
+        bail!("{} exited with {status}", format_cmd(cmd));
+    }
+    Ok(())
+}
+
+fn format_cmd(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn cargo(args: &[&str]) -> Result<()> {
+    run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()), args)
+}
+
+fn has_cargo_subcommand(sub: &str) -> bool {
+    Command::new("cargo").args([sub, "--version"]).output().is_ok_and(|o| o.status.success())
+}
+
+/// Installs a cargo subcommand from crates.io if it is missing.
+pub fn ensure_cargo_tool(krate: &str, sub: &str) -> Result<()> {
+    if !has_cargo_subcommand(sub) {
+        cargo(&["install", "--locked", krate])?;
+    }
+    Ok(())
+}
