@@ -117,7 +117,7 @@ pub fn run() -> Result<()> {
         1,
     )?;
 
-    say("A tampered grant (the doctor tries to stretch it to a year) no longer verifies.");
+    say("A tampered grant (the doctor widens it to every record) no longer verifies.");
     tamper(&dir.join("grant.json"), &dir.join("tampered.json"))?;
     demo.custodia(&["grant", "check", "tampered.json", "--resource", &resource("observation-lab-hba1c.json")], 1)?;
 
@@ -140,13 +140,13 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-/// Rewrites the payload's `not_after` without re-signing, as a dishonest grantee might.
+/// Widens the payload's scopes without re-signing, as a dishonest grantee might.
 fn tamper(from: &Path, to: &Path) -> Result<()> {
     use data_encoding::BASE64;
     let mut envelope: serde_json::Value = serde_json::from_slice(&std::fs::read(from)?)?;
     let payload = BASE64.decode(envelope["payload"].as_str().context("no payload")?.as_bytes())?;
     let mut grant: serde_json::Value = serde_json::from_slice(&payload)?;
-    grant["not_after"] = serde_json::json!("2099-01-01T00:00:00Z");
+    grant["scopes"] = serde_json::json!(["patient/*.rs"]);
     envelope["payload"] = serde_json::json!(BASE64.encode(&serde_json::to_vec(&grant)?));
     std::fs::write(to, serde_json::to_vec_pretty(&envelope)?)?;
     Ok(())

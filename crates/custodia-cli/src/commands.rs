@@ -342,8 +342,8 @@ fn grant_command(command: GrantCommand) -> Result<ExitCode> {
         GrantCommand::Check { file, resource, purpose, at, search } => {
             let (_, verified) = load_grant(&file)?;
             let bytes = read_input(&resource, "resource")?;
-            let resource: serde_json::Value =
-                serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", file.display()))?;
+            let resource: serde_json::Value = serde_json::from_slice(&bytes)
+                .with_context(|| format!("resource {} is not JSON", resource.display()))?;
             let at = match at {
                 Some(text) => Timestamp::parse(&text)?,
                 None => now()?,

@@ -132,7 +132,7 @@ impl ContactCard {
 
 /// A name the card can carry: 1 to 64 bytes, not blank, no control characters, and none of the invisible
 /// characters that change text direction or break lines, which could make one name display as another.
-fn check_name(name: &str) -> Result<(), QrError> {
+pub fn check_name(name: &str) -> Result<(), QrError> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(QrError::InvalidName("must be 1 to 64 bytes long"));
     }

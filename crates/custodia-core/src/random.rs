@@ -1,4 +1,5 @@
-//! The one place this crate asks the operating system for randomness.
+//! Where this crate asks the operating system for randomness (keys, nonces, ids). Shamir splitting is the
+//! exception: blahaj draws its polynomial coefficients from `rand`'s OS-seeded generator.
 
 /// Fills `buf` from the OS CSPRNG.
 ///

@@ -1,27 +1,38 @@
-//! How long a patient waits to unlock their wallet: one `open` with the parameters real wallets use.
+//! How long a patient waits to unlock their wallet: one `open` with the parameters real wallets use,
+//! printed beside raw Ed25519 sign/verify measured in the same run.
 
-use std::hint::black_box;
+#[path = "../../../benches/ratio.rs"]
+mod ratio;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
+use custodia_core::{Identity, MasterSeed};
 use custodia_wallet::vault::{self, KdfParams, Passphrase};
 
-fn unlock(c: &mut Criterion) {
-    // Setup failing means the bench cannot measure anything; there is nothing to recover.
-    #[allow(clippy::expect_used)]
-    let (file, passphrase) = {
-        let passphrase = Passphrase::new("correct horse battery staple".to_owned()).expect("non-empty passphrase");
-        let file = vault::seal(&[0x5a; 4096], &passphrase, KdfParams::DEFAULT).expect("sealing with DEFAULT params");
-        (file, passphrase)
-    };
-    c.bench_function("vault unlock (Argon2id m=64MiB t=3 p=4)", |b| {
-        b.iter(|| vault::open(black_box(&file), &passphrase).is_ok())
-    });
-}
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let id = Identity::from_seed(&MasterSeed::from_bytes([1; 32]));
+    let key = id.signing_public();
+    let message = [0x42u8; 300];
+    let signature = id.sign(&message);
+    let passphrase = Passphrase::new("correct horse battery staple".to_owned()).expect("non-empty passphrase");
+    let file = vault::seal(&[0x5a; 4096], &passphrase, KdfParams::DEFAULT).expect("sealing with DEFAULT params");
 
-criterion_group! {
-    name = benches;
+    c.bench_function("raw ed25519 sign", |b| ratio::iter(b, "raw ed25519 sign", || id.sign(&message)));
+    c.bench_function("raw ed25519 verify", |b| {
+        ratio::iter(b, "raw ed25519 verify", || key.verify(&message, &signature))
+    });
     // Each iteration is a deliberately slow KDF; ten samples are plenty.
-    config = Criterion::default().sample_size(10);
-    targets = unlock
+    let mut slow = c.benchmark_group("vault");
+    slow.sample_size(10);
+    slow.bench_function("unlock (Argon2id m=64MiB t=3 p=4)", |b| {
+        ratio::iter(b, "vault unlock (64 MiB, t=3, p=4)", || vault::open(&file, &passphrase).is_ok())
+    });
+    slow.finish();
+    c.final_summary();
+
+    ratio::summary(&[
+        ("raw ed25519 sign", ""),
+        ("raw ed25519 verify", ""),
+        ("vault unlock (64 MiB, t=3, p=4)", "slow on purpose (RFC 9106 second profile)"),
+    ]);
 }
-criterion_main!(benches);

@@ -24,7 +24,6 @@ use zeroize::Zeroizing;
 use crate::vault::{self, KdfParams, Passphrase, VAULT_FILE_NAME, VaultError, WalletLock};
 
 const PLAINTEXT_VERSION: u8 = 1;
-pub const MAX_NAME_CHARS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalletError {
@@ -36,8 +35,8 @@ pub enum WalletError {
     NotFound(PathBuf),
     #[error("the vault opened but its contents are damaged: {0}")]
     Corrupt(String),
-    #[error("name must be 1 to {MAX_NAME_CHARS} characters with no control characters")]
-    BadName,
+    #[error("wallet name {0}")]
+    BadName(&'static str),
     #[error(transparent)]
     Statement(#[from] StatementError),
     #[error("this wallet issued no grant with id {0}")]
@@ -100,12 +99,15 @@ fn vault_path(dir: &Path) -> PathBuf {
     dir.join(VAULT_FILE_NAME)
 }
 
+/// The name travels on the contact card, so the card's rules are the wallet's rules.
 fn check_name(name: &str) -> Result<(), WalletError> {
-    let n = name.chars().count();
-    if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) || name.trim() != name {
-        return Err(WalletError::BadName);
+    if name.trim() != name {
+        return Err(WalletError::BadName("must not start or end with spaces"));
     }
-    Ok(())
+    custodia_core::qr::check_name(name).map_err(|e| match e {
+        custodia_core::qr::QrError::InvalidName(why) => WalletError::BadName(why),
+        _ => WalletError::BadName("is not valid"),
+    })
 }
 
 impl Wallet {
@@ -433,7 +435,7 @@ mod tests {
         for bad in ["", " Ada", "A\nda", &"x".repeat(65)] {
             assert!(matches!(
                 Wallet::create(dir.path(), bad, pass("pw"), KdfParams::TESTING, now()),
-                Err(WalletError::BadName)
+                Err(WalletError::BadName(_))
             ));
         }
     }
