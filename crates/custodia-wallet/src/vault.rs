@@ -664,6 +664,9 @@ mod tests {
     }
 
     proptest::proptest! {
+        // Each round trip runs Argon2 twice; 64 cases keep the suite quick.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
         #[test]
         fn read_header_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..128)) {
             let _ = read_header(&bytes);
@@ -678,6 +681,16 @@ mod tests {
                 header.kdf.validate().unwrap();
                 proptest::prop_assert_eq!(&header.to_bytes()[..], &bytes[..HEADER_LEN]);
             }
+        }
+
+        #[test]
+        fn seal_open_round_trip(plaintext in proptest::collection::vec(proptest::num::u8::ANY, 0..2048), pw in "[ -~]{1,40}") {
+            proptest::prop_assume!(!pw.trim().is_empty());
+            let file = seal(&plaintext, &pass(&pw), KdfParams::TESTING).unwrap();
+            let header = read_header(&file).unwrap();
+            proptest::prop_assert_eq!(header.kdf, KdfParams::TESTING);
+            let opened = open(&file, &pass(&pw)).unwrap();
+            proptest::prop_assert_eq!(opened.as_slice(), plaintext.as_slice());
         }
     }
 }
