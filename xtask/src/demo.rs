@@ -122,7 +122,8 @@ pub fn run() -> Result<()> {
     demo.custodia(&["grant", "check", "tampered.json", "--resource", &resource("observation-lab-hba1c.json")], 1)?;
 
     say("The grant as a FHIR R4 Consent, for the hospital's records.");
-    demo.custodia(&["grant", "export-fhir", "grant.json"], 0)?;
+    let consent = demo.custodia(&["grant", "export-fhir", "grant.json"], 0)?;
+    std::fs::write(dir.join("consent.json"), consent)?;
 
     say("The patient lists and revokes the grant.");
     let listed = demo.custodia(&["grant", "list", "--wallet", "patient", "--json"], 0)?;

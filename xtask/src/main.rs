@@ -1,8 +1,8 @@
 //! Project automation, so that a fresh Debian machine needs one command for each job.
 //!
-//! - `cargo xtask test`: installs what the tests need (when run as root in CI), then runs formatting,
-//!   lints, dependency policy, every test, a short fuzzing pass over every decoder, and benchmarks in
-//!   test mode (each once, to prove they run).
+//! - `cargo xtask test`: formatting, lints, every test (benchmarks in test mode, each once, to prove they
+//!   run), the main job, a FHIR validation of the exported Consent, dependency policy, and a short fuzzing
+//!   pass over every decoder. Missing cargo tools and Python packages are installed from the registries.
 //! - `cargo xtask run`: the main job. For now a scripted walk through the `custodia` CLI: two wallets,
 //!   a contact-card QR, a grant, policy checks, a FHIR export and a revocation.
 //! - `cargo xtask bench`: the Criterion benchmarks, printing each figure beside the raw Ed25519 rate.
@@ -39,6 +39,8 @@ fn test() -> Result<()> {
     sh::step("lints", || sh::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     sh::step("tests", || sh::cargo(&["test", "--workspace", "--all-targets"]))?;
     sh::step("doc tests", || sh::cargo(&["test", "--workspace", "--doc"]))?;
+    sh::step("the main job (cargo xtask run)", demo::run)?;
+    sh::step("FHIR R4 Consent export validates (fhir.resources R4B models)", validate_consent)?;
     sh::step("dependency policy (cargo deny: bans, licenses, sources)", || {
         sh::ensure_cargo_tool("cargo-deny", "deny")?;
         sh::cargo(&["deny", "--all-features", "check", "bans", "licenses", "sources"])
@@ -47,4 +49,16 @@ fn test() -> Result<()> {
     sh::step("fuzzing smoke run", || fuzz::run_all(fuzz_seconds))?;
     println!("\nall checks passed");
     Ok(())
+}
+
+/// Validates the Consent the demo exported, with the FHIR models from PyPI in a venv under target/.
+fn validate_consent() -> Result<()> {
+    let venv = sh::project_root().join("target/fhir-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        sh::run("python3", &["-m", "venv", &venv.to_string_lossy()])?;
+    }
+    let py = python.to_string_lossy().into_owned();
+    sh::run(&py, &["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "fhir.resources==8.3.0"])?;
+    sh::run(&py, &["tests/fhir/validate_consent.py", "target/demo/consent.json"])
 }
