@@ -54,11 +54,8 @@ pub fn summary(rows: &[(&str, &str)]) {
             line.push_str(&format!("  goal {goal}"));
         }
         if let (Some(s), Some(v)) = (sign, verify) {
-            line.push_str(&format!(
-                "  | {:.2}x raw sign time, {:.2}x raw verify time",
-                d.as_secs_f64() / s.as_secs_f64(),
-                d.as_secs_f64() / v.as_secs_f64()
-            ));
+            let (ds, ss, vs) = (d.as_secs_f64(), s.as_secs_f64(), v.as_secs_f64());
+            line.push_str(&format!("  | costs {:.2} raw signs, {:.2} raw verifies", ds / ss, ds / vs));
         }
         println!("{line}");
     }

@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use bech32::primitives::decode::CheckedHrpstring;
 use bech32::{Bech32m, Hrp};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -128,10 +128,10 @@ impl SigningPublicKey {
         self.0.as_bytes()
     }
 
-    /// Strict RFC 8032 verification: rejects non-canonical and small-order encodings.
+    /// Strict RFC 8032 verification: rejects non-canonical and small-order encodings, so a signature
+    /// has exactly one valid form.
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
-        let sig = Signature::from_bytes(signature);
-        self.0.verify_strict(message, &sig).is_ok() && self.0.verify(message, &sig).is_ok()
+        self.0.verify_strict(message, &Signature::from_bytes(signature)).is_ok()
     }
 }
 
