@@ -88,8 +88,21 @@ impl Envelope {
         self.signatures.iter().any(|s| key.verify(&message, &s.sig))
     }
 
+    /// Indented JSON, for files people open.
     pub fn to_json(&self) -> String {
-        let wire = WireEnvelope {
+        // Serialising a struct of strings cannot fail.
+        #[allow(clippy::expect_used)]
+        serde_json::to_string_pretty(&self.to_wire()).expect("an envelope of strings always serialises")
+    }
+
+    /// One-line JSON, for the wire and the ledger, where every byte is stored.
+    pub fn to_compact_json(&self) -> String {
+        #[allow(clippy::expect_used)]
+        serde_json::to_string(&self.to_wire()).expect("an envelope of strings always serialises")
+    }
+
+    fn to_wire(&self) -> WireEnvelope {
+        WireEnvelope {
             payload: BASE64.encode(&self.payload),
             payload_type: self.payload_type.clone(),
             signatures: self
@@ -97,10 +110,7 @@ impl Envelope {
                 .iter()
                 .map(|s| WireSignature { keyid: s.keyid.clone(), sig: BASE64.encode(&s.sig) })
                 .collect(),
-        };
-        // Serialising a struct of strings cannot fail.
-        #[allow(clippy::expect_used)]
-        serde_json::to_string_pretty(&wire).expect("an envelope of strings always serialises")
+        }
     }
 
     /// Parses the JSON form. This checks shape only; no signature is checked here.

@@ -22,6 +22,7 @@ const SEED_SALT: &[u8] = b"custodia/v1/identity";
 const SIGNING_LABEL: &[u8] = b"custodia/v1/ed25519-signing";
 const AGREEMENT_LABEL: &[u8] = b"custodia/v1/x25519-agreement";
 const FINGERPRINT_LABEL: &[u8] = b"custodia/v1/fingerprint";
+const LEDGER_TAG_LABEL: &[u8] = b"custodia/v1/ledger-tag";
 
 const SIGNING_HRP: Hrp = Hrp::parse_unchecked("cusig");
 const BOX_HRP: Hrp = Hrp::parse_unchecked("cubox");
@@ -74,13 +75,16 @@ impl fmt::Debug for MasterSeed {
 pub struct Identity {
     signing: SigningKey,
     agreement: x25519_dalek::StaticSecret,
+    ledger_tag: crate::entry::Tag,
 }
 
 impl Identity {
     pub fn from_seed(seed: &MasterSeed) -> Self {
         let signing = SigningKey::from_bytes(&seed.derive(SIGNING_LABEL));
         let agreement = x25519_dalek::StaticSecret::from(*seed.derive(AGREEMENT_LABEL));
-        Self { signing, agreement }
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&seed.derive(LEDGER_TAG_LABEL)[..16]);
+        Self { signing, agreement, ledger_tag: crate::entry::Tag::from_bytes(tag) }
     }
 
     pub fn signing_public(&self) -> SigningPublicKey {
@@ -93,6 +97,12 @@ impl Identity {
 
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&self.signing_public(), &self.box_public())
+    }
+
+    /// The opaque tag under which the ledger indexes this wallet's entries. Derived from the seed, so it
+    /// looks random and says nothing about the keys; only the ledger that enrolled it knows whose it is.
+    pub fn ledger_tag(&self) -> crate::entry::Tag {
+        self.ledger_tag
     }
 
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {

@@ -10,12 +10,14 @@
 
 pub mod consent;
 pub mod dsse;
+pub mod entry;
 pub mod grant;
 pub mod keys;
 pub mod labels;
 pub mod policy;
 pub mod purpose;
 pub mod qr;
+pub mod reqsig;
 pub mod scope;
 pub mod seal;
 pub mod shamir;

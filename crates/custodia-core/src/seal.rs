@@ -6,6 +6,12 @@
 //! belongs to), so a box cannot be lifted into another context and still open.
 //!
 //! Wire form: `0x01 || ephemeral public key (32) || ciphertext || tag (16)`.
+//!
+//! A box for several readers ([`seal_to_many`]) encrypts the message once under a random content key and
+//! wraps that key for each recipient with the same construction. Recipients are not named in the box, so
+//! whoever stores it (the ledger) learns how many readers a body has, not who they are.
+//!
+//! Wire form: `0x02 || ephemeral public key (32) || count (1) || count x wrapped key (48) || ciphertext || tag (16)`.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
@@ -22,8 +28,16 @@ const TAG_LEN: usize = 16;
 /// Bodies sealed to patients and providers are statements and small records.
 pub const MAX_SEALED_BYTES: usize = 16 * 1024 * 1024;
 
+const MULTI_VERSION: u8 = 2;
+const MULTI_LABEL: &[u8] = b"custodia/v1/sealed-box-many";
+const WRAPPED_LEN: usize = 32 + TAG_LEN;
+/// A body is for the patient and the few parties who need it; a cap keeps trial decryption cheap.
+pub const MAX_RECIPIENTS: usize = 16;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SealError {
+    #[error("a sealed box has between 1 and {MAX_RECIPIENTS} recipients")]
+    RecipientCount,
     #[error("sealed box is truncated")]
     Truncated,
     #[error("sealed box is larger than {MAX_SEALED_BYTES} bytes")]
@@ -37,6 +51,15 @@ pub enum SealError {
 }
 
 fn cipher_for(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32]) -> (XChaCha20Poly1305, XNonce) {
+    cipher_with_label(SEAL_LABEL, shared, ephemeral, recipient)
+}
+
+fn cipher_with_label(
+    label: &[u8],
+    shared: &[u8; 32],
+    ephemeral: &[u8; 32],
+    recipient: &[u8; 32],
+) -> (XChaCha20Poly1305, XNonce) {
     let mut salt = [0u8; 64];
     salt[..32].copy_from_slice(ephemeral);
     salt[32..].copy_from_slice(recipient);
@@ -44,7 +67,7 @@ fn cipher_for(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32]) -> 
     let mut okm = Zeroizing::new([0u8; 56]);
     // 56 bytes is far below HKDF-SHA256's output limit.
     #[allow(clippy::expect_used)]
-    hk.expand(SEAL_LABEL, okm.as_mut()).expect("56 bytes is a valid HKDF output length");
+    hk.expand(label, okm.as_mut()).expect("56 bytes is a valid HKDF output length");
     let mut key = Zeroizing::new([0u8; 32]);
     key.copy_from_slice(&okm[..32]);
     let mut nonce = [0u8; 24];
@@ -96,6 +119,87 @@ pub fn open(identity: &Identity, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<
         .map_err(|_| SealError::DoesNotOpen)
 }
 
+/// Encrypts `plaintext` once so that each of `recipients` (and nobody else) can open it, bound to `aad`.
+pub fn seal_to_many(recipients: &[BoxPublicKey], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+    if recipients.is_empty() || recipients.len() > MAX_RECIPIENTS {
+        return Err(SealError::RecipientCount);
+    }
+    let ephemeral = x25519_dalek::StaticSecret::from(crate::random::array::<32>());
+    let ephemeral_public = x25519_dalek::PublicKey::from(&ephemeral);
+    let content_key = Zeroizing::new(crate::random::array::<32>());
+    let header_len = 1 + 32 + 1 + recipients.len() * WRAPPED_LEN;
+    let mut out = Vec::with_capacity(header_len + plaintext.len() + TAG_LEN);
+    out.push(MULTI_VERSION);
+    out.extend_from_slice(ephemeral_public.as_bytes());
+    // The count is at most MAX_RECIPIENTS, checked above.
+    out.push(recipients.len() as u8);
+    for recipient in recipients {
+        let shared = ephemeral.diffie_hellman(recipient.inner());
+        if !shared.was_contributory() {
+            return Err(SealError::BadRecipient);
+        }
+        let (cipher, nonce) =
+            cipher_with_label(MULTI_LABEL, shared.as_bytes(), ephemeral_public.as_bytes(), recipient.as_bytes());
+        // A 32-byte key is far within ChaCha20's limit.
+        #[allow(clippy::expect_used)]
+        let wrapped = cipher.encrypt(&nonce, content_key.as_slice()).expect("message within ChaCha20's limit");
+        out.extend_from_slice(&wrapped);
+    }
+    // The content key is fresh for every box, so a fixed nonce never repeats under one key. The header
+    // is authenticated too, so wrapped keys cannot be swapped between boxes.
+    let content = XChaCha20Poly1305::new(&Key::from(*content_key));
+    let mut bound = aad.to_vec();
+    bound.extend_from_slice(&out);
+    #[allow(clippy::expect_used)]
+    let ciphertext = content
+        .encrypt(&XNonce::default(), Payload { msg: plaintext, aad: &bound })
+        .expect("message within ChaCha20's limit");
+    out.extend_from_slice(&ciphertext);
+    Ok(out)
+}
+
+/// Opens a box made by [`seal_to_many`] if `identity` is one of its recipients.
+pub fn open_from_many(identity: &Identity, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    if sealed.len() > MAX_SEALED_BYTES {
+        return Err(SealError::TooLarge);
+    }
+    if sealed.len() < 1 + 32 + 1 {
+        return Err(SealError::Truncated);
+    }
+    if sealed[0] != MULTI_VERSION {
+        return Err(SealError::UnknownVersion(sealed[0]));
+    }
+    let count = usize::from(sealed[33]);
+    if count == 0 || count > MAX_RECIPIENTS {
+        return Err(SealError::RecipientCount);
+    }
+    let header_len = 34 + count * WRAPPED_LEN;
+    if sealed.len() < header_len + TAG_LEN {
+        return Err(SealError::Truncated);
+    }
+    let mut ephemeral = [0u8; 32];
+    ephemeral.copy_from_slice(&sealed[1..33]);
+    let shared = identity.agreement_secret().diffie_hellman(&x25519_dalek::PublicKey::from(ephemeral));
+    if !shared.was_contributory() {
+        return Err(SealError::DoesNotOpen);
+    }
+    let (cipher, nonce) =
+        cipher_with_label(MULTI_LABEL, shared.as_bytes(), &ephemeral, identity.box_public().as_bytes());
+    let content_key = sealed[34..header_len]
+        .chunks_exact(WRAPPED_LEN)
+        .find_map(|wrapped| cipher.decrypt(&nonce, wrapped).ok())
+        .map(Zeroizing::new)
+        .ok_or(SealError::DoesNotOpen)?;
+    let key: [u8; 32] = content_key.as_slice().try_into().map_err(|_| SealError::DoesNotOpen)?;
+    let key = Zeroizing::new(key);
+    let mut bound = aad.to_vec();
+    bound.extend_from_slice(&sealed[..header_len]);
+    XChaCha20Poly1305::new(&Key::from(*key))
+        .decrypt(&XNonce::default(), Payload { msg: &sealed[header_len..], aad: &bound })
+        .map(Zeroizing::new)
+        .map_err(|_| SealError::DoesNotOpen)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +242,26 @@ mod tests {
     #[test]
     fn low_order_recipients_are_refused() {
         assert_eq!(seal(&BoxPublicKey::from_bytes([0; 32]), b"", b"x"), Err(SealError::BadRecipient));
+    }
+
+    #[test]
+    fn many_recipients_each_open_and_nobody_else() {
+        let ids: Vec<Identity> = (0..3).map(|_| Identity::from_seed(&MasterSeed::generate())).collect();
+        let keys: Vec<BoxPublicKey> = ids.iter().map(Identity::box_public).collect();
+        let boxed = seal_to_many(&keys, b"grant", b"body").unwrap();
+        for id in &ids {
+            assert_eq!(open_from_many(id, b"grant", &boxed).unwrap().as_slice(), b"body");
+            assert_eq!(open_from_many(id, b"access", &boxed), Err(SealError::DoesNotOpen));
+        }
+        let outsider = Identity::from_seed(&MasterSeed::generate());
+        assert_eq!(open_from_many(&outsider, b"grant", &boxed), Err(SealError::DoesNotOpen));
+        for i in 1..boxed.len() {
+            let mut bad = boxed.clone();
+            bad[i] ^= 0x40;
+            assert!(open_from_many(&ids[0], b"grant", &bad).is_err(), "flip at byte {i} went unnoticed");
+        }
+        assert_eq!(seal_to_many(&[], b"", b"x"), Err(SealError::RecipientCount));
+        assert_eq!(seal_to_many(&vec![keys[0]; MAX_RECIPIENTS + 1], b"", b"x"), Err(SealError::RecipientCount));
     }
 
     proptest::proptest! {

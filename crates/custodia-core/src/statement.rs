@@ -147,6 +147,10 @@ impl<T> Verified<T> {
     pub fn to_json(&self) -> String {
         self.envelope.to_json()
     }
+
+    pub fn to_compact_json(&self) -> String {
+        self.envelope.to_compact_json()
+    }
 }
 
 impl<T> std::ops::Deref for Verified<T> {

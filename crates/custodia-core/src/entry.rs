@@ -1,0 +1,539 @@
+//! Ledger entries: the signed statements the ledger appends, and the leaf that commits to each.
+//!
+//! An entry is a DSSE envelope of type [`ENTRY_PAYLOAD_TYPE`] signed by whoever submits it: an enrolled
+//! patient for their own enrollment, grants, revocations and redactions; an enrolled gateway for access
+//! events; the network authority for enrolling members. What the ledger must check is in the clear
+//! (signer, kind, the patient's opaque [`Tag`], a grant id); everything that names a provider, a scope or
+//! a record is a sealed body that only its recipients open.
+//!
+//! The Merkle leaf is not the entry but a [`Leaf`]: kind, logging time and the SHA-256 of the envelope's
+//! bytes. The tree therefore survives a body's redaction: the envelope can go, its hash stays, and every
+//! proof still verifies. Leaves carry no tag and no key, so the public tiles show counts and times only.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::grant::GrantId;
+use crate::keys::{BoxPublicKey, SigningPublicKey};
+use crate::labels::SensitivityLabel;
+use crate::purpose::PurposeOfUse;
+use crate::statement::{Statement, StatementError};
+use crate::time::Timestamp;
+
+/// The payload type of every ledger entry.
+pub const ENTRY_PAYLOAD_TYPE: &str = "application/vnd.custodia.entry.v1+json";
+/// The largest sealed body an entry may carry. A grant or an access event naming a few dozen resources
+/// fits in a few KiB; the cap bounds what a submitter can make the ledger store.
+pub const MAX_BODY_BYTES: usize = 12 * 1024;
+/// Member names and organisations are shown to patients; long enough for any real name.
+pub const MAX_NAME_CHARS: usize = 200;
+
+macro_rules! hex_bytes {
+    ($(#[$doc:meta])* $ty:ident, $len:literal, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $ty([u8; $len]);
+
+        impl $ty {
+            pub const fn from_bytes(bytes: [u8; $len]) -> Self {
+                Self(bytes)
+            }
+
+            pub fn as_bytes(&self) -> &[u8; $len] {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&data_encoding::HEXLOWER.encode(&self.0))
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({self})", stringify!($ty))
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(text: &str) -> Result<Self, String> {
+                let bad = || format!("not {} ({} hex digits)", $what, 2 * $len);
+                if text.len() != 2 * $len {
+                    return Err(bad());
+                }
+                let bytes = data_encoding::HEXLOWER_PERMISSIVE.decode(text.as_bytes()).map_err(|_| bad())?;
+                Ok(Self(bytes.try_into().map_err(|_| bad())?))
+            }
+        }
+
+        crate::codes::serde_as_string!($ty);
+    };
+}
+
+hex_bytes!(
+    /// A patient's opaque index on the ledger (see [`crate::Identity::ledger_tag`]).
+    Tag, 16, "a ledger tag"
+);
+hex_bytes!(
+    /// Makes every entry unique, so a replayed envelope is recognised as the same bytes.
+    EntryNonce, 16, "an entry nonce"
+);
+hex_bytes!(
+    /// A SHA-256 digest.
+    Digest, 32, "a SHA-256 digest"
+);
+
+impl EntryNonce {
+    pub fn generate() -> Self {
+        Self(crate::random::array())
+    }
+}
+
+impl Digest {
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+}
+
+/// A sealed body: a [`crate::seal::seal_to_many`] box holding a signed inner statement.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedBody(pub Vec<u8>);
+
+impl fmt::Debug for SealedBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SealedBody({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for SealedBody {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&data_encoding::BASE64.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for SealedBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if text.len() > MAX_BODY_BYTES * 4 / 3 + 4 {
+            return Err(serde::de::Error::custom(format!("sealed body is larger than {MAX_BODY_BYTES} bytes")));
+        }
+        data_encoding::BASE64.decode(text.as_bytes()).map(SealedBody).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What the network authority enrolls a member as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A clinician or a clinic that may be granted access.
+    Provider,
+    /// A record custodian's gateway, which posts access events.
+    Gateway,
+    /// An emergency provider, whom an emergency card's break-glass grant admits.
+    Emergency,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Provider => "provider",
+            Role::Gateway => "gateway",
+            Role::Emergency => "emergency",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "provider" => Ok(Role::Provider),
+            "gateway" => Ok(Role::Gateway),
+            "emergency" => Ok(Role::Emergency),
+            other => Err(format!("unknown role {other:?}: expected provider, gateway or emergency")),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kinds of entry, with the byte that stands for each in a [`Leaf`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryKind {
+    EnrollPatient = 1,
+    EnrollMember = 2,
+    Grant = 3,
+    Revocation = 4,
+    Access = 5,
+    Redaction = 6,
+}
+
+impl EntryKind {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => EntryKind::EnrollPatient,
+            2 => EntryKind::EnrollMember,
+            3 => EntryKind::Grant,
+            4 => EntryKind::Revocation,
+            5 => EntryKind::Access,
+            6 => EntryKind::Redaction,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::EnrollPatient => "enroll-patient",
+            EntryKind::EnrollMember => "enroll-member",
+            EntryKind::Grant => "grant",
+            EntryKind::Revocation => "revocation",
+            EntryKind::Access => "access",
+            EntryKind::Redaction => "redaction",
+        }
+    }
+}
+
+/// What an entry says, by kind. Public fields are what the ledger needs to check and index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Content {
+    /// A patient enrolls themself: their encryption key, and the tag their entries will carry.
+    EnrollPatient { box_key: BoxPublicKey, tag: Tag },
+    /// The network authority enrolls a provider, gateway or emergency provider.
+    EnrollMember { key: SigningPublicKey, box_key: BoxPublicKey, role: Role, name: String, org: String },
+    /// A grant, sealed to the patient and the grantee. `grant_digest` is the SHA-256 of the inner signed
+    /// grant's JSON, so a gateway shown the grant can check it is this one without opening the body.
+    Grant { tag: Tag, grant_id: GrantId, grant_digest: Digest, body: SealedBody },
+    /// A revocation, sealed to the patient and the grantee; the grant id is public so gateways can ask.
+    Revocation { tag: Tag, grant_id: GrantId, body: SealedBody },
+    /// An access event from a gateway, sealed to the patient.
+    Access {
+        tag: Tag,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grant_id: Option<GrantId>,
+        body: SealedBody,
+    },
+    /// The patient asks the ledger to delete the bodies of all their earlier entries.
+    Redaction { tag: Tag },
+}
+
+impl Content {
+    pub fn kind(&self) -> EntryKind {
+        match self {
+            Content::EnrollPatient { .. } => EntryKind::EnrollPatient,
+            Content::EnrollMember { .. } => EntryKind::EnrollMember,
+            Content::Grant { .. } => EntryKind::Grant,
+            Content::Revocation { .. } => EntryKind::Revocation,
+            Content::Access { .. } => EntryKind::Access,
+            Content::Redaction { .. } => EntryKind::Redaction,
+        }
+    }
+
+    /// The patient tag the entry is filed under; member enrollments have none.
+    pub fn tag(&self) -> Option<Tag> {
+        match self {
+            Content::EnrollPatient { tag, .. }
+            | Content::Grant { tag, .. }
+            | Content::Revocation { tag, .. }
+            | Content::Access { tag, .. }
+            | Content::Redaction { tag } => Some(*tag),
+            Content::EnrollMember { .. } => None,
+        }
+    }
+
+    pub fn grant_id(&self) -> Option<GrantId> {
+        match self {
+            Content::Grant { grant_id, .. } | Content::Revocation { grant_id, .. } => Some(*grant_id),
+            Content::Access { grant_id, .. } => *grant_id,
+            _ => None,
+        }
+    }
+
+    pub fn body(&self) -> Option<&SealedBody> {
+        match self {
+            Content::Grant { body, .. } | Content::Revocation { body, .. } | Content::Access { body, .. } => {
+                Some(body)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The associated data a body is sealed under: it binds the body to its kind and patient, so it cannot
+/// be lifted into another entry.
+pub fn body_aad(kind: EntryKind, tag: &Tag) -> Vec<u8> {
+    format!("custodia/v1/entry-body\n{}\n{tag}", kind.as_str()).into_bytes()
+}
+
+/// A ledger entry: who submits it, when, a nonce, and what it says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerEntry {
+    pub signer: SigningPublicKey,
+    pub at: Timestamp,
+    pub nonce: EntryNonce,
+    pub content: Content,
+}
+
+impl LedgerEntry {
+    pub fn new(signer: SigningPublicKey, at: Timestamp, content: Content) -> Self {
+        Self { signer, at, nonce: EntryNonce::generate(), content }
+    }
+}
+
+fn check_name(field: &str, text: &str) -> Result<(), StatementError> {
+    let chars = text.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS || text.chars().any(char::is_control) || text.trim() != text {
+        return Err(StatementError::invalid::<LedgerEntry>(format!(
+            "{field} must be 1 to {MAX_NAME_CHARS} characters, without control characters or outer spaces"
+        )));
+    }
+    Ok(())
+}
+
+impl Statement for LedgerEntry {
+    const PAYLOAD_TYPE: &'static str = ENTRY_PAYLOAD_TYPE;
+    const KIND: &'static str = "ledger entry";
+
+    fn signer(&self) -> &SigningPublicKey {
+        &self.signer
+    }
+
+    fn validate(&self) -> Result<(), StatementError> {
+        if let Content::EnrollMember { name, org, .. } = &self.content {
+            check_name("name", name)?;
+            check_name("org", org)?;
+        }
+        if let Some(body) = self.content.body() {
+            if body.0.is_empty() || body.0.len() > MAX_BODY_BYTES {
+                return Err(StatementError::invalid::<Self>(format!(
+                    "a sealed body must have 1 to {MAX_BODY_BYTES} bytes"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Length of an encoded [`Leaf`].
+pub const LEAF_LEN: usize = 1 + 1 + 8 + 32;
+const LEAF_VERSION: u8 = 1;
+
+/// What the Merkle tree commits to for one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    pub kind: EntryKind,
+    /// When the ledger sequenced the entry, in milliseconds since the Unix epoch.
+    pub logged_at_ms: u64,
+    /// SHA-256 of the envelope's exact bytes as submitted.
+    pub envelope_hash: Digest,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LeafError {
+    #[error("a leaf is {LEAF_LEN} bytes, this one is {0}")]
+    Length(usize),
+    #[error("unknown leaf version {0}")]
+    Version(u8),
+    #[error("unknown entry kind {0}")]
+    Kind(u8),
+}
+
+impl Leaf {
+    pub fn for_envelope(kind: EntryKind, logged_at_ms: u64, envelope: &[u8]) -> Self {
+        Self { kind, logged_at_ms, envelope_hash: Digest::of(envelope) }
+    }
+
+    pub fn to_bytes(&self) -> [u8; LEAF_LEN] {
+        let mut out = [0u8; LEAF_LEN];
+        out[0] = LEAF_VERSION;
+        out[1] = self.kind.code();
+        out[2..10].copy_from_slice(&self.logged_at_ms.to_be_bytes());
+        out[10..].copy_from_slice(self.envelope_hash.as_bytes());
+        out
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self, LeafError> {
+        let bytes: &[u8; LEAF_LEN] = bytes.try_into().map_err(|_| LeafError::Length(bytes.len()))?;
+        if bytes[0] != LEAF_VERSION {
+            return Err(LeafError::Version(bytes[0]));
+        }
+        let kind = EntryKind::from_code(bytes[1]).ok_or(LeafError::Kind(bytes[1]))?;
+        let mut at = [0u8; 8];
+        at.copy_from_slice(&bytes[2..10]);
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&bytes[10..]);
+        Ok(Self { kind, logged_at_ms: u64::from_be_bytes(at), envelope_hash: Digest(hash) })
+    }
+
+    /// Whether `envelope` is the entry this leaf commits to.
+    pub fn commits_to(&self, envelope: &[u8]) -> bool {
+        Digest::of(envelope) == self.envelope_hash
+    }
+}
+
+/// Whether a gateway let a read through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Allowed,
+    Denied,
+}
+
+/// One resource an access touched, with its labels, as the patient will see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessedResource {
+    pub resource_type: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<SensitivityLabel>,
+    /// A category word for people ("laboratory", "medications"), when the gateway knows one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+/// At most this many resources are named in one event; a larger search is summarised by count.
+pub const MAX_ACCESSED_RESOURCES: usize = 200;
+/// An access event's id is random; the same read is never logged twice under different ids.
+pub type AccessEventId = EntryNonce;
+
+/// A gateway's record of one read (or refused attempt): who, from which organisation, what, when, under
+/// which grant and purpose, and whether it was break-glass. The body of an [`Content::Access`] entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessEvent {
+    pub id: AccessEventId,
+    pub gateway: SigningPublicKey,
+    pub patient: SigningPublicKey,
+    pub reader: SigningPublicKey,
+    pub reader_name: String,
+    pub organisation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<GrantId>,
+    pub purpose: PurposeOfUse,
+    pub at: Timestamp,
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub break_glass: bool,
+    /// The request as the reader sent it, e.g. `GET Observation?patient=p1&category=laboratory`.
+    pub request: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<AccessedResource>,
+    /// Why a refused attempt was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Statement for AccessEvent {
+    const PAYLOAD_TYPE: &'static str = "application/vnd.custodia.access.v1+json";
+    const KIND: &'static str = "access event";
+
+    fn signer(&self) -> &SigningPublicKey {
+        &self.gateway
+    }
+
+    fn validate(&self) -> Result<(), StatementError> {
+        let bad = |reason: &str| Err(StatementError::invalid::<Self>(reason));
+        if self.resources.len() > MAX_ACCESSED_RESOURCES {
+            return bad("too many resources in one event");
+        }
+        if self.request.len() > 2048 || self.reader_name.chars().count() > MAX_NAME_CHARS {
+            return bad("request or reader name is too long");
+        }
+        if self.organisation.chars().count() > MAX_NAME_CHARS {
+            return bad("organisation is too long");
+        }
+        if self.resources.iter().any(|r| r.resource_type.len() > 64 || r.id.len() > 64) {
+            return bad("a resource type or id is too long");
+        }
+        if self.outcome == Outcome::Denied && self.reason.is_none() {
+            return bad("a denied attempt needs a reason");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{Identity, MasterSeed};
+    use crate::statement::{self, Unverified};
+
+    fn patient() -> Identity {
+        Identity::from_seed(&MasterSeed::from_bytes([7; 32]))
+    }
+
+    #[test]
+    fn entries_round_trip_and_refuse_unknown_fields() {
+        let id = patient();
+        let content = Content::EnrollPatient { box_key: id.box_public(), tag: id.ledger_tag() };
+        let entry = LedgerEntry::new(id.signing_public(), Timestamp::from_unix(1_700_000_000).unwrap(), content);
+        let signed = statement::sign(entry.clone(), &id).unwrap();
+        let back = Unverified::<LedgerEntry>::decode(signed.to_compact_json().as_bytes()).unwrap().verify().unwrap();
+        assert_eq!(*back, entry);
+        let json = String::from_utf8(signed.envelope().payload.clone()).unwrap();
+        assert!(json.contains(r#""kind":"enroll-patient""#), "{json}");
+        let sneaky = json.replace(r#""kind":"enroll-patient""#, r#""kind":"enroll-patient","extra":1"#);
+        assert!(serde_json::from_str::<LedgerEntry>(&sneaky).is_err());
+    }
+
+    #[test]
+    fn member_names_are_checked() {
+        let id = patient();
+        let member = |name: &str| {
+            LedgerEntry::new(
+                id.signing_public(),
+                Timestamp::from_unix(0).unwrap(),
+                Content::EnrollMember {
+                    key: id.signing_public(),
+                    box_key: id.box_public(),
+                    role: Role::Gateway,
+                    name: name.into(),
+                    org: "St Mary's".into(),
+                },
+            )
+        };
+        assert!(member("Gateway 1").validate().is_ok());
+        assert!(member("").validate().is_err());
+        assert!(member("bad\u{7}bell").validate().is_err());
+        assert!(member(&"x".repeat(MAX_NAME_CHARS + 1)).validate().is_err());
+    }
+
+    #[test]
+    fn leaves_round_trip_and_reject_junk() {
+        let leaf = Leaf::for_envelope(EntryKind::Grant, 1_700_000_000_123, b"{}");
+        assert_eq!(Leaf::parse(&leaf.to_bytes()), Ok(leaf));
+        assert!(leaf.commits_to(b"{}"));
+        assert!(!leaf.commits_to(b"{ }"));
+        assert_eq!(Leaf::parse(&[1; 5]), Err(LeafError::Length(5)));
+        let mut bad = leaf.to_bytes();
+        bad[1] = 99;
+        assert_eq!(Leaf::parse(&bad), Err(LeafError::Kind(99)));
+        bad[0] = 2;
+        assert_eq!(Leaf::parse(&bad), Err(LeafError::Version(2)));
+    }
+
+    #[test]
+    fn tags_are_stable_per_seed_and_differ_between_seeds() {
+        assert_eq!(patient().ledger_tag(), patient().ledger_tag());
+        assert_ne!(patient().ledger_tag(), Identity::from_seed(&MasterSeed::from_bytes([8; 32])).ledger_tag());
+        let tag = patient().ledger_tag();
+        assert_eq!(tag.to_string().parse::<Tag>(), Ok(tag));
+        assert!("abc".parse::<Tag>().is_err());
+    }
+}
