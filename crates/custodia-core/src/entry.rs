@@ -279,6 +279,60 @@ pub fn body_aad(kind: EntryKind, tag: &Tag) -> Vec<u8> {
     format!("custodia/v1/entry-body\n{}\n{tag}", kind.as_str()).into_bytes()
 }
 
+/// The digest a grant entry publishes: SHA-256 of the grant's DSSE signing input, the same whatever JSON
+/// layout the envelope that carries it has.
+pub fn statement_digest(envelope: &crate::dsse::Envelope) -> Digest {
+    Digest::of(&crate::dsse::pae(&envelope.payload_type, &envelope.payload))
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BodyError {
+    #[error("the body does not open with this wallet's key: {0}")]
+    Seal(#[from] crate::seal::SealError),
+    #[error("the body is not a signed statement")]
+    Truncated,
+    #[error(transparent)]
+    Statement(#[from] StatementError),
+}
+
+/// Seals a signed statement as an entry body for `recipients`. The body holds the signature and the
+/// payload only; the payload type follows from the entry's kind, which the body is bound to.
+pub fn seal_statement<T: Statement>(
+    statement: &crate::statement::Verified<T>,
+    recipients: &[BoxPublicKey],
+    kind: EntryKind,
+    tag: &Tag,
+) -> Result<SealedBody, crate::seal::SealError> {
+    let envelope = statement.envelope();
+    let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(64 + envelope.payload.len()));
+    // A verified statement was signed by this crate or checked to carry a signature.
+    let sig = envelope.signatures.first().map(|s| s.sig).unwrap_or([0; 64]);
+    plain.extend_from_slice(&sig);
+    plain.extend_from_slice(&envelope.payload);
+    crate::seal::seal_to_many(recipients, &body_aad(kind, tag), &plain).map(SealedBody)
+}
+
+/// Opens a body sealed by [`seal_statement`]; the statement still has to be verified.
+pub fn open_statement<T: Statement>(
+    identity: &crate::keys::Identity,
+    kind: EntryKind,
+    tag: &Tag,
+    body: &SealedBody,
+) -> Result<crate::statement::Unverified<T>, BodyError> {
+    let plain = crate::seal::open_from_many(identity, &body_aad(kind, tag), &body.0)?;
+    if plain.len() < 64 {
+        return Err(BodyError::Truncated);
+    }
+    let mut sig = [0u8; 64];
+    sig.copy_from_slice(&plain[..64]);
+    let envelope = crate::dsse::Envelope {
+        payload_type: T::PAYLOAD_TYPE.to_owned(),
+        payload: plain[64..].to_vec(),
+        signatures: vec![crate::dsse::EnvelopeSignature { keyid: String::new(), sig }],
+    };
+    Ok(crate::statement::Unverified::from_envelope(envelope)?)
+}
+
 /// A ledger entry: who submits it, when, a nonce, and what it says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -327,6 +381,18 @@ impl Statement for LedgerEntry {
         }
         Ok(())
     }
+}
+
+/// The one form in which the ledger stores and serves an entry: compact DSSE JSON with a single signature
+/// and an empty key id (the signer is in the payload). Clients submit any valid form; the leaf commits to
+/// this one, so everyone hashes the same bytes.
+pub fn canonical_envelope(payload: &[u8], sig: &[u8; 64]) -> String {
+    crate::dsse::Envelope {
+        payload_type: ENTRY_PAYLOAD_TYPE.to_owned(),
+        payload: payload.to_vec(),
+        signatures: vec![crate::dsse::EnvelopeSignature { keyid: String::new(), sig: *sig }],
+    }
+    .to_compact_json()
 }
 
 /// Length of an encoded [`Leaf`].
@@ -526,6 +592,35 @@ mod tests {
         assert_eq!(Leaf::parse(&bad), Err(LeafError::Kind(99)));
         bad[0] = 2;
         assert_eq!(Leaf::parse(&bad), Err(LeafError::Version(2)));
+    }
+
+    #[test]
+    fn sealed_statements_open_for_recipients_in_their_entry_only() {
+        let patient = patient();
+        let grantee = Identity::from_seed(&MasterSeed::from_bytes([9; 32]));
+        let grant = crate::grant::GrantRequest {
+            grantee: grantee.signing_public(),
+            scopes: vec!["patient/AllergyIntolerance.rs".parse().unwrap()],
+            allowed_labels: vec![],
+            purpose: "TREAT".parse().unwrap(),
+            duration_seconds: 3600,
+            max_reads: None,
+            note: String::new(),
+        }
+        .sign(&patient, Timestamp::from_unix(1_800_000_000).unwrap())
+        .unwrap();
+        let tag = patient.ledger_tag();
+        let body =
+            seal_statement(&grant, &[patient.box_public(), grantee.box_public()], EntryKind::Grant, &tag).unwrap();
+        for reader in [&patient, &grantee] {
+            let opened = open_statement::<crate::grant::Grant>(reader, EntryKind::Grant, &tag, &body).unwrap();
+            let opened = opened.verify_signed_by(&patient.signing_public()).unwrap();
+            assert_eq!(*opened, *grant);
+            assert_eq!(statement_digest(opened.envelope()), statement_digest(grant.envelope()));
+        }
+        assert!(open_statement::<crate::grant::Grant>(&patient, EntryKind::Access, &tag, &body).is_err());
+        let stranger = Identity::from_seed(&MasterSeed::from_bytes([10; 32]));
+        assert!(open_statement::<crate::grant::Grant>(&stranger, EntryKind::Grant, &tag, &body).is_err());
     }
 
     #[test]

@@ -28,6 +28,10 @@ impl GrantId {
         Self(crate::random::array())
     }
 
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
     pub fn as_bytes(&self) -> &[u8; 16] {
         &self.0
     }

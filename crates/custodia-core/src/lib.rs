@@ -14,6 +14,7 @@ pub mod entry;
 pub mod grant;
 pub mod keys;
 pub mod labels;
+pub mod ledger_api;
 pub mod policy;
 pub mod purpose;
 pub mod qr;

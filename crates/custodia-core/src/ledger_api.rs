@@ -1,0 +1,177 @@
+//! The ledger's JSON API: request and response bodies, shared by the ledger and its clients so both
+//! sides agree on every field. Hashes and leaves travel as standard base64; keys, tags and ids in their
+//! printed forms. Envelopes travel as raw JSON, byte for byte as the ledger stores them, because the
+//! leaf commits to those exact bytes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::entry::{Digest, EntryKind, Role, Tag};
+use crate::grant::GrantId;
+use crate::keys::{BoxPublicKey, SigningPublicKey};
+
+/// `POST /v1/entries`: one or more signed entries, appended together or not at all.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendRequest {
+    pub entries: Vec<Box<RawValue>>,
+}
+
+/// The acknowledgement of an append: sent only once the entries are durable, with a checkpoint that
+/// covers them and an inclusion proof for each.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppendResponse {
+    /// A C2SP signed note.
+    pub checkpoint: String,
+    pub entries: Vec<Receipt>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Receipt {
+    pub index: u64,
+    pub leaf: String,
+    pub inclusion: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub size: u64,
+    pub leaf: String,
+    pub proof: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConsistencyProof {
+    pub old: u64,
+    pub new: u64,
+    pub proof: Vec<String>,
+}
+
+/// `GET /v1/tags/{tag}/entries`: a patient's entries after an index, each with its proof against
+/// `checkpoint`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TagEntries {
+    pub checkpoint: String,
+    pub entries: Vec<TagEntry>,
+    /// True when there are more entries after the last one returned.
+    pub more: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TagEntry {
+    pub index: u64,
+    pub kind: EntryKind,
+    pub leaf: String,
+    /// The canonical envelope, or `None` once the patient has redacted it.
+    pub envelope: Option<Box<RawValue>>,
+    pub inclusion: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantState {
+    Active,
+    Revoked,
+    Redacted,
+}
+
+/// `GET /v1/grants/{id}`: whether a grant is on the ledger and whether it still stands. Time limits are
+/// in the grant itself, which the ledger cannot read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantStatus {
+    pub grant_id: GrantId,
+    pub state: GrantState,
+    pub index: u64,
+    /// SHA-256 of the grant's DSSE signing input (PAE), to match a grant shown by its grantee.
+    pub digest: Digest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_index: Option<u64>,
+}
+
+/// `GET /v1/members/{key}`: an enrolled member, with the authority-signed enrollment entry itself so a
+/// client can check the signature and the entry's inclusion instead of trusting the ledger's word.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub key: SigningPublicKey,
+    pub box_key: BoxPublicKey,
+    pub role: Role,
+    pub name: String,
+    pub org: String,
+    pub index: u64,
+    pub leaf: String,
+    pub envelope: Box<RawValue>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatientInfo {
+    pub key: SigningPublicKey,
+    pub box_key: BoxPublicKey,
+    pub tag: Tag,
+    pub index: u64,
+}
+
+/// `GET /v1/info`: what a client needs to start, and the limits it must respect.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LedgerInfo {
+    pub origin: String,
+    /// The C2SP verifier key of the checkpoints.
+    pub verifier_key: String,
+    pub authority: SigningPublicKey,
+    pub size: u64,
+    pub limits: Limits,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_entry_bytes: usize,
+    pub max_entries_per_request: usize,
+    pub entries_per_key_per_second: u32,
+    pub max_page: usize,
+    pub max_mail_bytes: usize,
+    pub max_mail_ttl_seconds: u64,
+    pub max_mail_waiting: u64,
+    pub max_entry_age_seconds: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MailPosted {
+    pub id: String,
+    pub expires_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MailList {
+    pub messages: Vec<Mail>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Mail {
+    pub id: String,
+    pub from: SigningPublicKey,
+    pub sent_at: i64,
+    pub expires_at: i64,
+    pub body: String,
+}
+
+/// An RFC 9457 problem: `type` names the problem precisely (`urn:custodia:problem:not-enrolled`),
+/// `detail` says what to do about it, `entry` points at the entry of a request that failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<usize>,
+}
+
+pub const PROBLEM_PREFIX: &str = "urn:custodia:problem:";
+
+impl Problem {
+    /// The short code after the prefix, e.g. `not-enrolled`.
+    pub fn code(&self) -> &str {
+        self.problem_type.strip_prefix(PROBLEM_PREFIX).unwrap_or(&self.problem_type)
+    }
+}
