@@ -265,9 +265,7 @@ impl Content {
 
     pub fn body(&self) -> Option<&SealedBody> {
         match self {
-            Content::Grant { body, .. } | Content::Revocation { body, .. } | Content::Access { body, .. } => {
-                Some(body)
-            }
+            Content::Grant { body, .. } | Content::Revocation { body, .. } | Content::Access { body, .. } => Some(body),
             _ => None,
         }
     }
@@ -372,12 +370,12 @@ impl Statement for LedgerEntry {
             check_name("name", name)?;
             check_name("org", org)?;
         }
-        if let Some(body) = self.content.body() {
-            if body.0.is_empty() || body.0.len() > MAX_BODY_BYTES {
-                return Err(StatementError::invalid::<Self>(format!(
-                    "a sealed body must have 1 to {MAX_BODY_BYTES} bytes"
-                )));
-            }
+        if let Some(body) = self.content.body()
+            && (body.0.is_empty() || body.0.len() > MAX_BODY_BYTES)
+        {
+            return Err(StatementError::invalid::<Self>(format!(
+                "a sealed body must have 1 to {MAX_BODY_BYTES} bytes"
+            )));
         }
         Ok(())
     }

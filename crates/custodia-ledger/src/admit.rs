@@ -1,0 +1,167 @@
+//! Admission: parse, verify, then authorise one submitted entry, before it reaches the sequencer.
+//!
+//! Everything here depends only on the entry and on enrollments, which never change once made, so it
+//! runs in parallel on the request threads. Checks that depend on the order of entries (replays, grant
+//! ids, revocations) are the sequencer's, which sees one consistent state.
+
+use axum::http::StatusCode;
+use custodia_core::SigningPublicKey;
+use custodia_core::dsse::Envelope;
+use custodia_core::entry::{Content, Digest, EntryKind, LedgerEntry, Role, Tag, canonical_envelope};
+use custodia_core::grant::GrantId;
+use custodia_core::statement::{StatementError, Unverified};
+use custodia_core::time::Timestamp;
+
+use crate::Shared;
+use crate::problem::ApiError;
+use crate::store::{Effect, MemberRecord};
+
+/// An entry that passed admission.
+#[derive(Clone, Debug)]
+pub struct Admitted {
+    pub kind: EntryKind,
+    pub signer: SigningPublicKey,
+    pub tag: Option<Tag>,
+    pub grant_id: Option<GrantId>,
+    pub payload: Vec<u8>,
+    pub sig: [u8; 64],
+    pub envelope_hash: Digest,
+    pub effect: Effect,
+}
+
+fn statement_error(e: StatementError) -> ApiError {
+    match e {
+        StatementError::BadSignature { signer, .. } => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-signature",
+            format!("the entry's signature does not verify under its signer {signer}"),
+        ),
+        other => ApiError::malformed(other.to_string()),
+    }
+}
+
+/// Checks one entry as submitted (`raw` is its envelope JSON).
+pub fn admit(shared: &Shared, raw: &[u8], now: Timestamp) -> Result<Admitted, ApiError> {
+    let limits = &shared.limits;
+    if raw.len() > limits.max_entry_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("an entry may have at most {} bytes; this one has {}", limits.max_entry_bytes, raw.len()),
+        ));
+    }
+    let envelope = Envelope::from_json(raw).map_err(|e| ApiError::malformed(e.to_string()))?;
+    if envelope.signatures.len() != 1 {
+        return Err(ApiError::malformed("an entry carries exactly one signature, by its signer"));
+    }
+    let verified =
+        Unverified::<LedgerEntry>::from_envelope(envelope).and_then(Unverified::verify).map_err(statement_error)?;
+    let age = now.seconds_since(verified.at);
+    if age.abs() > limits.max_entry_age_seconds {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "stale",
+            format!(
+                "the entry is dated {}, more than {} s from the ledger's time {now}; sign it again with a correct clock",
+                verified.at, limits.max_entry_age_seconds
+            ),
+        ));
+    }
+    let signer = verified.signer;
+    let effect = authorise(shared, &signer, &verified.content)?;
+    let payload = verified.envelope().payload.clone();
+    let sig = verified.envelope().signatures[0].sig;
+    let envelope_hash = Digest::of(canonical_envelope(&payload, &sig).as_bytes());
+    Ok(Admitted {
+        kind: verified.content.kind(),
+        signer,
+        tag: verified.content.tag(),
+        grant_id: verified.content.grant_id(),
+        payload,
+        sig,
+        envelope_hash,
+        effect,
+    })
+}
+
+fn not_enrolled(who: &SigningPublicKey, what: &str) -> ApiError {
+    ApiError::forbidden("not-enrolled", format!("{who} is not enrolled {what} on this ledger"))
+}
+
+/// Who may append what: the permissioned part of the ledger.
+fn authorise(shared: &Shared, signer: &SigningPublicKey, content: &Content) -> Result<Effect, ApiError> {
+    let own_tag = |tag: &Tag| -> Result<(), ApiError> {
+        let patient = shared.patient(signer)?.ok_or_else(|| not_enrolled(signer, "as a patient"))?;
+        if patient.tag != *tag {
+            return Err(ApiError::forbidden(
+                "wrong-tag",
+                format!("{signer} may file entries under its own tag only, not {tag}"),
+            ));
+        }
+        Ok(())
+    };
+    match content {
+        Content::EnrollPatient { box_key, tag } => {
+            if shared.member(signer)?.is_some() {
+                return Err(ApiError::forbidden(
+                    "wrong-role",
+                    format!("{signer} is enrolled as a member, not a patient"),
+                ));
+            }
+            if shared.patient(signer)?.is_some() {
+                return Err(ApiError::conflict("already-enrolled", format!("{signer} is already enrolled")));
+            }
+            if shared.store.patient_by_tag(tag)?.is_some() {
+                return Err(ApiError::conflict("already-enrolled", format!("tag {tag} already belongs to a patient")));
+            }
+            Ok(Effect::Patient { key: *signer, box_key: *box_key, tag: *tag })
+        }
+        Content::EnrollMember { key, box_key, role, name, org } => {
+            if *signer != shared.config.authority {
+                return Err(ApiError::forbidden(
+                    "wrong-role",
+                    format!(
+                        "only the network authority {} enrolls members; {signer} is not it",
+                        shared.config.authority
+                    ),
+                ));
+            }
+            if shared.member(key)?.is_some() || shared.patient(key)?.is_some() {
+                return Err(ApiError::conflict("already-enrolled", format!("{key} is already enrolled")));
+            }
+            Ok(Effect::Member(MemberRecord {
+                key: *key,
+                box_key: *box_key,
+                role: *role,
+                name: name.clone(),
+                org: org.clone(),
+                index: 0,
+            }))
+        }
+        Content::Grant { tag, grant_id, grant_digest, .. } => {
+            own_tag(tag)?;
+            Ok(Effect::Grant { grant_id: *grant_id, owner: *signer, tag: *tag, digest: *grant_digest })
+        }
+        Content::Revocation { tag, grant_id, .. } => {
+            own_tag(tag)?;
+            Ok(Effect::Revocation { grant_id: *grant_id })
+        }
+        Content::Redaction { tag } => {
+            own_tag(tag)?;
+            Ok(Effect::Redaction { tag: *tag })
+        }
+        Content::Access { tag, .. } => {
+            let member = shared.member(signer)?.ok_or_else(|| not_enrolled(signer, "as a gateway"))?;
+            if member.role != Role::Gateway {
+                return Err(ApiError::forbidden(
+                    "wrong-role",
+                    format!("{signer} is enrolled as {}, and only gateways post access events", member.role),
+                ));
+            }
+            if shared.store.patient_by_tag(tag)?.is_none() {
+                return Err(ApiError::not_found(format!("no patient is enrolled under tag {tag}")));
+            }
+            Ok(Effect::None)
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The Custodia ledger: a verifiable, private, append-only log of grants, revocations and access events,
+//! with a mailbox beside it.
+//!
+//! Requests are admitted in parallel ([`admit`]: parse, verify the signature, check who may append what),
+//! then ordered and made durable in batches by one [`sequencer`] thread, which signs a checkpoint only
+//! over committed data and answers each append with its inclusion proof. Storage is a [`store::Store`]:
+//! SQLite by default, PostgreSQL for several front ends over one database.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use custodia_core::SigningPublicKey;
+use custodia_core::ledger_api::Limits;
+use custodia_log::note::{NoteSigner, NoteVerifier};
+use tokio::sync::{broadcast, mpsc};
+
+pub mod admit;
+pub mod config;
+pub mod guard;
+pub mod http;
+pub mod problem;
+pub mod sequencer;
+pub mod store;
+
+pub use config::{ConfigError, LedgerConfig, LedgerDir};
+
+use sequencer::{AppendJob, Notice, Sequencer, SignedCheckpoint};
+use store::{MemberRecord, PatientRecord, Store, StoreError};
+
+/// The limits a ledger starts with; each caps a cost that a client's input chooses.
+pub fn default_limits() -> Limits {
+    Limits {
+        max_entry_bytes: 16 * 1024,
+        max_entries_per_request: 256,
+        entries_per_key_per_second: 50,
+        max_page: 1000,
+        max_mail_bytes: 64 * 1024,
+        max_mail_ttl_seconds: 30 * 86_400,
+        max_mail_waiting: 1000,
+        max_entry_age_seconds: 600,
+    }
+}
+
+/// Bursts of this many seconds' allowance are let through at once.
+const BURST_SECONDS: u32 = 20;
+const MAX_BATCH_ENTRIES: usize = 8192;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0:?} is not a database: use sqlite:PATH or postgres://...")]
+    BadDatabase(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// State every request handler shares.
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub config: LedgerConfig,
+    pub verifier: NoteVerifier,
+    pub limits: Limits,
+    signer: NoteSigner,
+    rate: guard::RateLimiter,
+    nonces: guard::NonceCache,
+    jobs: mpsc::Sender<AppendJob>,
+    latest: sequencer::Latest,
+    notices: broadcast::Sender<Notice>,
+    /// Enrollments never change once made, so positive lookups are cached for the hot path.
+    members: RwLock<HashMap<SigningPublicKey, MemberRecord>>,
+    patients: RwLock<HashMap<SigningPublicKey, PatientRecord>>,
+    /// Set when the server stops, to end live event streams.
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("origin", &self.config.origin).finish_non_exhaustive()
+    }
+}
+
+fn cached<T: Clone>(
+    cache: &RwLock<HashMap<SigningPublicKey, T>>,
+    key: &SigningPublicKey,
+    load: impl FnOnce() -> Result<Option<T>, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    if let Some(hit) = cache.read().ok().and_then(|c| c.get(key).cloned()) {
+        return Ok(Some(hit));
+    }
+    let found = load()?;
+    if let (Some(record), Ok(mut c)) = (&found, cache.write()) {
+        c.insert(*key, record.clone());
+    }
+    Ok(found)
+}
+
+impl Shared {
+    pub fn member(&self, key: &SigningPublicKey) -> Result<Option<MemberRecord>, StoreError> {
+        cached(&self.members, key, || self.store.member(key))
+    }
+
+    pub fn patient(&self, key: &SigningPublicKey) -> Result<Option<PatientRecord>, StoreError> {
+        cached(&self.patients, key, || self.store.patient(key))
+    }
+
+    pub fn latest(&self) -> Arc<SignedCheckpoint> {
+        match self.latest.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Picks up entries other front ends sequenced into a shared database: their data is durable, so a
+    /// checkpoint over it may be signed here.
+    fn refresh_checkpoint(&self) -> Result<(), StoreError> {
+        let tree = self.store.tree()?;
+        if tree.size > self.latest().size {
+            let checkpoint = sequencer::sign_checkpoint(&self.signer, &self.config.origin, tree.size, tree.root);
+            if let Ok(mut latest) = self.latest.write()
+                && latest.size < checkpoint.size
+            {
+                *latest = Arc::new(checkpoint);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens the store a `--db` argument names, or the folder's SQLite file.
+pub fn open_store(dir: &LedgerDir, db: Option<&str>) -> Result<Arc<dyn Store>, LedgerError> {
+    match db {
+        None => Ok(Arc::new(store::sqlite::SqliteStore::open(&dir.default_database())?)),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(store::postgres::PostgresStore::connect(url)?))
+        }
+        Some(other) => match other.strip_prefix("sqlite:") {
+            Some(path) if !path.is_empty() => Ok(Arc::new(store::sqlite::SqliteStore::open(Path::new(path))?)),
+            _ => Err(LedgerError::BadDatabase(other.to_owned())),
+        },
+    }
+}
+
+/// A ledger serving on a socket, until [`RunningLedger::shutdown`] or drop.
+#[derive(Debug)]
+pub struct RunningLedger {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), std::io::Error>>>,
+    sequencer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningLedger {
+    /// Stops accepting requests, lets the sequencer finish what it was given, and waits for both.
+    pub async fn shutdown(mut self) -> Result<(), LedgerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.map_err(|e| LedgerError::Serve(std::io::Error::other(e)))?.map_err(LedgerError::Serve)?;
+        }
+        // The handlers held the last job senders; with the server gone the sequencer drains and stops.
+        let sequencer = self.sequencer.take();
+        drop(self);
+        if let Some(thread) = sequencer {
+            tokio::task::spawn_blocking(move || thread.join()).await.ok();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RunningLedger {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts a ledger over `store` on `listen` (port 0 picks a free one). Must run inside a Tokio runtime.
+pub async fn start(
+    dir: &LedgerDir,
+    store: Arc<dyn Store>,
+    listen: SocketAddr,
+    limits: Limits,
+) -> Result<RunningLedger, LedgerError> {
+    let signer = dir.signer()?;
+    let verifier = signer.verifier();
+    let (notices, _) = broadcast::channel(4096);
+    let (jobs, job_rx) = mpsc::channel(16_384);
+    let sequencer_signer = NoteSigner::from_skey(&signer.to_skey())
+        .map_err(|e| ConfigError::Damaged { path: dir.path.clone(), reason: e.to_string() })?;
+    let (seq_store, origin, seq_notices) = (store.clone(), dir.config.origin.clone(), notices.clone());
+    let (sequencer, latest) = tokio::task::spawn_blocking(move || {
+        Sequencer::start(seq_store, sequencer_signer, origin, seq_notices, MAX_BATCH_ENTRIES)
+    })
+    .await
+    .map_err(|e| LedgerError::Serve(std::io::Error::other(e)))??;
+    let sequencer_thread = std::thread::Builder::new()
+        .name("custodia-sequencer".into())
+        .spawn(move || sequencer.run(job_rx))
+        .map_err(LedgerError::Serve)?;
+    let rate = limits.entries_per_key_per_second;
+    let shared = Arc::new(Shared {
+        store,
+        config: dir.config.clone(),
+        verifier,
+        rate: guard::RateLimiter::new(rate, rate.saturating_mul(BURST_SECONDS)),
+        limits,
+        signer,
+        nonces: guard::NonceCache::default(),
+        jobs,
+        latest,
+        notices,
+        members: RwLock::new(HashMap::new()),
+        patients: RwLock::new(HashMap::new()),
+        closing: tokio::sync::watch::Sender::new(false),
+    });
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|source| LedgerError::Listen { addr: listen, source })?;
+    let addr = listener.local_addr().map_err(|source| LedgerError::Listen { addr: listen, source })?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let closing = shared.closing.clone();
+    let app = http::router(shared.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+                // Live streams never end by themselves; tell them to, so the server can drain.
+                let _ = closing.send(true);
+            })
+            .await
+    });
+    tokio::spawn(housekeeping(Arc::downgrade(&shared)));
+    Ok(RunningLedger { addr, shared, stop: Some(stop), server: Some(server), sequencer: Some(sequencer_thread) })
+}
+
+/// Once a second: checkpoints for other front ends' entries; once a minute: expired mail and nonces.
+async fn housekeeping(shared: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else { return };
+        n += 1;
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = shared.refresh_checkpoint() {
+                eprintln!("custodia-ledger: checkpoint refresh failed: {e}");
+            }
+            if n.is_multiple_of(60) {
+                shared.nonces.prune(Duration::from_secs(2 * custodia_core::reqsig::MAX_SKEW_SECONDS as u64 + 1));
+                if let Err(e) = shared.store.mailbox_purge(http::now().unix()) {
+                    eprintln!("custodia-ledger: mailbox purge failed: {e}");
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM; `ready` is told the address once the ledger is listening.
+pub fn serve_blocking(
+    dir: &LedgerDir,
+    db: Option<&str>,
+    listen: SocketAddr,
+    limits: Limits,
+    ready: impl FnOnce(SocketAddr, &str),
+) -> Result<(), LedgerError> {
+    let store = open_store(dir, db)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(LedgerError::Serve)?;
+    runtime.block_on(async {
+        let running = start(dir, store, listen, limits).await?;
+        ready(running.addr, &running.shared.verifier.to_vkey());
+        shutdown_signal().await;
+        running.shutdown().await
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

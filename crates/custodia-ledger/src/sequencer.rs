@@ -1,0 +1,409 @@
+//! The sequencer: one thread that orders admitted entries, commits them in batches (group commit), and
+//! only then signs a checkpoint and acknowledges, each entry with its inclusion proof.
+//!
+//! While one batch is being made durable, new requests queue; the next batch takes all of them, so the
+//! cost of an fsync is shared by everyone who arrived during the previous one. The order of the steps is
+//! the guarantee: commit (durable), then sign, then publish and reply. A crash before the commit loses
+//! only unacknowledged entries; a crash after it loses nothing, because on start the ledger signs a
+//! checkpoint for whatever the database holds.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use custodia_core::SigningPublicKey;
+use custodia_core::entry::{EntryKind, LEAF_LEN, Leaf, Tag};
+use custodia_core::grant::GrantId;
+use custodia_log::checkpoint::Checkpoint;
+use custodia_log::note::NoteSigner;
+use custodia_log::{Frontier, Hash, HashReader, NodeId, leaf_hash};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::admit::Admitted;
+use crate::problem::ApiError;
+use crate::store::{Batch, Effect, NewEntry, Store, StoreError, StoreHashes};
+
+/// A signed checkpoint and what it states.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    pub size: u64,
+    pub root: Hash,
+    pub note: String,
+}
+
+/// The newest published checkpoint, shared with the request handlers.
+pub type Latest = Arc<RwLock<Arc<SignedCheckpoint>>>;
+
+/// One request's entries, appended together or not at all.
+#[derive(Debug)]
+pub struct AppendJob {
+    pub entries: Vec<Admitted>,
+    pub reply: oneshot::Sender<Result<Receipts, ApiError>>,
+}
+
+#[derive(Debug)]
+pub struct Receipts {
+    pub checkpoint: Arc<SignedCheckpoint>,
+    pub entries: Vec<(u64, [u8; LEAF_LEN], Vec<Hash>)>,
+}
+
+/// A new entry under a tag, for live streams.
+#[derive(Clone, Copy, Debug)]
+pub struct Notice {
+    pub tag: Tag,
+    pub index: u64,
+    pub kind: EntryKind,
+}
+
+pub struct Sequencer {
+    store: Arc<dyn Store>,
+    signer: NoteSigner,
+    origin: String,
+    frontier: Frontier,
+    latest: Latest,
+    notices: broadcast::Sender<Notice>,
+    max_batch: usize,
+    /// The newest checkpoint not yet written to the store; it rides along with the next batch.
+    unsaved: Option<String>,
+}
+
+impl std::fmt::Debug for Sequencer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequencer").field("size", &self.frontier.size()).finish_non_exhaustive()
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+pub fn sign_checkpoint(signer: &NoteSigner, origin: &str, size: u64, root: Hash) -> SignedCheckpoint {
+    let note = Checkpoint { origin: origin.to_owned(), size, root, extensions: Vec::new() }.sign(signer);
+    SignedCheckpoint { size, root, note }
+}
+
+/// Hashes from the batch being acknowledged and the frontier before it: all an inclusion proof for a
+/// new entry needs, so proofs are made without reading the store.
+struct BatchHashes<'a>(&'a HashMap<NodeId, Hash>);
+
+impl HashReader for BatchHashes<'_> {
+    type Error = NodeId;
+    fn read_hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, NodeId> {
+        ids.iter().map(|id| self.0.get(id).copied().ok_or(*id)).collect()
+    }
+}
+
+/// What the batch so far has changed, for the checks that depend on order.
+#[derive(Default)]
+struct Pending {
+    envelopes: HashSet<custodia_core::entry::Digest>,
+    grants: HashMap<GrantId, SigningPublicKey>,
+    revoked: HashSet<GrantId>,
+    patients: HashSet<SigningPublicKey>,
+    tags: HashSet<Tag>,
+    members: HashSet<SigningPublicKey>,
+}
+
+impl Sequencer {
+    /// Loads the tree from the store and signs a checkpoint for it (data in the store is durable).
+    pub fn start(
+        store: Arc<dyn Store>,
+        signer: NoteSigner,
+        origin: String,
+        notices: broadcast::Sender<Notice>,
+        max_batch: usize,
+    ) -> Result<(Self, Latest), StoreError> {
+        let tree = store.tree()?;
+        let frontier = Frontier::load(tree.size, &StoreHashes(store.as_ref()))
+            .map_err(|e| StoreError::Corrupt(format!("cannot load the tree's right edge: {e}")))?;
+        if frontier.root() != tree.root {
+            return Err(StoreError::Corrupt(format!(
+                "the stored nodes give root {} for size {}, but the tree records {}",
+                frontier.root(),
+                tree.size,
+                tree.root
+            )));
+        }
+        let checkpoint = sign_checkpoint(&signer, &origin, tree.size, tree.root);
+        store.save_checkpoint(checkpoint.size, &checkpoint.note)?;
+        let latest = Arc::new(RwLock::new(Arc::new(checkpoint)));
+        let sequencer =
+            Self { store, signer, origin, frontier, latest: latest.clone(), notices, max_batch, unsaved: None };
+        Ok((sequencer, latest))
+    }
+
+    /// Runs until every sender is gone.
+    pub fn run(mut self, mut jobs: mpsc::Receiver<AppendJob>) {
+        while let Some(first) = jobs.blocking_recv() {
+            let mut batch = vec![first];
+            let mut count = batch[0].entries.len();
+            while count < self.max_batch {
+                match jobs.try_recv() {
+                    Ok(job) => {
+                        count += job.entries.len();
+                        batch.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.process(batch);
+            if jobs.is_empty()
+                && let Some(note) = self.unsaved.take()
+            {
+                let size = self.frontier.size();
+                if let Err(e) = self.store.save_checkpoint(size, &note) {
+                    eprintln!("custodia-ledger: could not save checkpoint {size}: {e}");
+                    self.unsaved = Some(note);
+                }
+            }
+        }
+    }
+
+    fn process(&mut self, mut jobs: Vec<AppendJob>) {
+        // Only the last append attempt's outcome is sent; conflicts and replays found by the store retry.
+        for _attempt in 0..8 {
+            jobs = self.screen(jobs);
+            if jobs.is_empty() {
+                return;
+            }
+            match self.commit(&jobs) {
+                Ok((receipts, notices)) => {
+                    for (job, receipt) in jobs.into_iter().zip(receipts) {
+                        let _ = job.reply.send(Ok(receipt));
+                    }
+                    for notice in notices {
+                        let _ = self.notices.send(notice);
+                    }
+                    return;
+                }
+                Err(StoreError::Conflict { actual, .. }) => {
+                    // Another front end appended; catch up with the store and go again.
+                    if let Err(e) = self.reload(actual) {
+                        return fail_all(jobs, &e);
+                    }
+                }
+                Err(StoreError::Duplicate(hash)) => {
+                    // A replay raced us past the screen (another front end); refuse its request only.
+                    let (bad, rest): (Vec<_>, Vec<_>) =
+                        jobs.into_iter().partition(|j| j.entries.iter().any(|e| e.envelope_hash == hash));
+                    for job in bad {
+                        let _ = job.reply.send(Err(replayed(hash)));
+                    }
+                    jobs = rest;
+                }
+                Err(e) => {
+                    let reload = self.store.tree().map(|t| t.size).and_then(|size| self.reload(size));
+                    if let Err(e) = reload {
+                        eprintln!("custodia-ledger: cannot reload the tree after a storage error: {e}");
+                    }
+                    return fail_all(jobs, &e);
+                }
+            }
+        }
+        fail_all(jobs, &StoreError::Database("the store kept changing under this append".into()));
+    }
+
+    fn reload(&mut self, size: u64) -> Result<(), StoreError> {
+        self.frontier = Frontier::load(size, &StoreHashes(self.store.as_ref()))
+            .map_err(|e| StoreError::Corrupt(format!("cannot load the tree's right edge: {e}")))?;
+        Ok(())
+    }
+
+    /// The checks that depend on order: replays, reused grant ids, revocations of grants that do not
+    /// exist or belong to someone else, double enrollments within one batch. A request failing any of
+    /// them is answered at once and left out.
+    fn screen(&self, jobs: Vec<AppendJob>) -> Vec<AppendJob> {
+        let hashes: Vec<_> = jobs.iter().flat_map(|j| j.entries.iter().map(|e| e.envelope_hash)).collect();
+        let known: HashSet<_> = match self.store.known_envelopes(&hashes) {
+            Ok(k) => k.into_iter().collect(),
+            Err(e) => {
+                fail_all(jobs, &e);
+                return Vec::new();
+            }
+        };
+        let mut pending = Pending::default();
+        let mut keep = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match self.check_job(&job, &known, &pending) {
+                Ok(()) => {
+                    for e in &job.entries {
+                        pending.envelopes.insert(e.envelope_hash);
+                        match &e.effect {
+                            Effect::Grant { grant_id, owner, .. } => {
+                                pending.grants.insert(*grant_id, *owner);
+                            }
+                            Effect::Revocation { grant_id } => {
+                                pending.revoked.insert(*grant_id);
+                            }
+                            Effect::Patient { key, tag, .. } => {
+                                pending.patients.insert(*key);
+                                pending.tags.insert(*tag);
+                            }
+                            Effect::Member(m) => {
+                                pending.members.insert(m.key);
+                            }
+                            Effect::None | Effect::Redaction { .. } => {}
+                        }
+                    }
+                    keep.push(job);
+                }
+                Err(problem) => {
+                    let _ = job.reply.send(Err(problem));
+                }
+            }
+        }
+        keep
+    }
+
+    fn check_job(
+        &self,
+        job: &AppendJob,
+        known: &HashSet<custodia_core::entry::Digest>,
+        pending: &Pending,
+    ) -> Result<(), ApiError> {
+        let mut own = Pending::default();
+        for (i, e) in job.entries.iter().enumerate() {
+            let h = e.envelope_hash;
+            if known.contains(&h) || pending.envelopes.contains(&h) || !own.envelopes.insert(h) {
+                return Err(replayed(h).at(i));
+            }
+            match &e.effect {
+                Effect::Grant { grant_id, owner, .. } => {
+                    let taken = pending.grants.contains_key(grant_id)
+                        || own.grants.contains_key(grant_id)
+                        || self.store.grant(grant_id)?.is_some();
+                    if taken {
+                        return Err(ApiError::conflict(
+                            "duplicate-grant",
+                            format!("grant id {grant_id} is already used"),
+                        )
+                        .at(i));
+                    }
+                    own.grants.insert(*grant_id, *owner);
+                }
+                Effect::Revocation { grant_id } => {
+                    let (owner, revoked) = match own.grants.get(grant_id).or_else(|| pending.grants.get(grant_id)) {
+                        Some(owner) => (*owner, false),
+                        None => match self.store.grant(grant_id)? {
+                            Some(g) => (g.owner, g.revoked_index.is_some()),
+                            None => {
+                                return Err(ApiError::new(
+                                    StatusCode::NOT_FOUND,
+                                    "unknown-grant",
+                                    format!("grant {grant_id} is not on this ledger"),
+                                )
+                                .at(i));
+                            }
+                        },
+                    };
+                    if owner != e.signer {
+                        return Err(ApiError::forbidden(
+                            "not-owner",
+                            format!("grant {grant_id} belongs to another patient; only they can revoke it"),
+                        )
+                        .at(i));
+                    }
+                    if revoked || pending.revoked.contains(grant_id) || !own.revoked.insert(*grant_id) {
+                        return Err(ApiError::conflict(
+                            "already-revoked",
+                            format!("grant {grant_id} is already revoked"),
+                        )
+                        .at(i));
+                    }
+                }
+                Effect::Patient { key, tag, .. } => {
+                    let twice = pending.patients.contains(key)
+                        || pending.tags.contains(tag)
+                        || !own.patients.insert(*key)
+                        || !own.tags.insert(*tag);
+                    if twice {
+                        return Err(ApiError::conflict("already-enrolled", format!("{key} is already enrolling")).at(i));
+                    }
+                }
+                Effect::Member(m) => {
+                    if pending.members.contains(&m.key) || !own.members.insert(m.key) {
+                        return Err(
+                            ApiError::conflict("already-enrolled", format!("{} is already enrolling", m.key)).at(i)
+                        );
+                    }
+                }
+                Effect::None | Effect::Redaction { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the batch durable, then signs, then builds each request's receipts.
+    fn commit(&mut self, jobs: &[AppendJob]) -> Result<(Vec<Receipts>, Vec<Notice>), StoreError> {
+        let old_size = self.frontier.size();
+        let mut frontier = self.frontier.clone();
+        let mut known: HashMap<NodeId, Hash> = self.frontier.nodes().into_iter().collect();
+        let logged_at = now_ms();
+        let total: usize = jobs.iter().map(|j| j.entries.len()).sum();
+        let mut entries = Vec::with_capacity(total);
+        let mut nodes = Vec::with_capacity(total * 2 + 64);
+        let mut notices = Vec::new();
+        for e in jobs.iter().flat_map(|j| &j.entries) {
+            let index = frontier.size();
+            let leaf = Leaf { kind: e.kind, logged_at_ms: logged_at, envelope_hash: e.envelope_hash }.to_bytes();
+            frontier.push_into(leaf_hash(&leaf), &mut nodes);
+            let mut effect = e.effect.clone();
+            if let Effect::Member(m) = &mut effect {
+                m.index = index;
+            }
+            if let Some(tag) = e.tag {
+                notices.push(Notice { tag, index, kind: e.kind });
+            }
+            entries.push(NewEntry {
+                index,
+                kind: e.kind,
+                tag: e.tag,
+                leaf,
+                envelope_hash: e.envelope_hash,
+                payload: e.payload.clone(),
+                sig: e.sig,
+                effect,
+            });
+        }
+        let new_size = frontier.size();
+        let new_root = frontier.root();
+        let batch = Batch { old_size, new_size, new_root, entries, nodes, checkpoint: self.unsaved.clone() };
+        self.store.append(&batch)?;
+        // Durable from here on: only now may a checkpoint cover these entries.
+        self.frontier = frontier;
+        self.unsaved = None;
+        let checkpoint = Arc::new(sign_checkpoint(&self.signer, &self.origin, new_size, new_root));
+        self.unsaved = Some(checkpoint.note.clone());
+        if let Ok(mut latest) = self.latest.write() {
+            *latest = checkpoint.clone();
+        }
+        known.extend(batch.nodes.iter().copied());
+        let reader = BatchHashes(&known);
+        let mut next = batch.entries.iter();
+        let mut receipts = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let mut out = Vec::with_capacity(job.entries.len());
+            for stored in next.by_ref().take(job.entries.len()) {
+                let proof = custodia_log::proof::inclusion_proof(stored.index, new_size, &reader)
+                    .map_err(|e| StoreError::Corrupt(format!("inclusion proof for a new entry: {e:?}")))?;
+                out.push((stored.index, stored.leaf, proof));
+            }
+            receipts.push(Receipts { checkpoint: checkpoint.clone(), entries: out });
+        }
+        Ok((receipts, notices))
+    }
+}
+
+fn replayed(hash: custodia_core::entry::Digest) -> ApiError {
+    ApiError::conflict(
+        "replayed",
+        format!("this exact entry ({hash}) is already in the log; a new entry needs a new nonce"),
+    )
+}
+
+fn fail_all(jobs: Vec<AppendJob>, e: &StoreError) {
+    for job in jobs {
+        let _ = job.reply.send(Err(ApiError::unavailable(format!("the entries were not stored: {e}"))));
+    }
+}

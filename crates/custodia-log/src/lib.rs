@@ -1,0 +1,29 @@
+//! Transparency-log primitives, with no I/O.
+//!
+//! The ledger appends entries to an append-only Merkle tree and publishes signed checkpoints of it;
+//! wallets and auditors check that an entry is in the tree and that a newer checkpoint extends an older
+//! one. This crate is the math and the text formats both sides must agree on byte for byte:
+//!
+//! - [`hash`]: RFC 6962 / RFC 9162 leaf and node hashing.
+//! - [`tree`]: node ids, the [`Frontier`] that appends leaves and yields the nodes to store, and the
+//!   [`HashReader`] trait through which proofs read stored nodes.
+//! - [`proof`]: inclusion and consistency proofs (RFC 9162 2.1.3 and 2.1.4), made and verified.
+//! - [`note`]: C2SP signed notes with Ed25519, verifier keys (`vkey`) and signer keys (`skey`).
+//! - [`checkpoint`]: C2SP tlog-checkpoint text, signed and opened.
+//! - [`cosignature`]: C2SP tlog-cosignature v1 (timestamped Ed25519 witness cosignatures).
+//!
+//! It does **not** store anything, talk to a network, read a clock or spawn tasks: storage is the
+//! caller's [`HashReader`], and a cosignature's time is passed in. Every parser here takes untrusted
+//! text, caps what it will read, and never panics.
+
+pub mod checkpoint;
+pub mod cosignature;
+pub mod hash;
+pub mod note;
+pub mod proof;
+pub mod tree;
+
+pub use checkpoint::Checkpoint;
+pub use hash::{Hash, empty_root, leaf_hash, node_hash};
+pub use note::{NoteSigner, NoteVerifier, SignedNote};
+pub use tree::{Frontier, HashReader, NodeId};
