@@ -10,6 +10,7 @@
 
 mod demo;
 mod fuzz;
+mod postgres;
 mod sh;
 
 use anyhow::{Result, bail};
@@ -37,7 +38,15 @@ fn test() -> Result<()> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     sh::step("formatting", || sh::cargo(&["fmt", "--all", "--", "--check"]))?;
     sh::step("lints", || sh::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    sh::step("tests", || sh::cargo(&["test", "--workspace", "--all-targets"]))?;
+    sh::step("tests (with a throwaway PostgreSQL server for the ledger's PostgreSQL store)", || {
+        let server = postgres::start()?;
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        sh::run_cmd(
+            std::process::Command::new(cargo)
+                .args(["test", "--workspace", "--all-targets"])
+                .env(postgres::URL_VAR, server.url()),
+        )
+    })?;
     sh::step("doc tests", || sh::cargo(&["test", "--workspace", "--doc"]))?;
     sh::step("the main job (cargo xtask run)", demo::run)?;
     sh::step("FHIR R4 Consent export validates (fhir.resources R4B models)", validate_consent)?;

@@ -32,7 +32,7 @@ use crate::sequencer::{AppendJob, SignedCheckpoint};
 use crate::store::{MailMessage, Store, StoreHashes, StoredEntry};
 
 const OPENAPI: &str = include_str!("../openapi.json");
-const TILE_WIDTH: u64 = 256;
+use custodia_log::tiles::TILE_WIDTH;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let append_limit = shared.limits.max_entries_per_request * (shared.limits.max_entry_bytes + 64) + 1024;
@@ -550,63 +550,9 @@ async fn mail_delete(
     .await
 }
 
-/// A tile request, parsed from `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct TileRequest {
-    /// `None` for an entry bundle.
-    pub level: Option<u8>,
-    pub index: u64,
-    /// `None` for a full tile.
-    pub width: Option<u64>,
-}
-
-/// Parses the tlog-tiles path form, where N is written in groups of three digits, all but the last with
-/// an `x` prefix (1234067 is `x001/x234/067`).
-pub(crate) fn parse_tile_path(path: &str) -> Option<TileRequest> {
-    let (head, rest) = path.split_once('/')?;
-    let level = match head {
-        "entries" => None,
-        l if !l.is_empty()
-            && l.len() <= 2
-            && l.bytes().all(|b| b.is_ascii_digit())
-            && (l == "0" || !l.starts_with('0')) =>
-        {
-            let level: u8 = l.parse().ok()?;
-            // Level L tiles hold tree level 8L; a 64-bit tree has no level beyond 63.
-            (level <= 7).then_some(level)?.into()
-        }
-        _ => return None,
-    };
-    let (n_path, width) = match rest.rsplit_once(".p/") {
-        Some((n, w)) => {
-            if w.is_empty() || w.len() > 3 || !w.bytes().all(|b| b.is_ascii_digit()) || w.starts_with('0') {
-                return None;
-            }
-            let w: u64 = w.parse().ok()?;
-            if !(1..TILE_WIDTH).contains(&w) {
-                return None;
-            }
-            (n, Some(w))
-        }
-        None => (rest, None),
-    };
-    let parts: Vec<&str> = n_path.split('/').collect();
-    if parts.is_empty() || parts.len() > 7 {
-        return None;
-    }
-    let mut index: u64 = 0;
-    for (i, part) in parts.iter().enumerate() {
-        let digits = if i + 1 < parts.len() { part.strip_prefix('x')? } else { part };
-        if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        index = index.checked_mul(1000)?.checked_add(digits.parse::<u64>().ok()?)?;
-    }
-    Some(TileRequest { level, index, width })
-}
-
 async fn tile(State(shared): State<Arc<Shared>>, Path(path): Path<String>) -> ApiResult<Response> {
-    let request = parse_tile_path(&path).ok_or_else(|| ApiError::not_found(format!("{path:?} is not a tile path")))?;
+    let request = custodia_log::tiles::parse_path(&path)
+        .ok_or_else(|| ApiError::not_found(format!("{path:?} is not a tile path")))?;
     let size = latest(&shared).size;
     let level_bits = u32::from(request.level.unwrap_or(0)) * 8;
     let available_at_level = if level_bits >= 64 { 0 } else { size >> level_bits };
@@ -641,36 +587,4 @@ async fn tile(State(shared): State<Arc<Shared>>, Path(path): Path<String>) -> Ap
     let cache = if full { "public, max-age=31536000, immutable" } else { "no-cache" };
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tile_paths_follow_tlog_tiles() {
-        let t = |level, index, width| Some(TileRequest { level, index, width });
-        assert_eq!(parse_tile_path("0/000"), t(Some(0), 0, None));
-        assert_eq!(parse_tile_path("1/x001/x234/067"), t(Some(1), 1_234_067, None));
-        assert_eq!(parse_tile_path("0/005.p/7"), t(Some(0), 5, Some(7)));
-        assert_eq!(parse_tile_path("entries/x001/002.p/255"), t(None, 1002, Some(255)));
-        for bad in [
-            "0/5",
-            "0/0005",
-            "00/000",
-            "8/000",
-            "0/001/002",
-            "0/x001",
-            "0/000.p/0",
-            "0/000.p/256",
-            "0/000.p/07",
-            "entries/",
-            "x/000",
-            "0/00a",
-            "0/x1234/000",
-            "0/000.p/",
-        ] {
-            assert_eq!(parse_tile_path(bad), None, "{bad}");
-        }
-    }
 }

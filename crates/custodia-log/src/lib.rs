@@ -21,6 +21,7 @@ pub mod cosignature;
 pub mod hash;
 pub mod note;
 pub mod proof;
+pub mod tiles;
 pub mod tree;
 
 pub use checkpoint::Checkpoint;

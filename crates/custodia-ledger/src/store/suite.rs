@@ -41,7 +41,7 @@ fn sqlite_store_conforms() {
     let path = dir.path().join("ledger.db");
     let store = SqliteStore::open(&path).unwrap();
     run_all(&store);
-    second_front_end_agrees(&store, &SqliteStore::open(&path).unwrap());
+    front_ends_take_turns(&store, &SqliteStore::open(&path).unwrap());
 }
 
 #[test]
@@ -59,7 +59,7 @@ fn postgres_store_conforms() {
     let db = TempDatabase::create(&url);
     let store = PostgresStore::from_config(&db.config).unwrap();
     run_all(&store);
-    second_front_end_agrees(&store, &PostgresStore::from_config(&db.config).unwrap());
+    front_ends_take_turns(&store, &PostgresStore::from_config(&db.config).unwrap());
 }
 
 /// A database of its own for one test run, so every run starts empty; dropped at the end.
@@ -403,20 +403,51 @@ fn mailbox(store: &dyn Store) {
     assert_eq!(store.mailbox_list(&bob, now, 10).unwrap(), [b_new]);
 }
 
-/// A second front end over the same database: it sees the same log, and the two take turns.
-fn second_front_end_agrees(first: &dyn Store, second: &dyn Store) {
+/// Two front ends over the same database: each sees the other's appends, and when both append at once
+/// one of them is refused and retries on the new tree, so no batch is lost or applied twice.
+fn front_ends_take_turns(first: &dyn Store, second: &dyn Store) {
     let state = first.tree().unwrap();
-    assert_eq!(second.tree().unwrap(), state, "reopening changes nothing");
-    let mut log = Log::new(second);
-    assert_eq!(log.frontier.root(), state.root);
+    assert_eq!(second.tree().unwrap(), state, "opening another front end changes nothing");
     let tag = person(1).ledger_tag();
-    let stale = log.batch(&[access(tag)]);
-    log.append(&[access(tag), access(tag)]);
+    let stale = Log::new(first).batch(&[access(tag)]);
+    Log::new(second).append(&[access(tag), access(tag)]);
     let err = first.append(&stale).unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict { expected, actual } if expected == state.size && actual == state.size + 2)
     );
     assert_eq!(first.tree().unwrap(), second.tree().unwrap());
+
+    const BATCHES: usize = 20;
+    let appended: Vec<Vec<Digest>> = std::thread::scope(|s| {
+        let workers = [first, second].map(|store| {
+            s.spawn(move || {
+                let mut hashes = Vec::new();
+                let mut conflicts = 0;
+                for _ in 0..BATCHES {
+                    loop {
+                        let batch = Log::new(store).batch(&[access(tag), access(tag), access(tag)]);
+                        match store.append(&batch) {
+                            Ok(()) => {
+                                hashes.extend(batch.entries.iter().map(|e| e.envelope_hash));
+                                break;
+                            }
+                            Err(StoreError::Conflict { .. }) => conflicts += 1,
+                            Err(e) => panic!("append failed: {e}"),
+                        }
+                        assert!(conflicts < 10_000, "a front end never got its turn");
+                    }
+                }
+                hashes
+            })
+        });
+        workers.map(|w| w.join().unwrap()).into()
+    });
+    let end = first.tree().unwrap();
+    assert_eq!(end.size, state.size + 2 + 2 * 3 * BATCHES as u64);
+    assert_eq!(Frontier::load(end.size, &StoreHashes(second)).unwrap().root(), end.root);
+    for hashes in &appended {
+        assert_eq!(&second.known_envelopes(hashes).unwrap(), hashes);
+    }
 }
 
 // ---- building batches ----
