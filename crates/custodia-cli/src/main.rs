@@ -1,14 +1,17 @@
 //! `custodia`: the command-line face of the wallet, and later of the ledger, gateway and clinician tools.
 //!
 //! Thin by design: parse arguments, call custodia-wallet or custodia-core, print. Exit codes: 0 success,
-//! 1 a check or verification said no, 2 bad input or usage. Every error is one line; none carries a secret.
+//! 1 a check or verification said no (including a ledger whose answers do not verify), 2 bad input,
+//! usage, or a ledger that cannot be reached or refused. Every error is one line; none carries a secret.
 
 mod commands;
+mod ledger_server;
 mod passphrase;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use custodia_wallet::{LedgerError, WalletError};
 
 fn main() -> ExitCode {
     let cli = commands::Cli::parse();
@@ -16,7 +19,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("custodia: {e:#}");
-            ExitCode::from(2)
+            let said_no = e.chain().any(|cause| {
+                cause.downcast_ref::<WalletError>().is_some_and(WalletError::is_verification_failure)
+                    || cause.downcast_ref::<LedgerError>().is_some_and(LedgerError::is_verification_failure)
+            });
+            ExitCode::from(if said_no { 1 } else { 2 })
         }
     }
 }

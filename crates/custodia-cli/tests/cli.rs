@@ -305,3 +305,168 @@ fn contact_card_qr_round_trips_through_an_image() {
         ".png or .svg",
     );
 }
+
+/// A port nothing listens on.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+/// A one-route HTTP server that answers every request with `body`.
+fn serve_text(body: String) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let mut stream = stream;
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body.as_bytes()));
+        }
+    });
+    url
+}
+
+/// A C2SP verifier key for the Ed25519 base point, named `name` (its key id computed as the spec says).
+fn vkey(name: &str) -> String {
+    let mut public = vec![0x58];
+    public.extend_from_slice(&[0x66; 31]);
+    let mut typed = vec![0x01];
+    typed.extend_from_slice(&public);
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update(b"\n");
+    h.update(&typed);
+    let id = h.finalize();
+    format!("{name}+{:02x}{:02x}{:02x}{:02x}+{}", id[0], id[1], id[2], id[3], data_encoding::BASE64.encode(&typed))
+}
+
+#[test]
+fn ledger_commands_need_an_enrolled_wallet_and_issue_nothing_otherwise() {
+    let w = World::new();
+    assert_fails(&custodia(w.path(), &["wallet", "sync", "--wallet", "patient"]), 2, "not enrolled");
+    let run = w.grant(&["--scope", "patient/*.rs", "--purpose", "TREAT", "--for", "1d", "--post"]);
+    assert_fails(&run, 2, "not enrolled");
+    let listed = json(&custodia(w.path(), &["grant", "list", "--wallet", "patient", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 0, "a grant was issued although it could not be posted");
+    // Without a ledger, revoking stays local, as before.
+    w.lab_grant();
+    let id = json(&custodia(w.path(), &["grant", "show", "grant.json", "--json"]))["id"].as_str().unwrap().to_owned();
+    let revoked = custodia(w.path(), &["grant", "revoke", "--wallet", "patient", &id]);
+    assert_eq!(revoked.code, 0, "{}", revoked.stderr);
+    assert_fails(&custodia(w.path(), &["grant", "post", "--wallet", "patient", &id]), 2, "not enrolled");
+}
+
+#[test]
+fn bad_ledger_urls_and_keys_are_refused_before_unlocking() {
+    let w = World::new();
+    // No passphrase: an error about the passphrase would mean the wallet was unlocked first.
+    let enroll = |url: &str, extra: &[&str]| {
+        let mut args = vec!["wallet", "enroll", "--wallet", "patient", "--ledger", url];
+        args.extend_from_slice(extra);
+        custodia_with(w.path(), &args, &[])
+    };
+    assert_fails(&enroll("ftp://ledger.example", &[]), 2, "http://");
+    assert_fails(&enroll("http://127.0.0.1:8080/some/path", &[]), 2, "no path");
+    assert_fails(&enroll("http://127.0.0.1:8080", &["--verifier-key", "not-a-key"]), 2, "verifier key");
+    let audit = custodia_with(w.path(), &["ledger", "audit", "--ledger", "localhost:8080"], &[]);
+    assert_fails(&audit, 2, "not a ledger url");
+}
+
+#[test]
+fn an_unreachable_ledger_is_a_clear_error_and_changes_nothing() {
+    let w = World::new();
+    let vault = w.path().join("patient/wallet.vault");
+    let before = file_hash(&vault);
+    let url = closed_port_url();
+    let run = custodia(w.path(), &["wallet", "enroll", "--wallet", "patient", "--ledger", &url]);
+    assert_fails(&run, 2, "cannot reach the ledger");
+    assert_eq!(file_hash(&vault), before);
+    assert_fails(&custodia(w.path(), &["ledger", "audit", "--ledger", &url]), 2, "cannot reach the ledger");
+}
+
+#[test]
+fn a_checkpoint_that_does_not_verify_is_a_no() {
+    let w = World::new();
+    let name = "fake.test/ledger";
+    let zero_root = data_encoding::BASE64.encode(&[0u8; 32]);
+    let mut sig = [0u8; 68];
+    let key = vkey(name);
+    let id = key.split('+').nth(1).unwrap();
+    for (i, byte) in sig.iter_mut().take(4).enumerate() {
+        *byte = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let note = format!("{name}\n1\n{zero_root}\n\n\u{2014} {name} {}\n", data_encoding::BASE64.encode(&sig));
+    let url = serve_text(note);
+    let run = custodia(w.path(), &["ledger", "audit", "--ledger", &url, "--verifier-key", &key]);
+    assert_fails(&run, 1, "does not verify");
+}
+
+#[test]
+fn ledger_enroll_takes_keys_or_a_contact_card() {
+    let w = World::new();
+    assert_eq!(custodia(w.path(), &["wallet", "show", "--wallet", "doctor", "--qr", "doctor.png"]).code, 0);
+    let url = closed_port_url();
+    let base =
+        ["ledger", "enroll", "--wallet", "patient", "--ledger", &url, "--role", "provider", "--org", "St Mary's"];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        custodia(w.path(), &args)
+    };
+    // The card is read (the name comes from it); only the unreachable ledger stops the enrollment.
+    assert_fails(&with(&["--contact", "doctor.png"]), 2, "cannot reach the ledger");
+    assert_fails(&with(&["--contact", "CUST1:C:NOTACARD"]), 2, "--contact");
+    assert_fails(&with(&["--key", &w.doctor_key, "--box-key", &w.doctor_key, "--name", "Dr"]), 2, "--box-key");
+    // Usage errors are clap's, several lines long.
+    let usage = |run: Run, needle: &str| {
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains(needle), "expected {needle:?} in: {}", run.stderr);
+    };
+    usage(with(&["--key", &w.doctor_key, "--name", "Dr Hopper"]), "--box-key");
+    usage(with(&["--contact", "doctor.png", "--key", &w.doctor_key]), "cannot be used with");
+    usage(with(&["--key", &w.doctor_key]), "--name");
+    let mut bad_role = base.to_vec();
+    bad_role[7] = "janitor";
+    usage(custodia(w.path(), &bad_role), "unknown role");
+}
+
+#[test]
+fn post_access_is_a_marked_test_tool_and_checks_its_arguments() {
+    let w = World::new();
+    let help = custodia(w.path(), &["ledger", "post-access", "--help"]);
+    assert!(help.stdout.contains("test and demo tool"), "{}", help.stdout);
+    let url = closed_port_url();
+    let grant = "00112233445566778899aabbccddeeff";
+    let post = |resource: &str| {
+        custodia_with(
+            w.path(),
+            &[
+                "ledger",
+                "post-access",
+                "--wallet",
+                "doctor",
+                "--ledger",
+                &url,
+                "--patient",
+                &w.doctor_key,
+                "--grant",
+                grant,
+                "--resource",
+                resource,
+            ],
+            &[],
+        )
+    };
+    assert_fails(&post("Observation"), 2, "Type/id");
+    assert_fails(&post("Observation/a b"), 2, "Type/id");
+    // Well-formed: it gets as far as unlocking the wallet.
+    assert_fails(&post("Observation/hba1c-1"), 2, "no passphrase");
+}

@@ -6,22 +6,30 @@
 //! every secret but keeps the file lock, for an app that locks on idle.
 //!
 //! The vault's plaintext is `version (1) || seed (32) || JSON state`: the seed never passes through a
-//! serialiser, and the JSON holds only what the patient already shares (signed grants) plus their name.
+//! serialiser, and the JSON holds only what the patient already shares (signed grants) plus their name,
+//! and once the wallet is enrolled on a ledger, what it learned there (see [`LedgerLink`]). Fields added
+//! since the first version are optional, so older vaults open unchanged.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use custodia_core::entry::AccessEvent;
 use custodia_core::grant::{
     GrantId, GrantRequest, Revocation, UnverifiedGrant, UnverifiedRevocation, VerifiedGrant, VerifiedRevocation,
 };
 use custodia_core::qr::ContactCard;
-use custodia_core::statement::{self, StatementError};
+use custodia_core::statement::{self, StatementError, Unverified};
 use custodia_core::time::Timestamp;
 use custodia_core::{Fingerprint, Identity, MasterSeed, SigningPublicKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::ledger::{self as ledger_mod, LedgerError, Member, TrustedCheckpoint};
 use crate::vault::{self, KdfParams, Passphrase, VAULT_FILE_NAME, VaultError, WalletLock};
+
+mod on_ledger;
+
+pub use on_ledger::{AccessRecord, Enrollment, GrantStanding, GrantSummary, LedgerLink, Posted, SyncReport};
 
 const PLAINTEXT_VERSION: u8 = 1;
 
@@ -43,13 +51,50 @@ pub enum WalletError {
     UnknownGrant(GrantId),
     #[error("grant {0} is already revoked")]
     AlreadyRevoked(GrantId),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("this wallet is not enrolled on a ledger (enroll it with `custodia wallet enroll`)")]
+    NotEnrolled,
+    #[error("this wallet is already enrolled on the ledger at {0}")]
+    AlreadyEnrolled(String),
+    #[error("the {what} of grant {id} is already on the ledger (entry {index})")]
+    AlreadyPosted { what: &'static str, id: GrantId, index: u64 },
+    #[error("grant {0} is not on the ledger, so its revocation cannot be posted (post the grant first)")]
+    GrantNotOnLedger(GrantId),
+    #[error("grant {0} is not revoked")]
+    NotRevoked(GrantId),
 }
 
-/// A grant this wallet issued, with its revocation once there is one.
+impl WalletError {
+    /// Whether this is a verification failing (the ledger's answers did not check out), as opposed to
+    /// bad input, a locked or damaged vault, or a ledger that cannot be reached or refused.
+    pub fn is_verification_failure(&self) -> bool {
+        matches!(self, WalletError::Ledger(e) if e.is_verification_failure())
+    }
+}
+
+/// A grant this wallet issued, with its revocation once there is one, and where each is on the ledger.
 #[derive(Clone, Debug)]
 pub struct IssuedGrant {
     pub grant: VerifiedGrant,
     pub revocation: Option<VerifiedRevocation>,
+    /// The index of the grant's ledger entry, once posted (or learned by a sync).
+    pub grant_index: Option<u64>,
+    /// The index of the revocation's ledger entry, once posted (or learned by a sync).
+    pub revocation_index: Option<u64>,
+}
+
+impl IssuedGrant {
+    /// Revoked once the wallet holds a revocation; otherwise expired from `not_after` on.
+    pub fn standing(&self, now: Timestamp) -> GrantStanding {
+        if self.revocation.is_some() {
+            GrantStanding::Revoked
+        } else if now >= self.grant.not_after {
+            GrantStanding::Expired
+        } else {
+            GrantStanding::Active
+        }
+    }
 }
 
 /// The JSON part of the vault plaintext.
@@ -59,6 +104,8 @@ struct StoredState {
     name: String,
     created_at: Timestamp,
     grants: Vec<StoredGrant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ledger: Option<StoredLedger>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -68,6 +115,47 @@ struct StoredGrant {
     grant: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revocation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    grant_index: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revocation_index: Option<u64>,
+}
+
+/// The ledger the wallet is enrolled on, and what it learned there.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredLedger {
+    url: String,
+    /// The C2SP verifier key of the ledger's checkpoints.
+    verifier_key: String,
+    authority: SigningPublicKey,
+    enrollment_index: u64,
+    /// The last checkpoint accepted: every later one must extend it.
+    checkpoint: StoredCheckpoint,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    synced_through: Option<u64>,
+    /// Members looked up and verified (grantees, gateways), so each is checked once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    members: Vec<Member>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    access_events: Vec<StoredAccess>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredCheckpoint {
+    size: u64,
+    /// Base64, as in the note.
+    root: String,
+    note: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredAccess {
+    index: u64,
+    /// The gateway's signed access event, as a DSSE envelope.
+    event: String,
 }
 
 pub struct Wallet {
@@ -80,6 +168,7 @@ pub struct Wallet {
     name: String,
     created_at: Timestamp,
     grants: Vec<IssuedGrant>,
+    ledger: Option<LedgerLink>,
 }
 
 impl std::fmt::Debug for Wallet {
@@ -137,6 +226,7 @@ impl Wallet {
             name: name.to_owned(),
             created_at: now,
             grants: Vec::new(),
+            ledger: None,
         };
         wallet.save()?;
         Ok(wallet)
@@ -155,26 +245,23 @@ impl Wallet {
     /// Reads and decrypts the vault under `lock`; on failure the lock is handed back with the error.
     fn unlock_with(dir: &Path, lock: WalletLock, passphrase: Passphrase) -> Result<Wallet, (WalletLock, WalletError)> {
         match Self::read_secrets(dir, &passphrase) {
-            Ok((kdf, seed, state, grants)) => Ok(Wallet {
+            Ok(Loaded { kdf, seed, name, created_at, grants, ledger }) => Ok(Wallet {
                 dir: dir.to_owned(),
                 _lock: lock,
                 passphrase,
                 kdf,
                 identity: Identity::from_seed(&seed),
                 seed,
-                name: state.name,
-                created_at: state.created_at,
+                name,
+                created_at,
                 grants,
+                ledger,
             }),
             Err(e) => Err((lock, e)),
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn read_secrets(
-        dir: &Path,
-        passphrase: &Passphrase,
-    ) -> Result<(KdfParams, MasterSeed, StoredState, Vec<IssuedGrant>), WalletError> {
+    fn read_secrets(dir: &Path, passphrase: &Passphrase) -> Result<Loaded, WalletError> {
         let path = vault_path(dir);
         if !path.exists() {
             return Err(WalletError::NotFound(dir.to_owned()));
@@ -194,11 +281,12 @@ impl Wallet {
                     Some(r) => Some(UnverifiedRevocation::decode(r.as_bytes())?.verify_signed_by(&me)?),
                     None => None,
                 };
-                Ok(IssuedGrant { grant, revocation })
+                Ok(IssuedGrant { grant, revocation, grant_index: g.grant_index, revocation_index: g.revocation_index })
             })
             .collect::<Result<Vec<_>, StatementError>>()
             .map_err(|e| WalletError::Corrupt(format!("a stored grant does not verify: {e}")))?;
-        Ok((kdf, seed, state, grants))
+        let ledger = state.ledger.map(load_ledger).transpose()?;
+        Ok(Loaded { kdf, seed, name: state.name, created_at: state.created_at, grants, ledger })
     }
 
     /// Forgets every secret, keeping the directory locked for this process.
@@ -256,7 +344,12 @@ impl Wallet {
     /// Signs a grant, records it, and writes the vault before returning it.
     pub fn issue_grant(&mut self, request: GrantRequest, now: Timestamp) -> Result<VerifiedGrant, WalletError> {
         let grant = request.sign(&self.identity, now)?;
-        self.grants.push(IssuedGrant { grant: grant.clone(), revocation: None });
+        self.grants.push(IssuedGrant {
+            grant: grant.clone(),
+            revocation: None,
+            grant_index: None,
+            revocation_index: None,
+        });
         if let Err(e) = self.save() {
             self.grants.pop();
             return Err(e);
@@ -279,6 +372,7 @@ impl Wallet {
             Revocation { grant_id: id, patient: self.signing_key(), revoked_at: now, reason: reason.to_owned() };
         let signed = statement::sign(revocation, &self.identity)?;
         self.grants[index].revocation = Some(signed.clone());
+        self.grants[index].revocation_index = None;
         if let Err(e) = self.save() {
             self.grants[index].revocation = None;
             return Err(e);
@@ -296,8 +390,11 @@ impl Wallet {
                 .map(|g| StoredGrant {
                     grant: g.grant.to_json(),
                     revocation: g.revocation.as_ref().map(|r| r.to_json()),
+                    grant_index: g.grant_index,
+                    revocation_index: g.revocation_index,
                 })
                 .collect(),
+            ledger: self.ledger.as_ref().map(store_ledger),
         };
         let mut plaintext = Zeroizing::new(Vec::with_capacity(4096));
         plaintext.push(PLAINTEXT_VERSION);
@@ -318,6 +415,69 @@ impl LockedWallet {
     pub fn unlock(self, passphrase: Passphrase) -> Result<Wallet, (LockedWallet, WalletError)> {
         let LockedWallet { dir, lock } = self;
         Wallet::unlock_with(&dir.clone(), lock, passphrase).map_err(|(lock, e)| (LockedWallet { dir, lock }, e))
+    }
+}
+
+/// What a vault holds, decoded and verified.
+struct Loaded {
+    kdf: KdfParams,
+    seed: MasterSeed,
+    name: String,
+    created_at: Timestamp,
+    grants: Vec<IssuedGrant>,
+    ledger: Option<LedgerLink>,
+}
+
+/// Checks what the vault says about the ledger as if the ledger had said it again: the checkpoint opens
+/// with the stored key and is the stored size and root, and every access event verifies.
+fn load_ledger(stored: StoredLedger) -> Result<LedgerLink, WalletError> {
+    let corrupt = |what: String| WalletError::Corrupt(format!("the stored ledger state: {what}"));
+    let verifier = ledger_mod::parse_verifier_key(&stored.verifier_key).map_err(|e| corrupt(e.to_string()))?;
+    let checkpoint =
+        ledger_mod::verify::open_checkpoint(&stored.checkpoint.note, &verifier).map_err(|e| corrupt(e.to_string()))?;
+    if checkpoint.size != stored.checkpoint.size || checkpoint.root.to_base64() != stored.checkpoint.root {
+        return Err(corrupt("the checkpoint's size or root is not its note's".into()));
+    }
+    let access_events = stored
+        .access_events
+        .iter()
+        .map(|a| {
+            Unverified::<AccessEvent>::decode(a.event.as_bytes())
+                .and_then(Unverified::verify)
+                .map(|event| AccessRecord { index: a.index, event })
+                .map_err(|e| corrupt(format!("access event {}: {e}", a.index)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(LedgerLink {
+        url: stored.url,
+        verifier_key: stored.verifier_key,
+        authority: stored.authority,
+        enrollment_index: stored.enrollment_index,
+        checkpoint: TrustedCheckpoint::new(&checkpoint, &stored.checkpoint.note),
+        synced_through: stored.synced_through,
+        members: stored.members,
+        access_events,
+    })
+}
+
+fn store_ledger(link: &LedgerLink) -> StoredLedger {
+    StoredLedger {
+        url: link.url.clone(),
+        verifier_key: link.verifier_key.clone(),
+        authority: link.authority,
+        enrollment_index: link.enrollment_index,
+        checkpoint: StoredCheckpoint {
+            size: link.checkpoint.size,
+            root: link.checkpoint.root.to_base64(),
+            note: link.checkpoint.note.clone(),
+        },
+        synced_through: link.synced_through,
+        members: link.members.clone(),
+        access_events: link
+            .access_events
+            .iter()
+            .map(|a| StoredAccess { index: a.index, event: a.event.to_compact_json() })
+            .collect(),
     }
 }
 
@@ -352,6 +512,7 @@ fn create_private_dir(dir: &Path) -> Result<(), WalletError> {
 mod tests {
     use super::*;
     use custodia_core::purpose::PurposeOfUse;
+    use serde_json::json;
 
     fn pass(s: &str) -> Passphrase {
         Passphrase::new(s.to_owned()).unwrap()
@@ -427,6 +588,64 @@ mod tests {
         drop(w);
         assert!(Wallet::open(dir.path(), pass("old")).is_err());
         assert_eq!(Wallet::open(dir.path(), pass("new")).unwrap().signing_key(), key);
+    }
+
+    #[test]
+    fn vaults_from_before_the_ledger_open_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Wallet::create(dir.path(), "Ada", pass("pw"), KdfParams::TESTING, now()).unwrap();
+        let other = Wallet::create(&dir.path().join("other"), "Bo", pass("pw"), KdfParams::TESTING, now()).unwrap();
+        let grant = request(other.signing_key()).sign(w.identity(), now()).unwrap();
+        // The state as the first version wrote it: no ledger, no entry indexes.
+        let old = json!({"name": "Ada", "created_at": now(), "grants": [{"grant": grant.to_json()}]});
+        let mut plaintext = vec![PLAINTEXT_VERSION];
+        plaintext.extend_from_slice(w.seed.expose_secret());
+        plaintext.extend_from_slice(old.to_string().as_bytes());
+        drop(w);
+        let sealed = vault::seal(&plaintext, &pass("pw"), KdfParams::TESTING).unwrap();
+        vault::write_atomic(&dir.path().join(VAULT_FILE_NAME), &sealed).unwrap();
+        let w = Wallet::open(dir.path(), pass("pw")).unwrap();
+        assert_eq!(w.grants().len(), 1);
+        assert_eq!((w.grants()[0].grant_index, w.grants()[0].revocation_index), (None, None));
+        assert!(w.ledger().is_none() && w.access_events().is_empty());
+    }
+
+    fn stored_ledger(signer: &custodia_log::NoteSigner, size: u64) -> StoredLedger {
+        let checkpoint = custodia_log::Checkpoint {
+            origin: signer.name().into(),
+            size,
+            root: custodia_log::empty_root(),
+            extensions: vec![],
+        };
+        StoredLedger {
+            url: "http://127.0.0.1:8080".into(),
+            verifier_key: signer.verifier().to_vkey(),
+            authority: doctor(),
+            enrollment_index: 0,
+            checkpoint: StoredCheckpoint { size, root: checkpoint.root.to_base64(), note: checkpoint.sign(signer) },
+            synced_through: None,
+            members: vec![],
+            access_events: vec![],
+        }
+    }
+
+    #[test]
+    fn stored_ledger_state_is_checked_when_loaded() {
+        let signer = custodia_log::NoteSigner::new("ledger.test", &[3; 32]).unwrap();
+        let link = load_ledger(stored_ledger(&signer, 5)).unwrap();
+        assert_eq!(link.checkpoint.size, 5);
+        let mut lying = stored_ledger(&signer, 5);
+        lying.checkpoint.size = 6;
+        assert!(matches!(load_ledger(lying), Err(WalletError::Corrupt(_))));
+        let mut other_key = stored_ledger(&signer, 5);
+        other_key.verifier_key = custodia_log::NoteSigner::new("ledger.test", &[4; 32]).unwrap().verifier().to_vkey();
+        assert!(matches!(load_ledger(other_key), Err(WalletError::Corrupt(_))));
+        let mut bad_event = stored_ledger(&signer, 5);
+        bad_event.access_events.push(StoredAccess { index: 2, event: "{}".into() });
+        assert!(matches!(load_ledger(bad_event), Err(WalletError::Corrupt(m)) if m.contains("access event 2")));
+        // And what is stored is what loads.
+        let again = load_ledger(store_ledger(&link)).unwrap();
+        assert_eq!(again.checkpoint, link.checkpoint);
     }
 
     #[test]

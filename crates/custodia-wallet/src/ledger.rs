@@ -1,0 +1,465 @@
+//! The wallet's side of the ledger: an HTTP client ([`LedgerClient`]) and a verifying session over it
+//! ([`Ledger`]) that believes nothing the ledger says without a proof.
+//!
+//! A session holds the ledger's checkpoint key and the last checkpoint it accepted. Every checkpoint the
+//! ledger sends afterwards is opened with that key and must extend the accepted one: a smaller tree, the
+//! same size with another root, or a consistency proof that fails is [`LedgerError::Forked`], and nothing
+//! that came with it is used. Every entry the ledger hands back is proven into the tree its checkpoint
+//! signs, its leaf must commit to the envelope's exact bytes, and the envelope must be signed by its
+//! signer. Only when all of that holds does the session move on to the new checkpoint; the wallet then
+//! stores it (see [`crate::wallet`]).
+//!
+//! What the ledger cannot prove, it is not asked to: a member's record comes with the authority-signed
+//! enrollment itself and its inclusion is checked; a patient's encryption key for a gateway
+//! ([`Ledger::patient`]) is the ledger's word, which a lying ledger could only use to read an access
+//! event it stores anyway.
+
+mod client;
+pub mod verify;
+
+use custodia_core::entry::{AccessEvent, Content, EntryKind, LedgerEntry, Role, Tag, seal_statement, statement_digest};
+use custodia_core::grant::{VerifiedGrant, VerifiedRevocation};
+use custodia_core::ledger_api::PatientInfo;
+use custodia_core::seal::SealError;
+use custodia_core::statement::{self, StatementError, Verified};
+use custodia_core::time::Timestamp;
+use custodia_core::{BoxPublicKey, Identity, SigningPublicKey};
+use custodia_log::Hash;
+use custodia_log::checkpoint::CheckpointError;
+use custodia_log::note::{NoteError, NoteVerifier};
+
+pub use client::{CONNECT_TIMEOUT, LedgerClient, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, normalise_url};
+pub use verify::{LoggedEntry, Member, TrustedCheckpoint};
+
+/// One sync reads at most this many entries; a patient with more syncs again for the rest.
+pub const MAX_ENTRIES_PER_SYNC: usize = 50_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("not a ledger URL ({url}): {reason}")]
+    BadUrl { url: String, reason: &'static str },
+    #[error("cannot reach the ledger at {url}")]
+    Transport {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the system clock is not a usable time")]
+    Clock,
+    /// The ledger refused, with an RFC 9457 problem: `code` is the part after `urn:custodia:problem:`.
+    #[error("the ledger refused: {detail} ({code}{})", entry_suffix(*.entry))]
+    Problem { status: u16, code: String, detail: String, entry: Option<usize> },
+    #[error("the ledger answered {target} with HTTP status {status}")]
+    Status { target: String, status: u16 },
+    #[error("the ledger's answer to {target} is larger than {limit} bytes")]
+    TooLarge { target: String, limit: usize },
+    #[error("the ledger's answer to {target} is malformed: {reason}")]
+    Malformed { target: String, reason: String },
+    #[error("not a ledger verifier key ({key}): {source}")]
+    BadVerifierKey { key: String, source: NoteError },
+    #[error("the ledger at {url} says its key is {served}, not the {expected} you gave; refusing to use it")]
+    VerifierKeyMismatch { url: String, served: String, expected: String },
+    #[error("the ledger's checkpoint does not verify with its key {key_name}: {source}")]
+    BadCheckpoint { key_name: String, source: CheckpointError },
+    /// The ledger signed two views of its log that cannot both be true. Nothing from the answer that
+    /// showed it is used or stored.
+    #[error(
+        "the ledger has forked or rewritten its history: it signed a log of {old_size} entries with root \
+         {old_root}, and now a log of {new_size} entries with root {new_root}, which does not extend it \
+         ({reason}); nothing from this answer was accepted"
+    )]
+    Forked { old_size: u64, old_root: String, new_size: u64, new_root: String, reason: String },
+    #[error("ledger entry {index}: {reason}")]
+    BadEntry { index: u64, reason: String },
+    #[error("the ledger's record of member {key} does not verify: {reason}")]
+    BadMember { key: String, reason: String },
+    #[error("{0} is not enrolled on the ledger as a member (the network authority enrolls providers and gateways)")]
+    NotAMember(String),
+    #[error("this wallet ({wallet}) is not the ledger's network authority ({authority})")]
+    NotAuthority { wallet: String, authority: String },
+    #[error("the ledger's log does not check out: {0}")]
+    Audit(String),
+    #[error(transparent)]
+    Statement(#[from] StatementError),
+    #[error("cannot seal the entry's body: {0}")]
+    Seal(#[from] SealError),
+}
+
+fn entry_suffix(entry: Option<usize>) -> String {
+    entry.map(|e| format!(", entry {e} of the request")).unwrap_or_default()
+}
+
+impl LedgerError {
+    /// The problem code when the ledger refused with one (`not-enrolled`, `replayed`, ...).
+    pub fn problem_code(&self) -> Option<&str> {
+        match self {
+            LedgerError::Problem { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the ledger failing a check (a fork, a bad proof, an entry or member record that
+    /// does not verify, an audit mismatch), as opposed to not being reachable or refusing a request.
+    pub fn is_verification_failure(&self) -> bool {
+        matches!(
+            self,
+            LedgerError::BadCheckpoint { .. }
+                | LedgerError::Forked { .. }
+                | LedgerError::BadEntry { .. }
+                | LedgerError::BadMember { .. }
+                | LedgerError::VerifierKeyMismatch { .. }
+                | LedgerError::Audit(_)
+        )
+    }
+}
+
+/// Where the session's checkpoint key came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyTrust {
+    /// The caller gave it (`--verifier-key`), and the ledger's `/v1/info` agreed.
+    Given,
+    /// Taken from the ledger's own `/v1/info`: trust on first use.
+    FirstUse,
+    /// The key the wallet stored when it enrolled.
+    Stored,
+}
+
+impl KeyTrust {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyTrust::Given => "given",
+            KeyTrust::FirstUse => "first-use",
+            KeyTrust::Stored => "stored",
+        }
+    }
+}
+
+/// Parses a C2SP verifier key (`<name>+<key id>+<base64>`).
+pub fn parse_verifier_key(text: &str) -> Result<NoteVerifier, LedgerError> {
+    NoteVerifier::from_vkey(text.trim())
+        .map_err(|source| LedgerError::BadVerifierKey { key: text.chars().take(200).collect(), source })
+}
+
+/// A checked checkpoint not yet accepted: the session moves to it once everything that came with it
+/// has been checked too.
+struct Pending {
+    checkpoint: custodia_log::Checkpoint,
+    note: String,
+}
+
+/// A verifying session with one ledger.
+#[derive(Debug)]
+pub struct Ledger {
+    client: LedgerClient,
+    verifier: NoteVerifier,
+    authority: SigningPublicKey,
+    trusted: TrustedCheckpoint,
+}
+
+impl Ledger {
+    /// Connects to a ledger for the first time: reads `/v1/info`, takes the checkpoint key given (which
+    /// the ledger must agree with) or, without one, the ledger's own (trust on first use), and fetches and
+    /// opens the current checkpoint.
+    pub fn connect(url: &str, verifier_key: Option<&str>) -> Result<(Ledger, KeyTrust), LedgerError> {
+        let client = LedgerClient::new(url)?;
+        let info = client.info()?;
+        let served = parse_verifier_key(&info.verifier_key);
+        let (verifier, trust) = match verifier_key {
+            Some(given) => {
+                let given = parse_verifier_key(given)?;
+                if served.as_ref().ok() != Some(&given) {
+                    return Err(LedgerError::VerifierKeyMismatch {
+                        url: client.url().to_owned(),
+                        served: info.verifier_key.chars().take(200).collect(),
+                        expected: given.to_vkey(),
+                    });
+                }
+                (given, KeyTrust::Given)
+            }
+            None => (served?, KeyTrust::FirstUse),
+        };
+        let note = client.checkpoint()?;
+        let checkpoint = verify::open_checkpoint(&note, &verifier)?;
+        let trusted = TrustedCheckpoint::new(&checkpoint, &note);
+        Ok((Ledger { client, verifier, authority: info.authority, trusted }, trust))
+    }
+
+    /// Resumes a session from what a wallet stored: the URL, the key, the authority and the last
+    /// checkpoint accepted. Nothing is fetched until it is needed.
+    pub fn resume(
+        url: &str,
+        verifier_key: &str,
+        authority: SigningPublicKey,
+        trusted: TrustedCheckpoint,
+    ) -> Result<Ledger, LedgerError> {
+        let client = LedgerClient::new(url)?;
+        let verifier = parse_verifier_key(verifier_key)?;
+        Ok(Ledger { client, verifier, authority, trusted })
+    }
+
+    pub fn client(&self) -> &LedgerClient {
+        &self.client
+    }
+
+    pub fn url(&self) -> &str {
+        self.client.url()
+    }
+
+    pub fn verifier_key(&self) -> String {
+        self.verifier.to_vkey()
+    }
+
+    pub fn authority(&self) -> SigningPublicKey {
+        self.authority
+    }
+
+    /// The last checkpoint this session accepted.
+    pub fn checkpoint(&self) -> &TrustedCheckpoint {
+        &self.trusted
+    }
+
+    /// Opens a checkpoint and checks it extends the accepted one (fetching a consistency proof when the
+    /// tree grew). Does not accept it.
+    fn check(&self, note: &str) -> Result<Pending, LedgerError> {
+        let checkpoint = verify::open_checkpoint(note, &self.verifier)?;
+        verify::check_extends(Some(&self.trusted), &checkpoint, |old, new| self.consistency(old, new))?;
+        Ok(Pending { checkpoint, note: note.to_owned() })
+    }
+
+    fn accept(&mut self, pending: Pending) {
+        self.trusted = TrustedCheckpoint::new(&pending.checkpoint, &pending.note);
+    }
+
+    fn consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
+        let proof = self.client.consistency_proof(old, new)?;
+        let target = || format!("/v1/proof/consistency?old={old}&new={new}");
+        if (proof.old, proof.new) != (old, new) {
+            return Err(LedgerError::Malformed { target: target(), reason: "the proof is for other sizes".into() });
+        }
+        verify::decode_hashes(&proof.proof, "consistency proof")
+            .map_err(|reason| LedgerError::Malformed { target: target(), reason })
+    }
+
+    /// Fetches the ledger's current checkpoint and moves to it if it extends the accepted one.
+    pub fn refresh(&mut self) -> Result<&TrustedCheckpoint, LedgerError> {
+        let note = self.client.checkpoint()?;
+        let pending = self.check(&note)?;
+        self.accept(pending);
+        Ok(&self.trusted)
+    }
+
+    /// Appends entries (all or none) and checks the receipts: the checkpoint extends the accepted one,
+    /// each leaf commits to its entry and is proven into the tree. Returns the entries' indexes.
+    pub fn append(&mut self, entries: &[Verified<LedgerEntry>]) -> Result<Vec<u64>, LedgerError> {
+        let envelopes: Vec<String> = entries.iter().map(Verified::to_compact_json).collect();
+        let response = self.client.append(&envelopes)?;
+        if response.entries.len() != entries.len() {
+            return Err(LedgerError::Malformed {
+                target: "/v1/entries".into(),
+                reason: format!("{} receipts for {} entries", response.entries.len(), entries.len()),
+            });
+        }
+        let pending = self.check(&response.checkpoint)?;
+        let mut indexes = Vec::with_capacity(entries.len());
+        for (entry, receipt) in entries.iter().zip(&response.entries) {
+            verify::check_receipt(entry, receipt.index, &receipt.leaf, &receipt.inclusion, &pending.checkpoint)?;
+            indexes.push(receipt.index);
+        }
+        self.accept(pending);
+        Ok(indexes)
+    }
+
+    /// Appends one entry; returns its index.
+    pub fn append_one(&mut self, entry: Verified<LedgerEntry>) -> Result<u64, LedgerError> {
+        let indexes = self.append(std::slice::from_ref(&entry))?;
+        indexes.first().copied().ok_or_else(|| LedgerError::Malformed {
+            target: "/v1/entries".into(),
+            reason: "no receipt for the entry".into(),
+        })
+    }
+
+    /// Checks that `leaf` is entry `index` of the log, by an inclusion proof against the accepted
+    /// checkpoint (refreshed first if it does not cover the entry yet).
+    fn check_included(&mut self, index: u64, leaf: &[u8; custodia_core::entry::LEAF_LEN]) -> Result<(), LedgerError> {
+        if self.trusted.size <= index {
+            self.refresh()?;
+        }
+        let size = self.trusted.size;
+        if size <= index {
+            return Err(LedgerError::BadEntry {
+                index,
+                reason: format!("the ledger's checkpoint (size {size}) does not cover it"),
+            });
+        }
+        let proof = self.client.inclusion_proof(index, size)?;
+        if (proof.index, proof.size) != (index, size) {
+            return Err(LedgerError::Malformed {
+                target: format!("/v1/proof/inclusion?index={index}&size={size}"),
+                reason: "the proof is for another entry or size".into(),
+            });
+        }
+        if data_encoding::BASE64.decode(proof.leaf.as_bytes()).ok().as_deref() != Some(&leaf[..]) {
+            return Err(LedgerError::BadEntry { index, reason: "the inclusion proof is for another leaf".into() });
+        }
+        verify::check_inclusion(index, leaf, &proof.proof, size, &self.trusted.root)
+    }
+
+    /// An enrolled member, checked: enrolled by the network authority, the record matches the signed
+    /// enrollment, and the enrollment is in the log. [`LedgerError::NotAMember`] if the ledger knows no
+    /// such member.
+    pub fn member(&mut self, key: &SigningPublicKey) -> Result<Member, LedgerError> {
+        let info = match self.client.member(key) {
+            Err(LedgerError::Problem { code, .. }) if code == "not-found" => {
+                return Err(LedgerError::NotAMember(key.to_string()));
+            }
+            other => other?,
+        };
+        let (member, leaf) = verify::check_member(key, &info, &self.authority)?;
+        self.check_included(member.index, &leaf)?;
+        Ok(member)
+    }
+
+    /// A patient's encryption key and tag, as the ledger records them: a signed request by `asker`, an
+    /// enrolled member or the patient.
+    pub fn patient(&self, asker: &Identity, key: &SigningPublicKey) -> Result<PatientInfo, LedgerError> {
+        let info = self.client.patient(asker, key)?;
+        if info.key != *key {
+            return Err(LedgerError::Malformed {
+                target: format!("/v1/patients/{key}"),
+                reason: format!("the answer is about {}", info.key),
+            });
+        }
+        Ok(info)
+    }
+
+    /// The patient's entries after `after` (from the first without it), page by page, each page's
+    /// checkpoint checked to extend the last and each entry checked by [`verify::check_tag_entry`].
+    /// Returns the entries and whether more remain (past [`MAX_ENTRIES_PER_SYNC`]).
+    pub fn tag_entries(
+        &mut self,
+        patient: &Identity,
+        mut after: Option<u64>,
+    ) -> Result<(Vec<LoggedEntry>, bool), LedgerError> {
+        let mut out = Vec::new();
+        loop {
+            let page = self.client.tag_entries(patient, after, None)?;
+            let pending = self.check(&page.checkpoint)?;
+            let mut logged = Vec::with_capacity(page.entries.len());
+            for served in &page.entries {
+                if after.is_some_and(|a| served.index <= a) {
+                    return Err(LedgerError::BadEntry {
+                        index: served.index,
+                        reason: "the ledger served it out of order or again".into(),
+                    });
+                }
+                logged.push(verify::check_tag_entry(served, &pending.checkpoint)?);
+                after = Some(served.index);
+            }
+            self.accept(pending);
+            out.append(&mut logged);
+            if !page.more {
+                return Ok((out, false));
+            }
+            if page.entries.is_empty() {
+                return Err(LedgerError::Malformed {
+                    target: format!("/v1/tags/{}/entries", patient.ledger_tag()),
+                    reason: "a page says more entries follow but holds none".into(),
+                });
+            }
+            if out.len() >= MAX_ENTRIES_PER_SYNC {
+                return Ok((out, true));
+            }
+        }
+    }
+}
+
+/// A patient's own enrollment entry: their encryption key and ledger tag.
+pub fn enrollment_entry(patient: &Identity, now: Timestamp) -> Result<Verified<LedgerEntry>, LedgerError> {
+    let content = Content::EnrollPatient { box_key: patient.box_public(), tag: patient.ledger_tag() };
+    Ok(statement::sign(LedgerEntry::new(patient.signing_public(), now, content), patient)?)
+}
+
+/// A grant entry: the grant sealed to the patient and the grantee, with its id and digest public.
+pub fn grant_entry(
+    patient: &Identity,
+    grant: &VerifiedGrant,
+    grantee_box: &BoxPublicKey,
+    now: Timestamp,
+) -> Result<Verified<LedgerEntry>, LedgerError> {
+    let tag: Tag = patient.ledger_tag();
+    let body = seal_statement(grant, &[patient.box_public(), *grantee_box], EntryKind::Grant, &tag)?;
+    let content = Content::Grant { tag, grant_id: grant.id, grant_digest: statement_digest(grant.envelope()), body };
+    Ok(statement::sign(LedgerEntry::new(patient.signing_public(), now, content), patient)?)
+}
+
+/// A revocation entry, sealed to the patient and the grantee, with the grant id public.
+pub fn revocation_entry(
+    patient: &Identity,
+    revocation: &VerifiedRevocation,
+    grantee_box: &BoxPublicKey,
+    now: Timestamp,
+) -> Result<Verified<LedgerEntry>, LedgerError> {
+    let tag: Tag = patient.ledger_tag();
+    let body = seal_statement(revocation, &[patient.box_public(), *grantee_box], EntryKind::Revocation, &tag)?;
+    let content = Content::Revocation { tag, grant_id: revocation.grant_id, body };
+    Ok(statement::sign(LedgerEntry::new(patient.signing_public(), now, content), patient)?)
+}
+
+/// Who the network authority enrolls.
+#[derive(Clone, Debug)]
+pub struct NewMember {
+    pub key: SigningPublicKey,
+    pub box_key: BoxPublicKey,
+    pub role: Role,
+    pub name: String,
+    pub org: String,
+}
+
+/// The network authority enrolls a member. Returns the entry's index.
+pub fn enroll_member(
+    ledger: &mut Ledger,
+    authority: &Identity,
+    member: NewMember,
+    now: Timestamp,
+) -> Result<u64, LedgerError> {
+    let wallet = authority.signing_public();
+    if wallet != ledger.authority() {
+        return Err(LedgerError::NotAuthority {
+            wallet: wallet.to_string(),
+            authority: ledger.authority().to_string(),
+        });
+    }
+    let NewMember { key, box_key, role, name, org } = member;
+    let content = Content::EnrollMember { key, box_key, role, name, org };
+    ledger.append_one(statement::sign(LedgerEntry::new(wallet, now, content), authority)?)
+}
+
+/// A gateway posts an access event about a patient: it asks the ledger for the patient's encryption key
+/// and tag (a signed request), signs the event, seals it to the patient and appends it. `event.gateway`
+/// must be `gateway`'s key. Returns the entry's index.
+pub fn post_access_event(
+    ledger: &mut Ledger,
+    gateway: &Identity,
+    event: AccessEvent,
+    now: Timestamp,
+) -> Result<u64, LedgerError> {
+    let patient = ledger.patient(gateway, &event.patient)?;
+    let signed = statement::sign(event, gateway)?;
+    let body = seal_statement(&signed, &[patient.box_key], EntryKind::Access, &patient.tag)?;
+    let content = Content::Access { tag: patient.tag, grant_id: signed.grant_id, body };
+    ledger.append_one(statement::sign(LedgerEntry::new(gateway.signing_public(), now, content), gateway)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_print_code_detail_and_entry() {
+        let e =
+            LedgerError::Problem { status: 409, code: "replayed".into(), detail: "seen before".into(), entry: Some(1) };
+        assert_eq!(e.to_string(), "the ledger refused: seen before (replayed, entry 1 of the request)");
+        assert_eq!(e.problem_code(), Some("replayed"));
+        assert!(!e.is_verification_failure());
+    }
+}

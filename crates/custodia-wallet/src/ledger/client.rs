@@ -1,0 +1,323 @@
+//! The ledger's HTTP API, one blocking call per endpoint, with nothing verified yet.
+//!
+//! Every request has a timeout, every response body is read with a cap, and an RFC 9457 problem is
+//! turned into [`LedgerError::Problem`] with its code and detail. What the answers *mean* is checked by
+//! [`super::Ledger`] and [`super::verify`]; this layer only moves bytes and parses JSON.
+
+use std::io::Read;
+use std::time::Duration;
+
+use custodia_core::entry::Tag;
+use custodia_core::grant::GrantId;
+use custodia_core::ledger_api::{
+    AppendRequest, AppendResponse, ConsistencyProof, GrantStatus, InclusionProof, LedgerInfo, MailList, MailPosted,
+    MemberInfo, PROBLEM_PREFIX, PatientInfo, Problem, TagEntries,
+};
+use custodia_core::time::Timestamp;
+use custodia_core::{Identity, SigningPublicKey, reqsig};
+use reqwest::Method;
+use reqwest::blocking::{Client, Response};
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use super::LedgerError;
+
+/// The largest response body read from a ledger. A page of entries or an append receipt is far smaller;
+/// a larger answer is refused rather than buffered.
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+/// An error body is a short problem document; only this much of one is read.
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+/// The whole of one request (connect, send, read the answer). Generous for loopback and a LAN; a ledger
+/// slower than this is treated as unreachable rather than waited on.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest ledger URL accepted.
+const MAX_URL_LEN: usize = 2048;
+/// Mailbox message ids are short tokens; anything else is not put in a path.
+const MAX_MAIL_ID_LEN: usize = 128;
+
+/// A blocking HTTP client for one ledger.
+///
+/// Built on reqwest's blocking client, which runs its own small runtime: call it from plain threads (the
+/// CLI, a worker thread of the app), never from inside an async task.
+#[derive(Clone, Debug)]
+pub struct LedgerClient {
+    base: String,
+    http: Client,
+}
+
+/// Checks a ledger URL and returns it in the one form a wallet stores: `scheme://host[:port]`, no
+/// trailing slash. The ledger is at the root of its host: no path, query, fragment or credentials.
+pub fn normalise_url(url: &str) -> Result<String, LedgerError> {
+    let bad = |reason: &'static str| LedgerError::BadUrl { url: url.chars().take(200).collect(), reason };
+    if url.len() > MAX_URL_LEN {
+        return Err(bad("it is too long"));
+    }
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|_| bad("it is not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("it must start with http:// or https://"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("it names no host"));
+    }
+    if parsed.path() != "/" || parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(bad("give the ledger's root, scheme://host[:port], with no path or query"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad("it must not carry a user name or password"));
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The seconds a signed request carries: the real clock, because the ledger compares it with its own.
+fn request_time() -> Result<Timestamp, LedgerError> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .and_then(|s| Timestamp::from_unix(s).ok());
+    secs.ok_or(LedgerError::Clock)
+}
+
+impl LedgerClient {
+    /// A client for the ledger at `url`: `http://host[:port]` (or https), with no path, query or fragment.
+    pub fn new(url: &str) -> Result<Self, LedgerError> {
+        let base = normalise_url(url)?;
+        let http = Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            // A signed request is bound to its path; a redirect would only break it or leak it elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("custodia/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| LedgerError::Transport { url: url.to_owned(), source: Box::new(e) })?;
+        Ok(Self { base, http })
+    }
+
+    /// The ledger's root URL, without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends one request and returns the status and the (capped) body of a successful answer.
+    /// `target` is the path and query, exactly as sent and, for a signed request, as signed.
+    fn send(
+        &self,
+        method: Method,
+        target: &str,
+        body: Option<(Vec<u8>, &'static str)>,
+        signer: Option<&Identity>,
+    ) -> Result<Vec<u8>, LedgerError> {
+        let url = format!("{}{target}", self.base);
+        let mut request = self.http.request(method.clone(), &url);
+        let bytes = body.as_ref().map(|(b, _)| b.as_slice()).unwrap_or_default();
+        if let Some(identity) = signer {
+            request =
+                request.header(reqsig::HEADER, reqsig::sign(identity, method.as_str(), target, bytes, request_time()?));
+        }
+        if let Some((bytes, content_type)) = body {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
+        }
+        let transport =
+            |e: Box<dyn std::error::Error + Send + Sync>| LedgerError::Transport { url: url.clone(), source: e };
+        let response = request.send().map_err(|e| transport(Box::new(e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return read_capped(response, MAX_RESPONSE_BYTES).map_err(|e| match e {
+                ReadError::TooLarge => LedgerError::TooLarge { target: target.to_owned(), limit: MAX_RESPONSE_BYTES },
+                ReadError::Io(e) => transport(Box::new(e)),
+            });
+        }
+        let is_problem = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/problem+json"));
+        let body = read_capped(response, MAX_ERROR_BYTES).unwrap_or_default();
+        match serde_json::from_slice::<Problem>(&body) {
+            Ok(problem) if is_problem || problem.problem_type.starts_with(PROBLEM_PREFIX) => {
+                Err(LedgerError::Problem {
+                    status: status.as_u16(),
+                    code: problem.code().to_owned(),
+                    detail: clean(&problem.detail),
+                    entry: problem.entry,
+                })
+            }
+            _ => Err(LedgerError::Status { target: target.to_owned(), status: status.as_u16() }),
+        }
+    }
+
+    fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        target: &str,
+        body: Option<(Vec<u8>, &'static str)>,
+        signer: Option<&Identity>,
+    ) -> Result<T, LedgerError> {
+        let bytes = self.send(method, target, body, signer)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| LedgerError::Malformed { target: target.to_owned(), reason: e.to_string() })
+    }
+
+    fn get<T: DeserializeOwned>(&self, target: &str) -> Result<T, LedgerError> {
+        self.json(Method::GET, target, None, None)
+    }
+
+    /// `GET /v1/info`.
+    pub fn info(&self) -> Result<LedgerInfo, LedgerError> {
+        self.get("/v1/info")
+    }
+
+    /// `GET /checkpoint`: the signed note, unverified.
+    pub fn checkpoint(&self) -> Result<String, LedgerError> {
+        let bytes = self.send(Method::GET, "/checkpoint", None, None)?;
+        String::from_utf8(bytes)
+            .map_err(|_| LedgerError::Malformed { target: "/checkpoint".into(), reason: "not UTF-8 text".into() })
+    }
+
+    /// `POST /v1/entries` with these envelopes (each one DSSE JSON), appended together or not at all.
+    pub fn append(&self, envelopes: &[String]) -> Result<AppendResponse, LedgerError> {
+        let entries = envelopes
+            .iter()
+            .map(|e| RawValue::from_string(e.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| LedgerError::Malformed { target: "an entry to post".into(), reason: e.to_string() })?;
+        let body = serde_json::to_vec(&AppendRequest { entries })
+            .map_err(|e| LedgerError::Malformed { target: "an entry to post".into(), reason: e.to_string() })?;
+        self.json(Method::POST, "/v1/entries", Some((body, "application/json")), None)
+    }
+
+    /// `GET /v1/proof/inclusion?index=I&size=N`.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, LedgerError> {
+        self.get(&format!("/v1/proof/inclusion?index={index}&size={size}"))
+    }
+
+    /// `GET /v1/proof/consistency?old=M&new=N`.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<ConsistencyProof, LedgerError> {
+        self.get(&format!("/v1/proof/consistency?old={old}&new={new}"))
+    }
+
+    /// `GET /v1/tags/{tag}/entries?after=I&limit=L`, signed by the patient who owns the tag. Without
+    /// `after`, from the first entry.
+    pub fn tag_entries(
+        &self,
+        patient: &Identity,
+        after: Option<u64>,
+        limit: Option<usize>,
+    ) -> Result<TagEntries, LedgerError> {
+        let tag: Tag = patient.ledger_tag();
+        let mut target = format!("/v1/tags/{tag}/entries");
+        let query: Vec<String> =
+            after.map(|a| format!("after={a}")).into_iter().chain(limit.map(|l| format!("limit={l}"))).collect();
+        if !query.is_empty() {
+            target.push('?');
+            target.push_str(&query.join("&"));
+        }
+        self.json(Method::GET, &target, None, Some(patient))
+    }
+
+    /// `GET /v1/grants/{id}`.
+    pub fn grant_status(&self, id: &GrantId) -> Result<GrantStatus, LedgerError> {
+        self.get(&format!("/v1/grants/{id}"))
+    }
+
+    /// `GET /v1/members/{key}`, unverified (see [`super::Ledger::member`]).
+    pub fn member(&self, key: &SigningPublicKey) -> Result<MemberInfo, LedgerError> {
+        self.get(&format!("/v1/members/{key}"))
+    }
+
+    /// `GET /v1/patients/{key}`, signed by `asker` (an enrolled member, or the patient).
+    pub fn patient(&self, asker: &Identity, key: &SigningPublicKey) -> Result<PatientInfo, LedgerError> {
+        self.json(Method::GET, &format!("/v1/patients/{key}"), None, Some(asker))
+    }
+
+    /// `POST /v1/mailbox/{recipient}?ttl=SECONDS`: leaves sealed bytes for `recipient`.
+    pub fn mail_post(
+        &self,
+        sender: &Identity,
+        recipient: &SigningPublicKey,
+        ttl_seconds: u64,
+        sealed: &[u8],
+    ) -> Result<MailPosted, LedgerError> {
+        let target = format!("/v1/mailbox/{recipient}?ttl={ttl_seconds}");
+        self.json(Method::POST, &target, Some((sealed.to_vec(), "application/octet-stream")), Some(sender))
+    }
+
+    /// `GET /v1/mailbox/{key}`: the messages waiting for `owner`.
+    pub fn mail_list(&self, owner: &Identity) -> Result<MailList, LedgerError> {
+        self.json(Method::GET, &format!("/v1/mailbox/{}", owner.signing_public()), None, Some(owner))
+    }
+
+    /// `DELETE /v1/mailbox/{key}/{id}`.
+    pub fn mail_delete(&self, owner: &Identity, id: &str) -> Result<(), LedgerError> {
+        let safe = !id.is_empty()
+            && id.len() <= MAX_MAIL_ID_LEN
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !safe {
+            return Err(LedgerError::Malformed {
+                target: "a mailbox message id".into(),
+                reason: "not a message id".into(),
+            });
+        }
+        self.send(Method::DELETE, &format!("/v1/mailbox/{}/{id}", owner.signing_public()), None, Some(owner))?;
+        Ok(())
+    }
+
+    /// A raw tile or entry bundle at `target` (see [`crate::audit`]), read with a cap of `limit` bytes.
+    pub fn tile(&self, target: &str, limit: usize) -> Result<Vec<u8>, LedgerError> {
+        let bytes = self.send(Method::GET, target, None, None)?;
+        if bytes.len() > limit {
+            return Err(LedgerError::TooLarge { target: target.to_owned(), limit });
+        }
+        Ok(bytes)
+    }
+}
+
+enum ReadError {
+    TooLarge,
+    Io(std::io::Error),
+}
+
+/// Reads a body, refusing one over `limit` bytes (by its declared length first, then by reading at most
+/// one byte past the limit).
+fn read_capped(response: Response, limit: usize) -> Result<Vec<u8>, ReadError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut bytes = Vec::new();
+    response.take(limit as u64 + 1).read_to_end(&mut bytes).map_err(ReadError::Io)?;
+    if bytes.len() > limit {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(bytes)
+}
+
+/// A problem's detail as we print it: one line, printable, not a screenful.
+fn clean(text: &str) -> String {
+    let mut out: String =
+        text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(500).collect::<String>().trim().to_owned();
+    if text.chars().count() > 500 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_the_ledger_root_only() {
+        assert_eq!(LedgerClient::new("http://127.0.0.1:8080").unwrap().url(), "http://127.0.0.1:8080");
+        assert_eq!(LedgerClient::new("http://localhost:8080/").unwrap().url(), "http://localhost:8080");
+        for bad in ["", "127.0.0.1:8080", "ftp://x", "http://h/ledger", "http://h/?a=1", "http://u:p@h", "http://"] {
+            assert!(matches!(LedgerClient::new(bad), Err(LedgerError::BadUrl { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn details_are_one_short_line() {
+        assert_eq!(clean("bad\nthing\u{7}"), "bad thing");
+        assert_eq!(clean(&"x".repeat(600)).chars().count(), 501);
+    }
+}

@@ -1,0 +1,443 @@
+//! The wallet on its ledger: enrolling, posting grants and revocations, syncing what the ledger holds
+//! under the wallet's tag; and, for a wallet that acts as the network authority or as a gateway,
+//! enrolling members and posting access events.
+//!
+//! Every operation runs a verifying [`Ledger`] session resumed from the stored [`LedgerLink`], and
+//! writes the vault once at the end with the checkpoint the session accepted and whatever it learned.
+//! If anything fails, nothing of it is kept.
+
+use custodia_core::SigningPublicKey;
+use custodia_core::entry::{AccessEvent, EntryKind, statement_digest};
+use custodia_core::grant::GrantId;
+use custodia_core::purpose::PurposeOfUse;
+use custodia_core::statement::Verified;
+use custodia_core::time::Timestamp;
+
+use super::{IssuedGrant, Wallet, WalletError};
+use crate::ledger::verify::{self, Learned};
+use crate::ledger::{self, KeyTrust, Ledger, LedgerError, Member, NewMember, TrustedCheckpoint};
+
+/// The ledger a wallet is enrolled on, and what it learned there.
+#[derive(Clone, Debug)]
+pub struct LedgerLink {
+    /// The ledger's root URL.
+    pub url: String,
+    /// The C2SP verifier key its checkpoints are opened with.
+    pub verifier_key: String,
+    /// The network authority, whose signature makes a member.
+    pub authority: SigningPublicKey,
+    /// The index of this wallet's own enrollment entry.
+    pub enrollment_index: u64,
+    /// The last checkpoint accepted: every later one must extend it.
+    pub checkpoint: TrustedCheckpoint,
+    /// The last of this wallet's entries a sync has read.
+    pub synced_through: Option<u64>,
+    /// Members already looked up and verified.
+    pub members: Vec<Member>,
+    /// Access events read from the ledger, oldest first.
+    pub access_events: Vec<AccessRecord>,
+}
+
+/// An access event a gateway logged about this wallet's patient, opened and verified.
+#[derive(Clone, Debug)]
+pub struct AccessRecord {
+    /// Its ledger entry.
+    pub index: u64,
+    /// Signed by the gateway it names, which was an enrolled gateway when the entry was logged.
+    pub event: Verified<AccessEvent>,
+}
+
+/// The result of [`Wallet::enroll`].
+#[derive(Clone, Debug)]
+pub struct Enrollment {
+    pub url: String,
+    /// The enrollment entry's index.
+    pub index: u64,
+    /// True when the ledger already had this wallet enrolled (then `index` is that enrollment).
+    pub already_enrolled: bool,
+    pub verifier_key: String,
+    pub trust: KeyTrust,
+    pub authority: SigningPublicKey,
+    pub checkpoint_size: u64,
+}
+
+/// An entry posted by the network authority or a gateway.
+#[derive(Clone, Copy, Debug)]
+pub struct Posted {
+    pub index: u64,
+    pub trust: KeyTrust,
+}
+
+/// Where a grant stands, as far as the wallet knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantStanding {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl GrantStanding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantStanding::Active => "active",
+            GrantStanding::Expired => "expired",
+            GrantStanding::Revoked => "revoked",
+        }
+    }
+}
+
+/// One grant in a [`SyncReport`].
+#[derive(Clone, Debug)]
+pub struct GrantSummary {
+    pub id: GrantId,
+    pub status: GrantStanding,
+    pub grantee: SigningPublicKey,
+    pub purpose: PurposeOfUse,
+    pub not_after: Timestamp,
+    /// The grant's ledger entry; `None` if it was never posted.
+    pub index: Option<u64>,
+    pub revocation_index: Option<u64>,
+}
+
+/// What a sync found.
+#[derive(Clone, Debug)]
+pub struct SyncReport {
+    pub url: String,
+    /// The size of the checkpoint the wallet now holds.
+    pub checkpoint_size: u64,
+    /// How many of this wallet's entries the sync read (each verified).
+    pub new_entries: usize,
+    /// False when more entries remain than one sync reads ([`ledger::MAX_ENTRIES_PER_SYNC`]).
+    pub complete: bool,
+    /// Every grant the wallet holds, with its standing.
+    pub grants: Vec<GrantSummary>,
+    /// Every access event the wallet holds, oldest first.
+    pub access_events: Vec<AccessRecord>,
+    /// Entries read in this sync whose bodies the patient had redacted: their leaves are proven, their
+    /// contents gone.
+    pub redacted: Vec<(u64, EntryKind)>,
+}
+
+impl Wallet {
+    /// The ledger this wallet is enrolled on, if any.
+    pub fn ledger(&self) -> Option<&LedgerLink> {
+        self.ledger.as_ref()
+    }
+
+    /// Access events read from the ledger so far, oldest first.
+    pub fn access_events(&self) -> &[AccessRecord] {
+        self.ledger.as_ref().map(|l| l.access_events.as_slice()).unwrap_or_default()
+    }
+
+    /// Resumes a session with the enrolled ledger.
+    fn session(&self) -> Result<(Ledger, LedgerLink), WalletError> {
+        let link = self.ledger.clone().ok_or(WalletError::NotEnrolled)?;
+        let ledger = Ledger::resume(&link.url, &link.verifier_key, link.authority, link.checkpoint.clone())?;
+        Ok((ledger, link))
+    }
+
+    /// Stores what a session learned: its checkpoint, the link, and the grants if they changed. On a
+    /// failed write the wallet keeps what it had.
+    fn commit(
+        &mut self,
+        mut link: LedgerLink,
+        ledger: &Ledger,
+        grants: Option<Vec<IssuedGrant>>,
+    ) -> Result<(), WalletError> {
+        link.checkpoint = ledger.checkpoint().clone();
+        let old_link = self.ledger.replace(link);
+        let old_grants = grants.map(|g| std::mem::replace(&mut self.grants, g));
+        if let Err(e) = self.save() {
+            self.ledger = old_link;
+            if let Some(g) = old_grants {
+                self.grants = g;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// A member from the cache, or from the ledger (verified) into the cache.
+    fn member_in(ledger: &mut Ledger, link: &mut LedgerLink, key: &SigningPublicKey) -> Result<Member, LedgerError> {
+        if let Some(m) = link.members.iter().find(|m| m.key == *key) {
+            return Ok(m.clone());
+        }
+        let member = ledger.member(key)?;
+        link.members.push(member.clone());
+        Ok(member)
+    }
+
+    /// Enrolls this wallet on the ledger at `url` as a patient, and remembers the ledger. The checkpoint
+    /// key is `verifier_key` if given (the ledger must agree), else the one the ledger announces (trust on
+    /// first use, reported in [`Enrollment::trust`]). A ledger that already has this wallet enrolled is
+    /// remembered with that enrollment.
+    pub fn enroll(&mut self, url: &str, verifier_key: Option<&str>, now: Timestamp) -> Result<Enrollment, WalletError> {
+        if let Some(link) = &self.ledger {
+            return Err(WalletError::AlreadyEnrolled(link.url.clone()));
+        }
+        let (mut ledger, trust) = Ledger::connect(url, verifier_key)?;
+        let entry = ledger::enrollment_entry(&self.identity, now)?;
+        let (index, already_enrolled) = match ledger.append_one(entry) {
+            Ok(index) => (index, false),
+            Err(e) if e.problem_code() == Some("already-enrolled") => {
+                let info = ledger.patient(&self.identity, &self.signing_key())?;
+                if info.box_key != self.identity.box_public() || info.tag != self.identity.ledger_tag() {
+                    return Err(LedgerError::BadEntry {
+                        index: info.index,
+                        reason: "the ledger's record of this wallet's enrollment names other keys".into(),
+                    }
+                    .into());
+                }
+                (info.index, true)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let link = LedgerLink {
+            url: ledger.url().to_owned(),
+            verifier_key: ledger.verifier_key(),
+            authority: ledger.authority(),
+            enrollment_index: index,
+            checkpoint: ledger.checkpoint().clone(),
+            synced_through: None,
+            members: Vec::new(),
+            access_events: Vec::new(),
+        };
+        let enrollment = Enrollment {
+            url: link.url.clone(),
+            index,
+            already_enrolled,
+            verifier_key: link.verifier_key.clone(),
+            trust,
+            authority: link.authority,
+            checkpoint_size: ledger.checkpoint().size,
+        };
+        self.commit(link, &ledger, None)?;
+        Ok(enrollment)
+    }
+
+    /// Looks up an enrolled member on the wallet's ledger, verified (see [`Ledger::member`]), and caches it.
+    pub fn member(&mut self, key: &SigningPublicKey) -> Result<Member, WalletError> {
+        let cached = self.ledger.as_ref().ok_or(WalletError::NotEnrolled)?.members.iter().find(|m| m.key == *key);
+        if let Some(member) = cached {
+            return Ok(member.clone());
+        }
+        let (mut ledger, mut link) = self.session()?;
+        let member = Self::member_in(&mut ledger, &mut link, key)?;
+        self.commit(link, &ledger, None)?;
+        Ok(member)
+    }
+
+    fn grant_position(&self, id: GrantId) -> Result<usize, WalletError> {
+        self.grants.iter().position(|g| g.grant.id == id).ok_or(WalletError::UnknownGrant(id))
+    }
+
+    /// Posts one of this wallet's grants to its ledger, sealed to the patient and the grantee (who must be
+    /// an enrolled member). Returns the entry's index.
+    pub fn post_grant(&mut self, id: GrantId, now: Timestamp) -> Result<u64, WalletError> {
+        let position = self.grant_position(id)?;
+        if let Some(index) = self.grants[position].grant_index {
+            return Err(WalletError::AlreadyPosted { what: "grant", id, index });
+        }
+        let (mut ledger, mut link) = self.session()?;
+        let grant = &self.grants[position].grant;
+        let grantee = Self::member_in(&mut ledger, &mut link, &grant.grantee)?;
+        let index = ledger.append_one(ledger::grant_entry(&self.identity, grant, &grantee.box_key, now)?)?;
+        let mut grants = self.grants.clone();
+        grants[position].grant_index = Some(index);
+        self.commit(link, &ledger, Some(grants))?;
+        Ok(index)
+    }
+
+    /// Posts the revocation of one of this wallet's grants, which must be on the ledger already. Returns
+    /// the entry's index.
+    pub fn post_revocation(&mut self, id: GrantId, now: Timestamp) -> Result<u64, WalletError> {
+        let position = self.grant_position(id)?;
+        let issued = &self.grants[position];
+        let revocation = issued.revocation.as_ref().ok_or(WalletError::NotRevoked(id))?;
+        if let Some(index) = issued.revocation_index {
+            return Err(WalletError::AlreadyPosted { what: "revocation", id, index });
+        }
+        if issued.grant_index.is_none() {
+            return Err(WalletError::GrantNotOnLedger(id));
+        }
+        let (mut ledger, mut link) = self.session()?;
+        let grantee = Self::member_in(&mut ledger, &mut link, &issued.grant.grantee)?;
+        let entry = ledger::revocation_entry(&self.identity, revocation, &grantee.box_key, now)?;
+        let index = ledger.append_one(entry)?;
+        let mut grants = self.grants.clone();
+        grants[position].revocation_index = Some(index);
+        self.commit(link, &ledger, Some(grants))?;
+        Ok(index)
+    }
+
+    /// Reads this wallet's new entries from its ledger, verifies each (proof, leaf, signature, tag,
+    /// signer, sealed body; see [`verify::learn`]), and keeps what they say: grants and revocations
+    /// (including ones issued from another device with the same seed), and access events. Any entry that
+    /// fails is an error naming its index, and then nothing of the sync is kept.
+    pub fn sync(&mut self, now: Timestamp) -> Result<SyncReport, WalletError> {
+        let (mut ledger, mut link) = self.session()?;
+        // The ledger's head first: a fork is found even if the forked ledger refuses everything else.
+        ledger.refresh()?;
+        let (logged, more) = ledger.tag_entries(&self.identity, link.synced_through)?;
+        let mut grants = self.grants.clone();
+        let mut redacted = Vec::new();
+        for entry in &logged {
+            let learned = verify::learn(&self.identity, entry, |key| Self::member_in(&mut ledger, &mut link, key))?;
+            absorb(learned, &mut grants, &mut link, &mut redacted)?;
+            link.synced_through = Some(entry.index);
+        }
+        link.access_events.sort_by_key(|a| a.index);
+        self.commit(link, &ledger, Some(grants))?;
+        let grants = self
+            .grants
+            .iter()
+            .map(|g| GrantSummary {
+                id: g.grant.id,
+                status: g.standing(now),
+                grantee: g.grant.grantee,
+                purpose: g.grant.purpose,
+                not_after: g.grant.not_after,
+                index: g.grant_index,
+                revocation_index: g.revocation_index,
+            })
+            .collect();
+        Ok(SyncReport {
+            url: ledger.url().to_owned(),
+            checkpoint_size: ledger.checkpoint().size,
+            new_entries: logged.len(),
+            complete: !more,
+            grants,
+            access_events: self.access_events().to_vec(),
+            redacted,
+        })
+    }
+
+    /// A session with the ledger at `url` for the authority and gateway roles: the wallet's own ledger
+    /// (its stored key and checkpoint) if it is enrolled there, else a new connection.
+    fn session_for(
+        &self,
+        url: &str,
+        verifier_key: Option<&str>,
+    ) -> Result<(Ledger, Option<LedgerLink>, KeyTrust), WalletError> {
+        let normalised = ledger::normalise_url(url)?;
+        match &self.ledger {
+            Some(link) if link.url == normalised => {
+                if let Some(given) = verifier_key
+                    && ledger::parse_verifier_key(given)?.to_vkey() != link.verifier_key
+                {
+                    return Err(LedgerError::VerifierKeyMismatch {
+                        url: normalised,
+                        served: link.verifier_key.clone(),
+                        expected: given.to_owned(),
+                    }
+                    .into());
+                }
+                let (ledger, link) = self.session()?;
+                Ok((ledger, Some(link), KeyTrust::Stored))
+            }
+            _ => {
+                let (ledger, trust) = Ledger::connect(url, verifier_key)?;
+                Ok((ledger, None, trust))
+            }
+        }
+    }
+
+    /// As the network authority: enrolls a provider, gateway or emergency provider on the ledger at `url`.
+    pub fn enroll_member(
+        &mut self,
+        url: &str,
+        verifier_key: Option<&str>,
+        member: NewMember,
+        now: Timestamp,
+    ) -> Result<Posted, WalletError> {
+        let (mut ledger, link, trust) = self.session_for(url, verifier_key)?;
+        let index = ledger::enroll_member(&mut ledger, &self.identity, member, now)?;
+        if let Some(link) = link {
+            self.commit(link, &ledger, None)?;
+        }
+        Ok(Posted { index, trust })
+    }
+
+    /// As a gateway: posts an access event (whose `gateway` is this wallet) on the ledger at `url`.
+    pub fn post_access_event(
+        &mut self,
+        url: &str,
+        verifier_key: Option<&str>,
+        event: AccessEvent,
+        now: Timestamp,
+    ) -> Result<Posted, WalletError> {
+        let (mut ledger, link, trust) = self.session_for(url, verifier_key)?;
+        let index = ledger::post_access_event(&mut ledger, &self.identity, event, now)?;
+        if let Some(link) = link {
+            self.commit(link, &ledger, None)?;
+        }
+        Ok(Posted { index, trust })
+    }
+}
+
+/// Folds what one entry taught into the wallet's grants and ledger state (copies, kept only if the whole
+/// sync succeeds).
+fn absorb(
+    learned: Learned,
+    grants: &mut Vec<IssuedGrant>,
+    link: &mut LedgerLink,
+    redacted: &mut Vec<(u64, EntryKind)>,
+) -> Result<(), LedgerError> {
+    let bad = |index: u64, reason: String| LedgerError::BadEntry { index, reason };
+    match learned {
+        Learned::Enrollment { index } => {
+            if index != link.enrollment_index {
+                return Err(bad(
+                    index,
+                    format!("a second enrollment of this wallet (the first is entry {})", link.enrollment_index),
+                ));
+            }
+        }
+        Learned::Grant { index, grant } => match grants.iter_mut().find(|g| g.grant.id == grant.id) {
+            Some(held) => {
+                if statement_digest(held.grant.envelope()) != statement_digest(grant.envelope()) {
+                    return Err(bad(
+                        index,
+                        format!("grant {} differs from the one this wallet holds under that id", grant.id),
+                    ));
+                }
+                match held.grant_index {
+                    Some(i) if i != index => {
+                        return Err(bad(index, format!("grant {} is on the ledger twice (also entry {i})", grant.id)));
+                    }
+                    _ => held.grant_index = Some(index),
+                }
+            }
+            None => grants.push(IssuedGrant {
+                grant: *grant,
+                revocation: None,
+                grant_index: Some(index),
+                revocation_index: None,
+            }),
+        },
+        Learned::Revocation { index, revocation } => {
+            let id = revocation.grant_id;
+            let Some(held) = grants.iter_mut().find(|g| g.grant.id == id) else {
+                return Err(bad(index, format!("it revokes grant {id}, which this wallet does not hold")));
+            };
+            match held.revocation_index {
+                Some(i) if i != index => {
+                    return Err(bad(index, format!("grant {id} is revoked on the ledger twice (also entry {i})")));
+                }
+                _ => {
+                    // The ledger's revocation is the one gateways see; keep that one.
+                    held.revocation = Some(*revocation);
+                    held.revocation_index = Some(index);
+                }
+            }
+        }
+        Learned::Access { index, event } => {
+            if !link.access_events.iter().any(|a| a.index == index) {
+                link.access_events.push(AccessRecord { index, event: *event });
+            }
+        }
+        Learned::Redaction { .. } => {}
+        Learned::Redacted { index, kind } => redacted.push((index, kind)),
+    }
+    Ok(())
+}

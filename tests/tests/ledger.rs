@@ -1,0 +1,396 @@
+//! The ledger end to end, as its users run it: `custodia` processes for the ledger and every wallet, real
+//! SQLite files, real HTTP on loopback. A patient enrolls, grants, revokes; a gateway logs a read; the
+//! patient's sync shows it all verified. A ledger whose history is swapped is refused as forked. A ledger
+//! killed with SIGKILL under load keeps every acknowledged entry.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a panic is the failure report.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use custodia_core::entry::{Content, Leaf, LedgerEntry, SealedBody};
+use custodia_core::grant::GrantId;
+use custodia_core::ledger_api::{AppendResponse, ConsistencyProof, InclusionProof};
+use custodia_core::time::Timestamp;
+use custodia_core::{Identity, MasterSeed, statement};
+use custodia_log::checkpoint::Checkpoint;
+use custodia_log::note::NoteVerifier;
+use custodia_log::{Hash, leaf_hash};
+use custodia_tests::custodia_bin;
+use serde_json::Value;
+
+const PASS: &str = "correct horse battery staple";
+/// The crash test's gateway: its appending threads derive the same key.
+const GATEWAY_SEED: [u8; 32] = [42; 32];
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn custodia(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(custodia_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("CUSTODIA_PASSPHRASE", PASS)
+        .env_remove("CUSTODIA_WALLET")
+        .env_remove("CUSTODIA_LEDGER")
+        .output()
+        .expect("custodia runs");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "custodia panicked on {args:?}:\n{}", run.stderr);
+    run
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let run = custodia(dir, args);
+    assert_eq!(run.code, 0, "custodia {args:?} failed:\n{}\n{}", run.stdout, run.stderr);
+    run.stdout
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// A `custodia ledger serve` process, killed when dropped.
+struct LedgerProcess {
+    child: Child,
+    url: String,
+}
+
+impl LedgerProcess {
+    fn start(dir: &Path, ledger_dir: &str, db: Option<&str>) -> Self {
+        let mut args =
+            vec!["ledger", "serve", "--dir", ledger_dir, "--listen", "127.0.0.1:0", "--rate-limit", "100000"];
+        if let Some(db) = db {
+            args.extend(["--db", db]);
+        }
+        let mut child = Command::new(custodia_bin())
+            .args(&args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the ledger starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let url =
+            first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected: {first:?}")).to_owned();
+        Self { child, url }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for LedgerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the ledger's first line of output, and keeps reading the rest in the background.
+fn first_line(child: &mut Child) -> String {
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    first
+}
+
+fn key_of(dir: &Path, wallet: &str) -> (String, String) {
+    let shown = json(&ok(dir, &["wallet", "show", "--wallet", wallet, "--json"]));
+    (shown["signing_key"].as_str().unwrap().to_owned(), shown["encryption_key"].as_str().unwrap().to_owned())
+}
+
+fn init_ledger(dir: &Path, ledger_dir: &str, authority_key: &str) -> String {
+    let init = json(&ok(dir, &["ledger", "init", "--dir", ledger_dir, "--authority", authority_key, "--json"]));
+    init["verifier_key"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn patient_grants_revokes_and_sees_a_verified_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for (wallet, name) in [
+        ("authority", "Network authority"),
+        ("doctor", "Dr Hopper"),
+        ("gateway", "St Mary's gateway"),
+        ("patient", "Ada"),
+    ] {
+        ok(dir, &["wallet", "init", "--wallet", wallet, "--name", name]);
+    }
+    let (authority, _) = key_of(dir, "authority");
+    let (doctor, doctor_box) = key_of(dir, "doctor");
+    let (gateway, gateway_box) = key_of(dir, "gateway");
+    let (patient, _) = key_of(dir, "patient");
+    let verifier = init_ledger(dir, "ledger", &authority);
+    let ledger = LedgerProcess::start(dir, "ledger", None);
+    let url = ledger.url.as_str();
+
+    ok(dir, &["wallet", "enroll", "--wallet", "patient", "--ledger", url, "--verifier-key", &verifier]);
+    for (key, boxk, role, name) in
+        [(&doctor, &doctor_box, "provider", "Dr Hopper"), (&gateway, &gateway_box, "gateway", "Gateway")]
+    {
+        ok(
+            dir,
+            &[
+                "ledger",
+                "enroll",
+                "--wallet",
+                "authority",
+                "--ledger",
+                url,
+                "--key",
+                key,
+                "--box-key",
+                boxk,
+                "--role",
+                role,
+                "--name",
+                name,
+                "--org",
+                "St Mary's",
+            ],
+        );
+    }
+    let create = custodia(
+        dir,
+        &[
+            "grant",
+            "create",
+            "--wallet",
+            "patient",
+            "--to",
+            &doctor,
+            "--scope",
+            "patient/Observation.rs?category=laboratory",
+            "--purpose",
+            "TREAT",
+            "--for",
+            "7d",
+            "--post",
+            "--out",
+            "grant.json",
+        ],
+    );
+    assert_eq!(create.code, 0, "{}", create.stderr);
+    let grants = json(&ok(dir, &["grant", "list", "--wallet", "patient", "--json"]));
+    let grant_id = grants[0]["id"].as_str().unwrap().to_owned();
+
+    // The gateway logs a read under the grant; the patient sees it after the next sync.
+    let gateway_wallet_args = ["ledger", "post-access", "--wallet", "gateway", "--ledger", url];
+    let mut post = gateway_wallet_args.to_vec();
+    post.extend([
+        "--patient",
+        &patient,
+        "--grant",
+        &grant_id,
+        "--resource",
+        "Observation/hba1c-1",
+        "--reader",
+        &doctor,
+    ]);
+    ok(dir, &post);
+    let synced = json(&ok(dir, &["wallet", "sync", "--wallet", "patient", "--json"]));
+    assert_eq!(synced["grants"][0]["id"], grant_id.as_str());
+    assert_eq!(synced["grants"][0]["status"], "active");
+    let events = synced["access_events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{synced:#}");
+    assert_eq!(events[0]["verified"], true);
+    assert!(events[0].to_string().contains("hba1c-1"), "{}", events[0]);
+
+    // Revoking posts to the ledger; the next sync shows the grant revoked, the read still there.
+    ok(dir, &["grant", "revoke", "--wallet", "patient", &grant_id]);
+    let synced = json(&ok(dir, &["wallet", "sync", "--wallet", "patient", "--json"]));
+    assert_eq!(synced["grants"][0]["status"], "revoked");
+    assert_eq!(synced["access_events"].as_array().unwrap().len(), 1);
+
+    // Anyone can audit the whole log from its tiles against the signed checkpoint.
+    let audit = custodia(dir, &["ledger", "audit", "--ledger", url, "--verifier-key", &verifier, "--json"]);
+    assert_eq!(audit.code, 0, "{}{}", audit.stdout, audit.stderr);
+    let audit = json(&audit.stdout);
+    assert!(audit["size"].as_u64().unwrap() >= 6, "{audit:#}");
+}
+
+#[test]
+fn a_swapped_history_is_refused_as_a_fork() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for wallet in ["authority", "patient", "other"] {
+        ok(dir, &["wallet", "init", "--wallet", wallet]);
+    }
+    let (authority, _) = key_of(dir, "authority");
+    let verifier = init_ledger(dir, "ledger", &authority);
+
+    // History B: another patient enrolls first. Same ledger key, a different database.
+    let other_history = LedgerProcess::start(dir, "ledger", Some("sqlite:other.sqlite"));
+    ok(dir, &["wallet", "enroll", "--wallet", "other", "--ledger", &other_history.url, "--verifier-key", &verifier]);
+    other_history.kill();
+
+    // History A: the patient enrolls and syncs, so the wallet has seen a checkpoint of it.
+    let ledger = LedgerProcess::start(dir, "ledger", None);
+    ok(dir, &["wallet", "enroll", "--wallet", "patient", "--ledger", &ledger.url, "--verifier-key", &verifier]);
+    ok(dir, &["wallet", "sync", "--wallet", "patient"]);
+    let url = ledger.url.clone();
+    ledger.kill();
+    let vault = std::fs::read(dir.join("patient/wallet.vault")).unwrap();
+
+    // The operator swaps the database for history B and serves it on the same address.
+    let listen = url.trim_start_matches("http://").to_owned();
+    let swapped = {
+        let mut child = Command::new(custodia_bin())
+            .args(["ledger", "serve", "--dir", "ledger", "--db", "sqlite:other.sqlite", "--listen", &listen])
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        first_line(&mut child);
+        LedgerProcess { child, url: url.clone() }
+    };
+    let run = custodia(dir, &["wallet", "sync", "--wallet", "patient"]);
+    assert_eq!(run.code, 1, "a fork is a failed check: {}{}", run.stdout, run.stderr);
+    assert!(run.stderr.to_lowercase().contains("fork"), "the error must say the ledger forked: {}", run.stderr);
+    assert_eq!(std::fs::read(dir.join("patient/wallet.vault")).unwrap(), vault, "nothing from the fork was stored");
+    drop(swapped);
+}
+
+/// An acknowledged entry: its index and leaf bytes.
+type Acked = (u64, Vec<u8>);
+
+fn now() -> Timestamp {
+    Timestamp::from_unix(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64)
+        .unwrap()
+}
+
+fn signed(signer: &Identity, content: Content) -> String {
+    statement::sign(LedgerEntry::new(signer.signing_public(), now(), content), signer).unwrap().to_compact_json()
+}
+
+fn append(http: &reqwest::blocking::Client, url: &str, entries: &[String]) -> reqwest::Result<AppendResponse> {
+    let body = format!("{{\"entries\":[{}]}}", entries.join(","));
+    http.post(format!("{url}/v1/entries"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()?
+        .error_for_status()?
+        .json()
+}
+
+#[test]
+fn a_killed_ledger_keeps_every_acknowledged_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let authority = Identity::from_seed(&MasterSeed::generate());
+    let verifier_key = init_ledger(dir, "ledger", &authority.signing_public().to_string());
+    let verifier = NoteVerifier::from_vkey(&verifier_key).unwrap();
+    let ledger = LedgerProcess::start(dir, "ledger", None);
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+
+    let patient = Identity::from_seed(&MasterSeed::generate());
+    let gateway = Identity::from_seed(&MasterSeed::from_bytes(GATEWAY_SEED));
+    append(
+        &http,
+        &ledger.url,
+        &[
+            signed(&patient, Content::EnrollPatient { box_key: patient.box_public(), tag: patient.ledger_tag() }),
+            signed(
+                &authority,
+                Content::EnrollMember {
+                    key: gateway.signing_public(),
+                    box_key: gateway.box_public(),
+                    role: custodia_core::entry::Role::Gateway,
+                    name: "Gateway".into(),
+                    org: "St Mary's".into(),
+                },
+            ),
+        ],
+    )
+    .unwrap();
+
+    // Four clients append as fast as they can; every acknowledgement is recorded.
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let last_checkpoint: Arc<Mutex<Option<String>>> = Arc::default();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, url, acked, last) = (http.clone(), ledger.url.clone(), acked.clone(), last_checkpoint.clone());
+            let patient = patient.ledger_tag();
+            std::thread::spawn(move || {
+                let gateway = Identity::from_seed(&MasterSeed::from_bytes(GATEWAY_SEED));
+                loop {
+                    let batch: Vec<String> = (0..20)
+                        .map(|_| {
+                            let body = SealedBody(vec![7; 200]);
+                            signed(
+                                &gateway,
+                                Content::Access { tag: patient, grant_id: Some(GrantId::generate()), body },
+                            )
+                        })
+                        .collect();
+                    match append(&http, &url, &batch) {
+                        Ok(response) => {
+                            let mut acked = acked.lock().unwrap();
+                            for r in response.entries {
+                                acked.push((r.index, data_encoding::BASE64.decode(r.leaf.as_bytes()).unwrap()));
+                            }
+                            *last.lock().unwrap() = Some(response.checkpoint);
+                        }
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    ledger.kill(); // SIGKILL: no shutdown path runs.
+    for c in clients {
+        c.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let last_note = last_checkpoint.lock().unwrap().clone().expect("some appends were acknowledged");
+    let (last, _) = Checkpoint::open(&last_note, &verifier).unwrap();
+    assert!(acked.len() > 100, "the load was too light to mean anything: {} entries", acked.len());
+
+    // Restarted on the same folder: the new checkpoint extends the last one the clients saw, and every
+    // acknowledged entry is in it, with the same leaf.
+    let ledger = LedgerProcess::start(dir, "ledger", None);
+    let note = http.get(format!("{}/checkpoint", ledger.url)).send().unwrap().text().unwrap();
+    let (now_cp, _) = Checkpoint::open(&note, &verifier).unwrap();
+    assert!(now_cp.size >= last.size);
+    let consistency: ConsistencyProof = http
+        .get(format!("{}/v1/proof/consistency?old={}&new={}", ledger.url, last.size, now_cp.size))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let proof: Vec<Hash> = consistency.proof.iter().map(|h| Hash::from_base64(h).unwrap()).collect();
+    custodia_log::proof::verify_consistency(last.size, now_cp.size, &last.root, &now_cp.root, &proof).unwrap();
+    for (index, leaf) in acked.iter().step_by(7) {
+        let p: InclusionProof = http
+            .get(format!("{}/v1/proof/inclusion?index={index}&size={}", ledger.url, now_cp.size))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(data_encoding::BASE64.decode(p.leaf.as_bytes()).unwrap(), *leaf, "entry {index} changed");
+        Leaf::parse(leaf).unwrap();
+        let proof: Vec<Hash> = p.proof.iter().map(|h| Hash::from_base64(h).unwrap()).collect();
+        custodia_log::proof::verify_inclusion(&leaf_hash(leaf), *index, now_cp.size, &proof, &now_cp.root).unwrap();
+    }
+    // And appends continue.
+    let more =
+        signed(&gateway, Content::Access { tag: patient.ledger_tag(), grant_id: None, body: SealedBody(vec![1; 10]) });
+    let response = append(&http, &ledger.url, &[more]).unwrap();
+    assert_eq!(response.entries[0].index, now_cp.size);
+}
