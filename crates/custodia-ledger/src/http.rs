@@ -221,14 +221,24 @@ async fn consistency(
     .await
 }
 
+/// What a request signature covers, taken whole from the request.
+struct SignedParts {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for SignedParts {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self { method: parts.method.clone(), uri: parts.uri.clone(), headers: parts.headers.clone() })
+    }
+}
+
 /// Checks a signed request and returns its signer.
-fn signed_by(
-    shared: &Shared,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<SigningPublicKey> {
+fn signed_by(shared: &Shared, request: &SignedParts, body: &[u8]) -> ApiResult<SigningPublicKey> {
+    let SignedParts { method, uri, headers } = request;
     let unauthorized = |detail: String| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail);
     let header = headers
         .get(custodia_core::reqsig::HEADER)
@@ -274,9 +284,7 @@ async fn tag_entries(
     State(shared): State<Arc<Shared>>,
     Path(tag): Path<String>,
     Query(q): Query<PageQuery>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: SignedParts,
 ) -> ApiResult<Json<TagEntries>> {
     let tag = parse_tag(&tag)?;
     let max = shared.limits.max_page;
@@ -285,7 +293,7 @@ async fn tag_entries(
         return Err(ApiError::bad_range(format!("limit must be 1 to {max}")));
     }
     blocking(move || {
-        let key = signed_by(&shared, &method, &uri, &headers, b"")?;
+        let key = signed_by(&shared, &request, b"")?;
         require_owner(&shared, &key, &tag)?;
         let checkpoint = latest(&shared);
         let store = shared.store.as_ref();
@@ -322,15 +330,13 @@ fn tag_entry(store: &dyn Store, e: StoredEntry, size: u64) -> ApiResult<TagEntry
 async fn tag_events(
     State(shared): State<Arc<Shared>>,
     Path(tag): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: SignedParts,
 ) -> ApiResult<Response> {
     let tag = parse_tag(&tag)?;
-    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let resume = request.headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let checking = shared.clone();
     blocking(move || {
-        let key = signed_by(&checking, &method, &uri, &headers, b"")?;
+        let key = signed_by(&checking, &request, b"")?;
         require_owner(&checking, &key, &tag)
     })
     .await?;
@@ -431,13 +437,11 @@ async fn member(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> A
 async fn patient(
     State(shared): State<Arc<Shared>>,
     Path(key): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: SignedParts,
 ) -> ApiResult<Json<PatientInfo>> {
     let key = parse_key(&key)?;
     blocking(move || {
-        let asker = signed_by(&shared, &method, &uri, &headers, b"")?;
+        let asker = signed_by(&shared, &request, b"")?;
         if asker != key && shared.member(&asker)?.is_none() {
             return Err(ApiError::forbidden(
                 "forbidden",
@@ -460,9 +464,7 @@ async fn mail_post(
     State(shared): State<Arc<Shared>>,
     Path(key): Path<String>,
     Query(q): Query<MailQuery>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: SignedParts,
     body: Bytes,
 ) -> ApiResult<Json<MailPosted>> {
     let recipient = parse_key(&key)?;
@@ -475,7 +477,7 @@ async fn mail_post(
         return Err(ApiError::malformed("an empty message"));
     }
     blocking(move || {
-        let sender = signed_by(&shared, &method, &uri, &headers, &body)?;
+        let sender = signed_by(&shared, &request, &body)?;
         let sent_at = now().unix();
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).map_err(|e| ApiError::unavailable(e.to_string()))?;
@@ -496,13 +498,11 @@ async fn mail_post(
 async fn mail_list(
     State(shared): State<Arc<Shared>>,
     Path(key): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: SignedParts,
 ) -> ApiResult<Json<MailList>> {
     let recipient = parse_key(&key)?;
     blocking(move || {
-        let asker = signed_by(&shared, &method, &uri, &headers, b"")?;
+        let asker = signed_by(&shared, &request, b"")?;
         if asker != recipient {
             return Err(ApiError::forbidden("forbidden", "only the recipient may read a mailbox"));
         }
@@ -526,9 +526,7 @@ async fn mail_list(
 async fn mail_delete(
     State(shared): State<Arc<Shared>>,
     Path((key, id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: SignedParts,
 ) -> ApiResult<StatusCode> {
     let recipient = parse_key(&key)?;
     let id: [u8; 16] = data_encoding::HEXLOWER_PERMISSIVE
@@ -537,7 +535,7 @@ async fn mail_delete(
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| ApiError::malformed("a message id is 32 hex digits"))?;
     blocking(move || {
-        let asker = signed_by(&shared, &method, &uri, &headers, b"")?;
+        let asker = signed_by(&shared, &request, b"")?;
         if asker != recipient {
             return Err(ApiError::forbidden("forbidden", "only the recipient may delete from a mailbox"));
         }
