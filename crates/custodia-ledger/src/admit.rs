@@ -111,7 +111,7 @@ fn authorise(shared: &Shared, signer: &SigningPublicKey, content: &Content) -> R
             if shared.patient(signer)?.is_some() {
                 return Err(ApiError::conflict("already-enrolled", format!("{signer} is already enrolled")));
             }
-            if shared.store.patient_by_tag(tag)?.is_some() {
+            if shared.patient_by_tag(tag)?.is_some() {
                 return Err(ApiError::conflict("already-enrolled", format!("tag {tag} already belongs to a patient")));
             }
             Ok(Effect::Patient { key: *signer, box_key: *box_key, tag: *tag })
@@ -158,7 +158,7 @@ fn authorise(shared: &Shared, signer: &SigningPublicKey, content: &Content) -> R
                     format!("{signer} is enrolled as {}, and only gateways post access events", member.role),
                 ));
             }
-            if shared.store.patient_by_tag(tag)?.is_none() {
+            if shared.patient_by_tag(tag)?.is_none() {
                 return Err(ApiError::not_found(format!("no patient is enrolled under tag {tag}")));
             }
             Ok(Effect::None)

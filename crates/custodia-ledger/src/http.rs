@@ -124,6 +124,7 @@ async fn append(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult<Jso
             format!("at most {max} entries per request; this one has {}", request.entries.len()),
         ));
     }
+    let permit = shared.admission.acquire().await.map_err(|_| ApiError::unavailable("the ledger is shutting down"))?;
     let admitting = shared.clone();
     let admitted = blocking(move || {
         let now = now();
@@ -135,6 +136,7 @@ async fn append(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult<Jso
             .collect::<Result<Vec<_>, _>>()
     })
     .await?;
+    drop(permit);
     let mut per_signer: HashMap<SigningPublicKey, u32> = HashMap::new();
     for a in &admitted {
         *per_signer.entry(a.signer).or_default() += 1;

@@ -77,6 +77,10 @@ pub struct Shared {
     /// Enrollments never change once made, so positive lookups are cached for the hot path.
     members: RwLock<HashMap<SigningPublicKey, MemberRecord>>,
     patients: RwLock<HashMap<SigningPublicKey, PatientRecord>>,
+    patient_tags: RwLock<HashMap<custodia_core::entry::Tag, PatientRecord>>,
+    /// Admission is CPU work (signature checks); running more of it at once than there are cores only
+    /// starves the sequencer thread.
+    admission: tokio::sync::Semaphore,
     /// Set when the server stops, to end live event streams.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -87,9 +91,9 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-fn cached<T: Clone>(
-    cache: &RwLock<HashMap<SigningPublicKey, T>>,
-    key: &SigningPublicKey,
+fn cached<K: std::hash::Hash + Eq + Copy, T: Clone>(
+    cache: &RwLock<HashMap<K, T>>,
+    key: &K,
     load: impl FnOnce() -> Result<Option<T>, StoreError>,
 ) -> Result<Option<T>, StoreError> {
     if let Some(hit) = cache.read().ok().and_then(|c| c.get(key).cloned()) {
@@ -109,6 +113,10 @@ impl Shared {
 
     pub fn patient(&self, key: &SigningPublicKey) -> Result<Option<PatientRecord>, StoreError> {
         cached(&self.patients, key, || self.store.patient(key))
+    }
+
+    pub fn patient_by_tag(&self, tag: &custodia_core::entry::Tag) -> Result<Option<PatientRecord>, StoreError> {
+        cached(&self.patient_tags, tag, || self.store.patient_by_tag(tag))
     }
 
     pub fn latest(&self) -> Arc<SignedCheckpoint> {
@@ -222,6 +230,8 @@ pub async fn start(
         notices,
         members: RwLock::new(HashMap::new()),
         patients: RwLock::new(HashMap::new()),
+        patient_tags: RwLock::new(HashMap::new()),
+        admission: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         closing: tokio::sync::watch::Sender::new(false),
     });
     let listener =
