@@ -180,6 +180,15 @@ impl TestLedger {
     }
 }
 
+/// Checks a tag entry's inclusion proof against the page's checkpoint; returns its leaf.
+fn verify_tag_entry(e: &custodia_core::ledger_api::TagEntry, checkpoint: &Checkpoint) -> Leaf {
+    let leaf_bytes = data_encoding::BASE64.decode(e.leaf.as_bytes()).unwrap();
+    let proof: Vec<Hash> = e.inclusion.iter().map(|h| Hash::from_base64(h).unwrap()).collect();
+    custodia_log::proof::verify_inclusion(&leaf_hash(&leaf_bytes), e.index, checkpoint.size, &proof, &checkpoint.root)
+        .unwrap();
+    Leaf::parse(&leaf_bytes).unwrap()
+}
+
 #[test]
 fn grants_revocations_and_access_events_are_logged_with_proofs() {
     let ledger = TestLedger::start();
@@ -205,17 +214,8 @@ fn grants_revocations_and_access_events_are_logged_with_proofs() {
     let kinds: Vec<EntryKind> = page.entries.iter().map(|e| e.kind).collect();
     assert_eq!(kinds, [EntryKind::EnrollPatient, EntryKind::Grant, EntryKind::Access, EntryKind::Revocation]);
     for e in &page.entries {
-        let leaf_bytes = data_encoding::BASE64.decode(e.leaf.as_bytes()).unwrap();
-        assert!(Leaf::parse(&leaf_bytes).unwrap().commits_to(e.envelope.as_ref().unwrap().get().as_bytes()));
-        let proof: Vec<Hash> = e.inclusion.iter().map(|h| Hash::from_base64(h).unwrap()).collect();
-        custodia_log::proof::verify_inclusion(
-            &leaf_hash(&leaf_bytes),
-            e.index,
-            checkpoint.size,
-            &proof,
-            &checkpoint.root,
-        )
-        .unwrap();
+        let leaf = verify_tag_entry(e, &checkpoint);
+        assert!(leaf.commits_to(e.envelope.as_ref().unwrap().get().as_bytes()));
     }
 
     // Nobody else may read them, and an unsigned request is told what is missing.
@@ -298,16 +298,7 @@ fn redaction_removes_bodies_and_proofs_still_verify() {
     let redacted: Vec<bool> = page.entries.iter().map(|e| e.envelope.is_none()).collect();
     assert_eq!(redacted, [false, true, true, false], "enrollment and the redaction itself stay");
     for e in &page.entries {
-        let leaf_bytes = data_encoding::BASE64.decode(e.leaf.as_bytes()).unwrap();
-        let proof: Vec<Hash> = e.inclusion.iter().map(|h| Hash::from_base64(h).unwrap()).collect();
-        custodia_log::proof::verify_inclusion(
-            &leaf_hash(&leaf_bytes),
-            e.index,
-            checkpoint.size,
-            &proof,
-            &checkpoint.root,
-        )
-        .unwrap();
+        verify_tag_entry(e, &checkpoint);
     }
     let status: GrantStatus =
         ledger.http.get(format!("{}/v1/grants/{grant_id}", ledger.url)).send().unwrap().json().unwrap();
