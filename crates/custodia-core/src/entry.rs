@@ -166,6 +166,20 @@ impl fmt::Display for Role {
     }
 }
 
+/// An enrolled member of the network, as the ledger indexes it and wallets keep it: the enrollment's
+/// fields and the index of its entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub key: SigningPublicKey,
+    pub box_key: BoxPublicKey,
+    pub role: Role,
+    pub name: String,
+    pub org: String,
+    /// The index of the enrollment entry.
+    pub index: u64,
+}
+
 /// The kinds of entry, with the byte that stands for each in a [`Leaf`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

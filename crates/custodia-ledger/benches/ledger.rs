@@ -1110,7 +1110,7 @@ fn sequencer_alone(
 ) -> Res<SequencerAlone> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path)?);
     let origin = "bench.invalid/sequencer".to_owned();
-    let signer = NoteSigner::new(&origin, &[7; 32])?;
+    let signer = Arc::new(NoteSigner::new(&origin, &[7; 32])?);
     let (notices, _) = tokio::sync::broadcast::channel(4096);
     // 8192: the batch cap `custodia_ledger::start` gives its sequencer.
     let (sequencer, _latest) = Sequencer::start(store, signer, origin, notices, 8192)?;

@@ -68,7 +68,7 @@ pub struct Shared {
     pub config: LedgerConfig,
     pub verifier: NoteVerifier,
     pub limits: Limits,
-    signer: NoteSigner,
+    signer: Arc<NoteSigner>,
     rate: guard::RateLimiter,
     nonces: guard::NonceCache,
     jobs: mpsc::Sender<AppendJob>,
@@ -200,12 +200,12 @@ pub async fn start(
     listen: SocketAddr,
     limits: Limits,
 ) -> Result<RunningLedger, LedgerError> {
-    let signer = dir.signer()?;
+    // One signing key, shared by the sequencer and the checkpoint refresher.
+    let signer = Arc::new(dir.signer()?);
     let verifier = signer.verifier();
     let (notices, _) = broadcast::channel(4096);
     let (jobs, job_rx) = mpsc::channel(16_384);
-    let sequencer_signer = NoteSigner::from_skey(&signer.to_skey())
-        .map_err(|e| ConfigError::Damaged { path: dir.path.clone(), reason: e.to_string() })?;
+    let sequencer_signer = signer.clone();
     let (seq_store, origin, seq_notices) = (store.clone(), dir.config.origin.clone(), notices.clone());
     let (sequencer, latest) = tokio::task::spawn_blocking(move || {
         Sequencer::start(seq_store, sequencer_signer, origin, seq_notices, MAX_BATCH_ENTRIES)

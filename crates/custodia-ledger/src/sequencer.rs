@@ -58,7 +58,7 @@ pub struct Notice {
 
 pub struct Sequencer {
     store: Arc<dyn Store>,
-    signer: NoteSigner,
+    signer: Arc<NoteSigner>,
     origin: String,
     frontier: Frontier,
     latest: Latest,
@@ -109,7 +109,7 @@ impl Sequencer {
     /// Loads the tree from the store and signs a checkpoint for it (data in the store is durable).
     pub fn start(
         store: Arc<dyn Store>,
-        signer: NoteSigner,
+        signer: Arc<NoteSigner>,
         origin: String,
         notices: broadcast::Sender<Notice>,
         max_batch: usize,
@@ -372,7 +372,6 @@ impl Sequencer {
         self.store.append(&batch)?;
         // Durable from here on: only now may a checkpoint cover these entries.
         self.frontier = frontier;
-        self.unsaved = None;
         let checkpoint = Arc::new(sign_checkpoint(&self.signer, &self.origin, new_size, new_root));
         self.unsaved = Some(checkpoint.note.clone());
         if let Ok(mut latest) = self.latest.write() {

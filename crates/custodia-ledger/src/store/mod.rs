@@ -126,15 +126,8 @@ pub struct GrantRecord {
     pub redacted: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MemberRecord {
-    pub key: SigningPublicKey,
-    pub box_key: BoxPublicKey,
-    pub role: Role,
-    pub name: String,
-    pub org: String,
-    pub index: u64,
-}
+/// Members are indexed exactly as wallets keep them.
+pub type MemberRecord = custodia_core::entry::Member;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PatientRecord {

@@ -9,11 +9,10 @@ use custodia_core::entry::{
 use custodia_core::grant::{Grant, Revocation, VerifiedGrant, VerifiedRevocation};
 use custodia_core::ledger_api::{MemberInfo, TagEntry};
 use custodia_core::statement::{Unverified, Verified};
-use custodia_core::{BoxPublicKey, Identity, SigningPublicKey};
+use custodia_core::{Identity, SigningPublicKey};
 use custodia_log::checkpoint::Checkpoint;
 use custodia_log::note::NoteVerifier;
 use custodia_log::{Hash, leaf_hash};
-use serde::{Deserialize, Serialize};
 
 use super::LedgerError;
 
@@ -191,18 +190,7 @@ pub fn check_tag_entry(served: &TagEntry, checkpoint: &Checkpoint) -> Result<Log
     Ok(LoggedEntry { index, leaf, entry: Some(entry) })
 }
 
-/// A member of the network, as enrolled by its authority.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Member {
-    pub key: SigningPublicKey,
-    pub box_key: BoxPublicKey,
-    pub role: Role,
-    pub name: String,
-    pub org: String,
-    /// The index of the enrollment entry.
-    pub index: u64,
-}
+pub use custodia_core::entry::Member;
 
 /// Checks a member record: it is for `key`, its envelope is an enrollment of `key` signed by the
 /// network `authority`, the record's fields are the envelope's, and its leaf commits to the envelope.
