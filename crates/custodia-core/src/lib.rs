@@ -8,6 +8,7 @@
 //! the current time, so every function here is deterministic apart from the randomness it asks the OS for
 //! when it makes a key, a nonce or an id.
 
+pub mod audit_event;
 pub mod consent;
 pub mod dsse;
 pub mod entry;

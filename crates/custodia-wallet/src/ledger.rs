@@ -450,6 +450,40 @@ pub fn post_access_event(
     ledger.append_one(statement::sign(LedgerEntry::new(gateway.signing_public(), now, content), gateway)?)
 }
 
+/// As [`post_access_event`], for many events about one patient, appended in requests of `batch`
+/// entries. Returns the entries' indexes.
+pub fn post_access_events(
+    ledger: &mut Ledger,
+    gateway: &Identity,
+    events: Vec<AccessEvent>,
+    batch: usize,
+    now: Timestamp,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<u64>, LedgerError> {
+    let Some(about) = events.first().map(|e| e.patient) else { return Ok(Vec::new()) };
+    let patient = ledger.patient(gateway, &about)?;
+    let mut indexes = Vec::with_capacity(events.len());
+    let mut pending = Vec::with_capacity(batch);
+    let total = events.len();
+    for (i, event) in events.into_iter().enumerate() {
+        if event.patient != about {
+            return Err(LedgerError::Statement(StatementError::invalid::<AccessEvent>(
+                "every event of one batch must be about the same patient",
+            )));
+        }
+        let signed = statement::sign(event, gateway)?;
+        let body = seal_statement(&signed, &[patient.box_key], EntryKind::Access, &patient.tag)?;
+        let content = Content::Access { tag: patient.tag, grant_id: signed.grant_id, body };
+        pending.push(statement::sign(LedgerEntry::new(gateway.signing_public(), now, content), gateway)?);
+        if pending.len() >= batch.max(1) || i + 1 == total {
+            indexes.extend(ledger.append(&pending)?);
+            pending.clear();
+            progress(indexes.len());
+        }
+    }
+    Ok(indexes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,9 +52,11 @@ const TAG_LEN: usize = 16;
 /// Bytes in the header: magic, version, KDF id, three u32 costs, salt, nonce.
 pub const HEADER_LEN: usize = 8 + 2 + 1 + 4 + 4 + 4 + SALT_LEN + NONCE_LEN;
 
-/// The largest vault file we read or write. A wallet of consent records is kilobytes; anything near this
-/// is not ours, and refusing it keeps a hostile file from making us allocate without bound.
-pub const MAX_VAULT_BYTES: usize = 16 * 1024 * 1024;
+/// The largest vault file we read or write. Grants are kilobytes, but the vault also keeps every verified
+/// access event (about 1 KiB each), and a patient with a long history may have a hundred thousand of
+/// them. Anything past this is not ours, and refusing it keeps a hostile file from making us allocate
+/// without bound.
+pub const MAX_VAULT_BYTES: usize = 256 * 1024 * 1024;
 /// The largest plaintext [`seal`] accepts: whatever fits in [`MAX_VAULT_BYTES`] after header and tag.
 pub const MAX_PLAINTEXT_BYTES: usize = MAX_VAULT_BYTES - HEADER_LEN - TAG_LEN;
 
@@ -88,7 +90,7 @@ pub enum VaultError {
     KdfOutOfBounds { field: &'static str, value: u32, limit: u32 },
     #[error("vault file is truncated")]
     Truncated,
-    #[error("vault is larger than the 16 MiB limit")]
+    #[error("vault is larger than the 256 MiB limit")]
     TooLarge,
     /// The AEAD tag did not verify. A wrong passphrase and an altered file look identical to us.
     #[error("wrong passphrase, or the vault file was altered or corrupted (the two cannot be told apart)")]
@@ -253,7 +255,7 @@ pub fn seal(plaintext: &[u8], passphrase: &Passphrase, params: KdfParams) -> Res
     let aad = header.to_bytes();
     let key = derive_key(passphrase, &header.salt, params)?;
     let cipher = XChaCha20Poly1305::new((&*key).into());
-    // XChaCha20-Poly1305 only refuses messages of hundreds of GiB; ours is capped at 16 MiB above.
+    // XChaCha20-Poly1305 only refuses messages of hundreds of GiB; ours is capped at 256 MiB above.
     let ciphertext = cipher
         .encrypt(&XNonce::from(header.nonce), Payload { msg: plaintext, aad: &aad })
         .map_err(|_| VaultError::TooLarge)?;
@@ -632,7 +634,7 @@ mod tests {
     fn read_vault_refuses_oversized_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(VAULT_FILE_NAME);
-        // Sparse: the size check must trip on metadata, not after reading 16 MiB.
+        // Sparse: the size check must trip on metadata, not after reading 256 MiB.
         File::create(&path).unwrap().set_len(MAX_VAULT_BYTES as u64 + 1).unwrap();
         assert!(matches!(read_vault(&path), Err(VaultError::TooLarge)));
         assert!(matches!(read_vault(&dir.path().join("absent")), Err(VaultError::Io { action: "open", .. })));

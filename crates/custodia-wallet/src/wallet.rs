@@ -21,6 +21,7 @@ use custodia_core::qr::ContactCard;
 use custodia_core::statement::{self, StatementError, Unverified};
 use custodia_core::time::Timestamp;
 use custodia_core::{Fingerprint, Identity, MasterSeed, SigningPublicKey};
+use custodia_log::hash::Hash;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -29,7 +30,9 @@ use crate::vault::{self, KdfParams, Passphrase, VAULT_FILE_NAME, VaultError, Wal
 
 mod on_ledger;
 
-pub use on_ledger::{AccessRecord, Enrollment, GrantStanding, GrantSummary, LedgerLink, Posted, SyncReport};
+pub use on_ledger::{
+    AccessRecord, Enrollment, GrantStanding, GrantSummary, InclusionView, LedgerLink, Posted, SyncReport,
+};
 
 const PLAINTEXT_VERSION: u8 = 1;
 
@@ -63,6 +66,8 @@ pub enum WalletError {
     GrantNotOnLedger(GrantId),
     #[error("grant {0} is not revoked")]
     NotRevoked(GrantId),
+    #[error("this wallet holds no access event at ledger entry {0}")]
+    UnknownAccessEvent(u64),
 }
 
 impl WalletError {
@@ -154,6 +159,9 @@ struct StoredCheckpoint {
 #[serde(deny_unknown_fields)]
 struct StoredAccess {
     index: u64,
+    /// The entry's leaf hash, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leaf: Option<String>,
     /// The gateway's signed access event, as a DSSE envelope.
     event: String,
 }
@@ -444,8 +452,16 @@ fn load_ledger(stored: StoredLedger) -> Result<LedgerLink, WalletError> {
         .map(|a| {
             Unverified::<AccessEvent>::decode(a.event.as_bytes())
                 .and_then(Unverified::verify)
-                .map(|event| AccessRecord { index: a.index, event })
                 .map_err(|e| corrupt(format!("access event {}: {e}", a.index)))
+                .and_then(|event| {
+                    let leaf = a
+                        .leaf
+                        .as_deref()
+                        .map(Hash::from_base64)
+                        .transpose()
+                        .map_err(|e| corrupt(format!("access event {}'s leaf hash: {e}", a.index)))?;
+                    Ok(AccessRecord { index: a.index, leaf, event })
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(LedgerLink {
@@ -476,7 +492,11 @@ fn store_ledger(link: &LedgerLink) -> StoredLedger {
         access_events: link
             .access_events
             .iter()
-            .map(|a| StoredAccess { index: a.index, event: a.event.to_compact_json() })
+            .map(|a| StoredAccess {
+                index: a.index,
+                leaf: a.leaf.map(|h| h.to_base64()),
+                event: a.event.to_compact_json(),
+            })
             .collect(),
     }
 }
@@ -641,7 +661,7 @@ mod tests {
         other_key.verifier_key = custodia_log::NoteSigner::new("ledger.test", &[4; 32]).unwrap().verifier().to_vkey();
         assert!(matches!(load_ledger(other_key), Err(WalletError::Corrupt(_))));
         let mut bad_event = stored_ledger(&signer, 5);
-        bad_event.access_events.push(StoredAccess { index: 2, event: "{}".into() });
+        bad_event.access_events.push(StoredAccess { index: 2, leaf: None, event: "{}".into() });
         assert!(matches!(load_ledger(bad_event), Err(WalletError::Corrupt(m)) if m.contains("access event 2")));
         // And what is stored is what loads.
         let again = load_ledger(store_ledger(&link)).unwrap();

@@ -482,9 +482,12 @@ fn enroll_grant_access_revoke_sync() {
     assert_eq!(report.new_entries, 3, "enrollment, grant, access event");
     assert_eq!(report.grants.len(), 1);
     assert_eq!((report.grants[0].status, report.grants[0].index), (GrantStanding::Active, Some(3)));
-    assert_eq!(report.access_events.len(), 1);
-    assert_eq!(report.access_events[0].index, access_index);
-    assert_eq!(report.access_events[0].event.reader_name, "Dr Hopper");
+    assert_eq!(report.new_access_events.len(), 1);
+    assert_eq!(report.new_access_events[0].index, access_index);
+    assert_eq!(report.new_access_events[0].event.reader_name, "Dr Hopper");
+    let shown = w.patient.access_inclusion(access_index).unwrap();
+    assert_eq!((shown.index, shown.checkpoint.size), (access_index, w.patient.ledger().unwrap().checkpoint.size));
+    assert!(matches!(w.patient.access_inclusion(access_index + 1), Err(WalletError::UnknownAccessEvent(_))));
 
     w.patient.revoke_grant(grant.id, now(), "done").unwrap();
     let revocation_index = w.patient.post_revocation(grant.id, now()).unwrap();
@@ -537,7 +540,9 @@ fn a_restored_wallet_finds_its_enrollment_grants_and_access_events_on_the_ledger
         (g.id, g.status, g.index, g.revocation_index),
         (grant.id, GrantStanding::Revoked, Some(grant_index), Some(revocation_index))
     );
-    assert_eq!(report.access_events.len(), 1);
+    assert_eq!(report.new_access_events.len(), 1);
+    assert_eq!(restored.access_events().len(), 1);
+    assert!(restored.sync(now()).unwrap().new_access_events.is_empty(), "an event already held is not new again");
     assert_eq!(restored.grants()[0].grant.id, grant.id);
 }
 

@@ -12,6 +12,7 @@ use custodia_core::grant::GrantId;
 use custodia_core::purpose::PurposeOfUse;
 use custodia_core::statement::Verified;
 use custodia_core::time::Timestamp;
+use custodia_log::hash::{Hash, leaf_hash};
 
 use super::{IssuedGrant, Wallet, WalletError};
 use crate::ledger::verify::{self, Learned};
@@ -43,8 +44,21 @@ pub struct LedgerLink {
 pub struct AccessRecord {
     /// Its ledger entry.
     pub index: u64,
+    /// The entry's leaf hash, kept so its inclusion can be shown again later. `None` for events synced
+    /// before the wallet kept it.
+    pub leaf: Option<Hash>,
     /// Signed by the gateway it names, which was an enrolled gateway when the entry was logged.
     pub event: Verified<AccessEvent>,
+}
+
+/// An access event's inclusion in the wallet's checkpoint, fetched and verified.
+#[derive(Clone, Debug)]
+pub struct InclusionView {
+    pub index: u64,
+    pub leaf: Hash,
+    pub checkpoint: TrustedCheckpoint,
+    /// The audit path, leaf to root.
+    pub path: Vec<Hash>,
 }
 
 /// The result of [`Wallet::enroll`].
@@ -111,8 +125,8 @@ pub struct SyncReport {
     pub complete: bool,
     /// Every grant the wallet holds, with its standing.
     pub grants: Vec<GrantSummary>,
-    /// Every access event the wallet holds, oldest first.
-    pub access_events: Vec<AccessRecord>,
+    /// The access events this sync read, oldest first ([`Wallet::access_events`] has them all).
+    pub new_access_events: Vec<AccessRecord>,
     /// Entries read in this sync whose bodies the patient had redacted: their leaves are proven, their
     /// contents gone.
     pub redacted: Vec<(u64, EntryKind)>,
@@ -215,6 +229,50 @@ impl Wallet {
         Ok(enrollment)
     }
 
+    /// Shows again that one of this wallet's access events is in the ledger: fetches an inclusion proof
+    /// of its leaf in the checkpoint the wallet holds (which every sync checked for consistency) and
+    /// verifies it. Changes nothing.
+    pub fn access_inclusion(&self, index: u64) -> Result<InclusionView, WalletError> {
+        let (ledger, link) = self.session()?;
+        let record = link
+            .access_events
+            .binary_search_by_key(&index, |a| a.index)
+            .ok()
+            .map(|i| &link.access_events[i])
+            .ok_or(WalletError::UnknownAccessEvent(index))?;
+        let leaf = record.leaf.ok_or(WalletError::UnknownAccessEvent(index))?;
+        let checkpoint = link.checkpoint.clone();
+        let served = ledger.client().inclusion_proof(index, checkpoint.size)?;
+        let path = verify::decode_hashes(&served.proof, "inclusion proof")
+            .map_err(|reason| LedgerError::BadEntry { index, reason })?;
+        custodia_log::proof::verify_inclusion(&leaf, index, checkpoint.size, &path, &checkpoint.root).map_err(|e| {
+            LedgerError::BadEntry {
+                index,
+                reason: format!("its inclusion proof against the checkpoint of size {} fails: {e}", checkpoint.size),
+            }
+        })?;
+        Ok(InclusionView { index, leaf, checkpoint, path })
+    }
+
+    /// Moves the wallet to a new address of the same ledger: the ledger there must sign with the stored
+    /// key, name the same authority, and serve a checkpoint consistent with the one the wallet holds.
+    pub fn move_ledger(&mut self, url: &str) -> Result<String, WalletError> {
+        let (_, mut link) = self.session()?;
+        let mut ledger = Ledger::resume(url, &link.verifier_key, link.authority, link.checkpoint.clone())?;
+        let info = ledger.client().info()?;
+        if info.authority != link.authority {
+            return Err(LedgerError::BadEntry {
+                index: link.enrollment_index,
+                reason: format!("the ledger at {} names another network authority ({})", ledger.url(), info.authority),
+            }
+            .into());
+        }
+        ledger.refresh()?;
+        link.url = ledger.url().to_owned();
+        self.commit(link, &ledger, None)?;
+        Ok(ledger.url().to_owned())
+    }
+
     /// Looks up an enrolled member on the wallet's ledger, verified (see [`Ledger::member`]), and caches it.
     pub fn member(&mut self, key: &SigningPublicKey) -> Result<Member, WalletError> {
         let cached = self.ledger.as_ref().ok_or(WalletError::NotEnrolled)?.members.iter().find(|m| m.key == *key);
@@ -281,13 +339,23 @@ impl Wallet {
         let (logged, more) = ledger.tag_entries(&self.identity, link.synced_through)?;
         let mut grants = self.grants.clone();
         let mut redacted = Vec::new();
+        let mut new_access_events = Vec::new();
         for entry in &logged {
             let learned = verify::learn(&self.identity, entry, |key| Self::member_in(&mut ledger, &mut link, key))?;
-            absorb(learned, &mut grants, &mut link, &mut redacted)?;
+            let leaf = leaf_hash(&entry.leaf.to_bytes());
+            absorb(learned, leaf, &mut grants, &mut link, &mut redacted, &mut new_access_events)?;
             link.synced_through = Some(entry.index);
         }
         link.access_events.sort_by_key(|a| a.index);
-        self.commit(link, &ledger, Some(grants))?;
+        if logged.is_empty() {
+            // Nothing of this wallet's changed: keep the newer checkpoint in memory and leave the vault
+            // alone (rewriting a large vault every poll costs more than it protects; after a crash the
+            // next sync checks consistency from the stored, older checkpoint).
+            link.checkpoint = ledger.checkpoint().clone();
+            self.ledger = Some(link);
+        } else {
+            self.commit(link, &ledger, Some(grants))?;
+        }
         let grants = self
             .grants
             .iter()
@@ -307,7 +375,7 @@ impl Wallet {
             new_entries: logged.len(),
             complete: !more,
             grants,
-            access_events: self.access_events().to_vec(),
+            new_access_events,
             redacted,
         })
     }
@@ -375,13 +443,36 @@ impl Wallet {
     }
 }
 
+impl Wallet {
+    /// As a gateway: posts many access events about one patient, in requests of `batch` entries (for
+    /// demonstrations and load tests; a real gateway posts each read as it happens).
+    pub fn post_access_events(
+        &mut self,
+        url: &str,
+        verifier_key: Option<&str>,
+        events: Vec<AccessEvent>,
+        batch: usize,
+        now: Timestamp,
+        progress: impl FnMut(usize),
+    ) -> Result<Vec<u64>, WalletError> {
+        let (mut ledger, link, _) = self.session_for(url, verifier_key)?;
+        let indexes = ledger::post_access_events(&mut ledger, &self.identity, events, batch, now, progress)?;
+        if let Some(link) = link {
+            self.commit(link, &ledger, None)?;
+        }
+        Ok(indexes)
+    }
+}
+
 /// Folds what one entry taught into the wallet's grants and ledger state (copies, kept only if the whole
 /// sync succeeds).
 fn absorb(
     learned: Learned,
+    leaf: Hash,
     grants: &mut Vec<IssuedGrant>,
     link: &mut LedgerLink,
     redacted: &mut Vec<(u64, EntryKind)>,
+    new_access_events: &mut Vec<AccessRecord>,
 ) -> Result<(), LedgerError> {
     let bad = |index: u64, reason: String| LedgerError::BadEntry { index, reason };
     match learned {
@@ -432,8 +523,13 @@ fn absorb(
             }
         }
         Learned::Access { index, event } => {
-            if !link.access_events.iter().any(|a| a.index == index) {
-                link.access_events.push(AccessRecord { index, event: *event });
+            // Held events are sorted by index, and a sync reads entries in index order.
+            let held = link.access_events.last().is_some_and(|a| a.index >= index)
+                && link.access_events.binary_search_by_key(&index, |a| a.index).is_ok();
+            if !held {
+                let record = AccessRecord { index, leaf: Some(leaf), event: *event };
+                new_access_events.push(record.clone());
+                link.access_events.push(record);
             }
         }
         Learned::Redaction { .. } => {}
