@@ -1,0 +1,308 @@
+use std::path::Path;
+
+use custodia_core::Identity;
+use custodia_core::entry::{AccessEvent, AccessedResource, EntryNonce, Outcome, Role};
+use custodia_core::purpose::PurposeOfUse;
+use custodia_ledger::{LedgerDir, RunningLedger, default_limits};
+use custodia_wallet::ledger::NewMember;
+use serde_json::json;
+use ts_rs::TS;
+
+use super::*;
+
+const PASS: &str = "correct horse battery staple";
+
+fn app(dir: &Path) -> Arc<App> {
+    App::with_kdf(dir.join("patient"), None, KdfParams::TESTING)
+}
+
+fn call(app: &App, command: &str, args: Value) -> Value {
+    app.dispatch(command, args).unwrap_or_else(|e| panic!("{command}: {e:?}"))
+}
+
+fn code(app: &App, command: &str, args: Value) -> ErrorCode {
+    app.dispatch(command, args).expect_err(command).code
+}
+
+fn ts_decl<T: TS>() -> String {
+    format!("export {}\n", T::decl())
+}
+
+/// The UI's types are generated from the views; this fails when the committed file is stale (run the
+/// tests with `CUSTODIA_BLESS=1` to rewrite it).
+#[test]
+fn typescript_bindings_are_current() {
+    let mut text = String::from(
+        "// Generated from crates/custodia-app/src/views.rs by its tests (CUSTODIA_BLESS=1). Do not edit.\n\n",
+    );
+    for decl in [
+        ts_decl::<ErrorCode>(),
+        ts_decl::<AppError>(),
+        ts_decl::<WalletState>(),
+        ts_decl::<Status>(),
+        ts_decl::<Summary>(),
+        ts_decl::<LedgerView>(),
+        ts_decl::<Party>(),
+        ts_decl::<Code>(),
+        ts_decl::<GrantStatus>(),
+        ts_decl::<GrantView>(),
+        ts_decl::<GrantDetail>(),
+        ts_decl::<Resource>(),
+        ts_decl::<AccessOutcome>(),
+        ts_decl::<AccessRow>(),
+        ts_decl::<AccessFilter>(),
+        ts_decl::<Histogram>(),
+        ts_decl::<AccessPage>(),
+        ts_decl::<Proof>(),
+        ts_decl::<Export>(),
+        ts_decl::<Contact>(),
+        ts_decl::<SyncResult>(),
+        ts_decl::<Home>(),
+        ts_decl::<AttentionKind>(),
+        ts_decl::<Attention>(),
+        ts_decl::<QrView>(),
+        ts_decl::<Decoded>(),
+    ] {
+        text.push_str(&decl);
+    }
+    let names: Vec<String> = COMMANDS.iter().map(|c| format!("  | '{c}'\n")).collect();
+    text.push_str(&format!("\nexport type Command =\n{};\n", names.concat().trim_end()));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/lib/generated/bridge.ts");
+    if std::env::var_os("CUSTODIA_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(committed == text, "{} is stale: run `CUSTODIA_BLESS=1 cargo test -p custodia-app`", path.display());
+}
+
+#[test]
+fn a_wallet_is_created_locked_and_unlocked_only_with_its_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    assert_eq!(call(&app, "status", json!({}))["state"], "none");
+    assert_eq!(code(&app, "home", json!({})), ErrorCode::Locked);
+    assert_eq!(code(&app, "create_wallet", json!({"name": "Ada", "passphrase": ""})), ErrorCode::BadInput);
+    assert_eq!(code(&app, "create_wallet", json!({"name": " Ada", "passphrase": PASS, "x": 1})), ErrorCode::BadInput);
+    let summary = call(&app, "create_wallet", json!({"name": "Ada", "passphrase": PASS}));
+    assert_eq!(summary["name"], "Ada");
+    assert_eq!(call(&app, "status", json!({}))["state"], "unlocked");
+    assert!(call(&app, "contact_qr", json!({}))["svg"].as_str().unwrap().contains("<svg"));
+
+    call(&app, "lock", json!({}));
+    assert_eq!(call(&app, "status", json!({}))["state"], "locked");
+    assert_eq!(code(&app, "grants", json!({})), ErrorCode::Locked);
+    assert_eq!(code(&app, "unlock", json!({"passphrase": "wrong"})), ErrorCode::WrongPassphrase);
+    assert_eq!(call(&app, "unlock", json!({"passphrase": PASS}))["key"], summary["key"]);
+
+    // Another app over the same directory cannot open it while this one holds it.
+    let other = App::with_kdf(dir.path().join("patient"), None, KdfParams::TESTING);
+    assert_eq!(code(&other, "unlock", json!({"passphrase": PASS})), ErrorCode::Busy);
+    assert_eq!(code(&app, "no_such_command", json!({})), ErrorCode::UnknownCommand);
+    // Every command the list names is one the dispatcher knows.
+    for c in COMMANDS {
+        assert_ne!(
+            app.dispatch(c, json!({"unknown": true})).err().map(|e| e.code),
+            Some(ErrorCode::UnknownCommand),
+            "{c}"
+        );
+    }
+}
+
+#[test]
+fn change_passphrase_needs_the_current_one_and_auto_lock_locks_an_idle_wallet() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    call(&app, "create_wallet", json!({"name": "Ada", "passphrase": PASS}));
+    assert_eq!(
+        code(&app, "change_passphrase", json!({"current": "nope", "new": "another long one"})),
+        ErrorCode::WrongPassphrase
+    );
+    call(&app, "change_passphrase", json!({"current": PASS, "new": "another long one"}));
+    assert_eq!(code(&app, "set_auto_lock", json!({"minutes": 0})), ErrorCode::BadInput);
+    assert_eq!(call(&app, "set_auto_lock", json!({"minutes": 1}))["auto_lock_minutes"], 1);
+    assert!(!app.lock_if_idle(), "just used");
+    app.inner().last_activity -= Duration::from_secs(61);
+    assert!(app.lock_if_idle());
+    assert_eq!(call(&app, "status", json!({}))["state"], "locked");
+    assert_eq!(code(&app, "unlock", json!({"passphrase": PASS})), ErrorCode::WrongPassphrase);
+    call(&app, "unlock", json!({"passphrase": "another long one"}));
+}
+
+struct Ledger {
+    runtime: tokio::runtime::Runtime,
+    running: Option<RunningLedger>,
+    url: String,
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = self.runtime.block_on(running.shutdown());
+        }
+    }
+}
+
+fn ledger(dir: &Path, authority: &Identity) -> Ledger {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (ledger_dir, _) = LedgerDir::init(&dir.join("ledger"), authority.signing_public(), None).unwrap();
+    let store = custodia_ledger::open_store(&ledger_dir, None).unwrap();
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let running = runtime.block_on(custodia_ledger::start(&ledger_dir, store, addr, default_limits())).unwrap();
+    let url = format!("http://{}", running.addr);
+    Ledger { runtime, running: Some(running), url }
+}
+
+fn wallet(dir: &Path, name: &str) -> Wallet {
+    Wallet::create(&dir.join(name), name, Passphrase::new(PASS.into()).unwrap(), KdfParams::TESTING, now().unwrap())
+        .unwrap()
+}
+
+fn access_event(
+    gateway: &Wallet,
+    patient: &str,
+    reader: &Wallet,
+    grant: Option<&str>,
+    outcome: Outcome,
+    break_glass: bool,
+) -> AccessEvent {
+    AccessEvent {
+        id: EntryNonce::generate(),
+        gateway: gateway.signing_key(),
+        patient: patient.parse().unwrap(),
+        reader: reader.signing_key(),
+        reader_name: "Dr Hopper".into(),
+        organisation: "St Mary's".into(),
+        grant_id: grant.map(|g| g.parse().unwrap()),
+        purpose: PurposeOfUse::TREATMENT,
+        at: now().unwrap(),
+        outcome,
+        break_glass,
+        request: "GET Observation?patient=p1&category=laboratory".into(),
+        resources: if outcome == Outcome::Allowed {
+            vec![AccessedResource {
+                resource_type: "Observation".into(),
+                id: "hba1c-1".into(),
+                labels: vec![],
+                category: Some("laboratory".into()),
+            }]
+        } else {
+            vec![]
+        },
+        reason: (outcome == Outcome::Denied).then(|| "the grant does not cover mental-health notes".into()),
+    }
+}
+
+#[test]
+fn a_patient_grants_sees_reads_verified_and_revokes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut authority = wallet(dir.path(), "authority");
+    let ledger = ledger(dir.path(), authority.identity());
+    let doctor = wallet(dir.path(), "Dr Hopper");
+    let mut gateway = wallet(dir.path(), "gateway");
+    for (who, role) in [(&doctor, Role::Provider), (&gateway, Role::Gateway)] {
+        let member = NewMember {
+            key: who.signing_key(),
+            box_key: who.identity().box_public(),
+            role,
+            name: who.name().into(),
+            org: "St Mary's".into(),
+        };
+        authority.enroll_member(&ledger.url, None, member, now().unwrap()).unwrap();
+    }
+
+    let app = App::with_kdf(dir.path().join("patient"), Some(ledger.url.clone()), KdfParams::TESTING);
+    assert_eq!(call(&app, "status", json!({}))["default_ledger"], ledger.url);
+    let me =
+        call(&app, "create_wallet", json!({"name": "Ada", "passphrase": PASS}))["key"].as_str().unwrap().to_owned();
+    let card = QrPayload::Contact(doctor.contact_card()).encode();
+    assert_eq!(code(&app, "resolve_contact", json!({"text": card})), ErrorCode::NotEnrolled);
+    let home = call(&app, "home", json!({}));
+    assert_eq!(home["attention"][0]["kind"], "not_enrolled");
+    call(&app, "enroll", json!({"ledger_url": ledger.url}));
+
+    // The clinician, from their contact card, verified on the ledger.
+    let contact = call(&app, "resolve_contact", json!({"text": card}));
+    assert_eq!((contact["name"].as_str(), contact["verified"].as_bool()), (Some("Dr Hopper"), Some(true)));
+    assert_eq!(code(&app, "resolve_contact", json!({"text": gateway.signing_key().to_string()})), ErrorCode::BadInput);
+    assert_eq!(code(&app, "resolve_contact", json!({"text": "hello"})), ErrorCode::BadInput);
+    assert_eq!(call(&app, "contacts", json!({}))[0]["name"], "Dr Hopper");
+
+    let grant_args = |scopes: Value| json!({"grantee": contact["key"], "scopes": scopes, "labels": [], "purpose": "TREAT", "duration_seconds": 86_400 * 7});
+    assert_eq!(code(&app, "create_grant", grant_args(json!([]))), ErrorCode::BadInput);
+    assert_eq!(code(&app, "create_grant", grant_args(json!(["patient/Observation.rs?foo=bar"]))), ErrorCode::BadInput);
+    let grant = call(&app, "create_grant", grant_args(json!(["patient/Observation.rs?category=laboratory"])));
+    let id = grant["id"].as_str().unwrap().to_owned();
+    assert_eq!(grant["status"], "active");
+    assert!(grant["grant_index"].is_number(), "posted: {grant}");
+    assert_eq!(call(&app, "home", json!({}))["active_grants"][0]["id"], id);
+
+    // A gateway logs a read and a refused attempt; a sync brings both, verified.
+    for (outcome, glass) in [(Outcome::Allowed, false), (Outcome::Denied, false), (Outcome::Allowed, true)] {
+        let event = access_event(&gateway, &me, &doctor, Some(&id), outcome, glass);
+        gateway.post_access_event(&ledger.url, None, event, now().unwrap()).unwrap();
+    }
+    let synced = call(&app, "sync", json!({}));
+    let new_events = synced["new_events"].as_array().unwrap();
+    assert_eq!(new_events.len(), 3);
+    assert!(new_events.iter().all(|e| e["verified"] == true && e["reader"]["name"] == "Dr Hopper"));
+    assert!(call(&app, "sync", json!({}))["new_events"].as_array().unwrap().is_empty());
+
+    let page = call(&app, "access_log", json!({"filter": {}, "offset": 0, "limit": 2}));
+    assert_eq!((page["total"].as_u64(), page["rows"].as_array().unwrap().len()), (Some(3), 2));
+    assert_eq!(page["categories"], json!(["laboratory"]));
+    let denied = call(&app, "access_log", json!({"filter": {"outcome": "denied"}, "offset": 0, "limit": 100}));
+    assert_eq!(denied["total"], 1);
+    assert_eq!(denied["rows"][0]["reason"], "the grant does not cover mental-health notes");
+    let glass = call(&app, "access_log", json!({"filter": {"break_glass": true}, "limit": 100}));
+    assert_eq!(glass["total"], 1);
+    assert_eq!(code(&app, "access_log", json!({"filter": {}, "limit": 0})), ErrorCode::BadInput);
+    let kinds: Vec<Value> =
+        call(&app, "home", json!({}))["attention"].as_array().unwrap().iter().map(|a| a["kind"].clone()).collect();
+    assert!(kinds.contains(&json!("break_glass")) && kinds.contains(&json!("denied")), "{kinds:?}");
+
+    // Any entry's inclusion can be shown again, checked against the wallet's checkpoint.
+    let index = page["rows"][0]["index"].as_u64().unwrap();
+    let proof = call(&app, "access_proof", json!({"index": index}));
+    assert_eq!(proof["verified"], true);
+    assert!(proof["checkpoint"].as_str().unwrap().contains(&format!("\n{}\n", proof["checkpoint_size"])));
+    assert_eq!(code(&app, "access_proof", json!({"index": 0})), ErrorCode::NotFound);
+
+    let csv = call(&app, "export_access_csv", json!({"filter": {}}));
+    assert_eq!(csv["text"].as_str().unwrap().lines().count(), 4, "a header and three events");
+    let bundle: Value =
+        serde_json::from_str(call(&app, "export_audit_bundle", json!({"filter": {}}))["text"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(bundle["entry"].as_array().unwrap().len(), 3);
+    assert_eq!(bundle["entry"][0]["resource"]["resourceType"], "AuditEvent");
+    let consent: Value =
+        serde_json::from_str(call(&app, "export_consent", json!({"id": id}))["text"].as_str().unwrap()).unwrap();
+    assert_eq!(consent["resourceType"], "Consent");
+
+    let detail = call(&app, "grant", json!({"id": id}));
+    assert_eq!((detail["grant"]["reads"].as_u64(), detail["grant"]["denied"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(detail["reads"].as_array().unwrap().len(), 3);
+
+    let revoked = call(&app, "revoke_grant", json!({"id": id}));
+    assert_eq!(revoked["status"], "revoked");
+    assert!(revoked["revocation_index"].is_number());
+    assert_eq!(code(&app, "revoke_grant", json!({"id": id})), ErrorCode::Conflict);
+    assert_eq!(code(&app, "grant", json!({"id": "not-an-id"})), ErrorCode::BadInput);
+
+    // Everything survives a lock and an unlock.
+    call(&app, "lock", json!({}));
+    call(&app, "unlock", json!({"passphrase": PASS}));
+    assert_eq!(call(&app, "access_log", json!({"filter": {}, "limit": 10}))["total"], 3);
+    assert_eq!(call(&app, "grants", json!({}))[0]["status"], "revoked");
+    drop(ledger);
+    assert_eq!(code(&app, "sync", json!({})), ErrorCode::LedgerUnreachable);
+}
+
+#[test]
+fn spreadsheet_cells_are_quoted_and_never_run_as_formulas() {
+    assert_eq!(log::csv_cell("plain"), "plain");
+    assert_eq!(log::csv_cell("a,b"), "\"a,b\"");
+    assert_eq!(log::csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+    assert_eq!(log::csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+    assert_eq!(log::csv_cell("-1"), "'-1");
+}

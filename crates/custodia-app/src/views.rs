@@ -1,0 +1,425 @@
+//! What the UI is shown: plain JSON views of the wallet, with TypeScript types generated from these
+//! definitions (see the `typescript_bindings_are_current` test), so the two sides cannot drift.
+
+use custodia_core::SigningPublicKey;
+use custodia_core::entry::{AccessedResource, Member, Outcome};
+use custodia_core::time::Timestamp;
+use custodia_wallet::wallet::{AccessRecord, GrantStanding, IssuedGrant, Wallet};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// Unix milliseconds, as JavaScript's `Date` takes them.
+pub fn ms(t: Timestamp) -> i64 {
+    t.unix().saturating_mul(1000)
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Status {
+    pub state: WalletState,
+    pub wallet_dir: String,
+    pub default_ledger: Option<String>,
+    pub auto_lock_minutes: u32,
+    /// Only while unlocked.
+    pub summary: Option<Summary>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum WalletState {
+    None,
+    Locked,
+    Unlocked,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Summary {
+    pub name: String,
+    pub key: String,
+    pub fingerprint: String,
+    #[ts(type = "number")]
+    pub created_at: i64,
+    pub ledger: Option<LedgerView>,
+    pub auto_lock_minutes: u32,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct LedgerView {
+    pub url: String,
+    #[ts(type = "number")]
+    pub checkpoint_size: i64,
+    #[ts(type = "number | null")]
+    pub synced_through: Option<i64>,
+}
+
+/// Someone the patient deals with. `verified` means the wallet holds their enrollment, signed by the
+/// network authority and proven into the ledger.
+#[derive(Clone, Debug, PartialEq, Serialize, TS)]
+pub struct Party {
+    pub key: String,
+    pub name: Option<String>,
+    pub organisation: Option<String>,
+    pub role: Option<String>,
+    pub verified: bool,
+}
+
+impl Party {
+    pub fn of(key: &SigningPublicKey, members: &[Member]) -> Party {
+        match members.iter().find(|m| m.key == *key) {
+            Some(m) => Party::member(m),
+            None => Party { key: key.to_string(), name: None, organisation: None, role: None, verified: false },
+        }
+    }
+
+    pub fn member(m: &Member) -> Party {
+        Party {
+            key: m.key.to_string(),
+            name: Some(m.name.clone()),
+            organisation: Some(m.org.clone()),
+            role: Some(m.role.as_str().to_owned()),
+            verified: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+pub struct Code {
+    pub code: String,
+    pub display: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl From<GrantStanding> for GrantStatus {
+    fn from(s: GrantStanding) -> Self {
+        match s {
+            GrantStanding::Active => GrantStatus::Active,
+            GrantStanding::Expired => GrantStatus::Expired,
+            GrantStanding::Revoked => GrantStatus::Revoked,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct GrantView {
+    pub id: String,
+    pub grantee: Party,
+    pub scopes: Vec<String>,
+    pub labels: Vec<Code>,
+    pub purpose: Code,
+    pub note: String,
+    #[ts(type = "number")]
+    pub issued_at: i64,
+    #[ts(type = "number")]
+    pub not_before: i64,
+    #[ts(type = "number")]
+    pub not_after: i64,
+    pub max_reads: Option<u32>,
+    pub status: GrantStatus,
+    #[ts(type = "number | null")]
+    pub grant_index: Option<i64>,
+    #[ts(type = "number | null")]
+    pub revocation_index: Option<i64>,
+    #[ts(type = "number | null")]
+    pub revoked_at: Option<i64>,
+    /// Reads the wallet has seen logged under this grant, and refused attempts.
+    pub reads: u32,
+    pub denied: u32,
+}
+
+impl GrantView {
+    pub fn of(g: &IssuedGrant, members: &[Member], events: &[AccessRecord], now: Timestamp) -> GrantView {
+        let s = &g.grant;
+        let (mut reads, mut denied) = (0, 0);
+        for a in events.iter().filter(|a| a.event.grant_id == Some(s.id)) {
+            match a.event.outcome {
+                Outcome::Allowed => reads += 1,
+                Outcome::Denied => denied += 1,
+            }
+        }
+        GrantView {
+            id: s.id.to_string(),
+            grantee: Party::of(&s.grantee, members),
+            scopes: s.scopes.iter().map(ToString::to_string).collect(),
+            labels: s
+                .allowed_labels
+                .iter()
+                .map(|l| Code { code: l.code().to_owned(), display: l.display().to_owned() })
+                .collect(),
+            purpose: Code { code: s.purpose.code().to_owned(), display: s.purpose.display().to_owned() },
+            note: s.note.clone(),
+            issued_at: ms(s.issued_at),
+            not_before: ms(s.not_before),
+            not_after: ms(s.not_after),
+            max_reads: s.max_reads,
+            status: g.standing(now).into(),
+            grant_index: g.grant_index.map(|i| i as i64),
+            revocation_index: g.revocation_index.map(|i| i as i64),
+            revoked_at: g.revocation.as_ref().map(|r| ms(r.revoked_at)),
+            reads,
+            denied,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Resource {
+    #[serde(rename = "type")]
+    #[ts(rename = "type")]
+    pub resource_type: String,
+    pub id: String,
+    pub labels: Vec<String>,
+    pub category: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessOutcome {
+    Allowed,
+    Denied,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct AccessRow {
+    #[ts(type = "number")]
+    pub index: i64,
+    #[ts(type = "number")]
+    pub at: i64,
+    pub reader: Party,
+    pub organisation: String,
+    pub gateway: String,
+    pub purpose: Code,
+    pub outcome: AccessOutcome,
+    pub break_glass: bool,
+    pub request: String,
+    pub resources: Vec<Resource>,
+    pub categories: Vec<String>,
+    pub labels: Vec<String>,
+    pub grant_id: Option<String>,
+    pub reason: Option<String>,
+    /// Every event the wallet holds was proven into a checkpoint it checked for consistency.
+    pub verified: bool,
+}
+
+/// The word a patient would use for what a resource is: the gateway's category if it gave one, else
+/// one derived from the resource type.
+pub fn category_of(r: &AccessedResource) -> String {
+    if let Some(c) = &r.category {
+        return c.clone();
+    }
+    match r.resource_type.as_str() {
+        "AllergyIntolerance" => "allergies",
+        "MedicationRequest" | "MedicationStatement" | "MedicationAdministration" => "medications",
+        "Condition" => "conditions",
+        "Observation" => "observations",
+        "DiagnosticReport" => "reports",
+        "ImagingStudy" => "imaging",
+        "DocumentReference" => "notes",
+        "Immunization" => "immunizations",
+        "Procedure" => "procedures",
+        other => return other.to_ascii_lowercase(),
+    }
+    .to_owned()
+}
+
+impl AccessRow {
+    pub fn of(a: &AccessRecord, members: &[Member]) -> AccessRow {
+        let e = a.event.statement();
+        let mut categories: Vec<String> = e.resources.iter().map(category_of).collect();
+        categories.sort();
+        categories.dedup();
+        let mut labels: Vec<String> =
+            e.resources.iter().flat_map(|r| r.labels.iter().map(|l| l.code().to_owned())).collect();
+        labels.sort();
+        labels.dedup();
+        let mut reader = Party::of(&e.reader, members);
+        if reader.name.is_none() {
+            // The gateway vouches for the reader's name and organisation in its signed event.
+            reader.name = Some(e.reader_name.clone());
+            reader.organisation = Some(e.organisation.clone());
+        }
+        AccessRow {
+            index: a.index as i64,
+            at: ms(e.at),
+            reader,
+            organisation: e.organisation.clone(),
+            gateway: e.gateway.to_string(),
+            purpose: Code { code: e.purpose.code().to_owned(), display: e.purpose.display().to_owned() },
+            outcome: match e.outcome {
+                Outcome::Allowed => AccessOutcome::Allowed,
+                Outcome::Denied => AccessOutcome::Denied,
+            },
+            break_glass: e.break_glass,
+            request: e.request.clone(),
+            resources: e
+                .resources
+                .iter()
+                .map(|r| Resource {
+                    resource_type: r.resource_type.clone(),
+                    id: r.id.clone(),
+                    labels: r.labels.iter().map(|l| l.code().to_owned()).collect(),
+                    category: Some(category_of(r)),
+                })
+                .collect(),
+            categories,
+            labels,
+            grant_id: e.grant_id.map(|g| g.to_string()),
+            reason: e.reason.clone(),
+            verified: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(optional_fields)]
+pub struct AccessFilter {
+    /// A reader's key.
+    pub reader: Option<String>,
+    pub organisation: Option<String>,
+    pub category: Option<String>,
+    /// Unix ms, inclusive.
+    #[ts(optional, type = "number")]
+    pub from: Option<i64>,
+    /// Unix ms, exclusive.
+    #[ts(optional, type = "number")]
+    pub to: Option<i64>,
+    pub outcome: Option<AccessOutcome>,
+    pub break_glass: Option<bool>,
+    pub grant_id: Option<String>,
+    /// Case-insensitive, in the reader's name, the organisation and the request.
+    pub text: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Histogram {
+    #[ts(type = "number")]
+    pub from: i64,
+    #[ts(type = "number")]
+    pub bucket_ms: i64,
+    pub allowed: Vec<u32>,
+    pub denied: Vec<u32>,
+    pub break_glass: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct AccessPage {
+    #[ts(type = "number")]
+    pub total: i64,
+    #[ts(type = "number")]
+    pub total_all: i64,
+    #[ts(type = "number")]
+    pub offset: i64,
+    /// Newest first.
+    pub rows: Vec<AccessRow>,
+    /// Facets over every event, for the filter menus.
+    pub readers: Vec<Party>,
+    pub organisations: Vec<String>,
+    pub categories: Vec<String>,
+    /// Over the filtered events.
+    pub histogram: Histogram,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Proof {
+    #[ts(type = "number")]
+    pub index: i64,
+    pub leaf_hash: String,
+    #[ts(type = "number")]
+    pub checkpoint_size: i64,
+    pub root: String,
+    /// The signed checkpoint note.
+    pub checkpoint: String,
+    pub path: Vec<String>,
+    pub verified: bool,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Export {
+    pub filename: String,
+    pub content_type: String,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Contact {
+    #[serde(flatten)]
+    #[ts(flatten)]
+    pub party: Party,
+    pub fingerprint: String,
+    #[ts(type = "number | null")]
+    pub last_granted: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct SyncResult {
+    #[ts(type = "number")]
+    pub checkpoint_size: i64,
+    pub new_events: Vec<AccessRow>,
+    pub complete: bool,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Home {
+    pub active_grants: Vec<GrantView>,
+    pub recent_reads: Vec<AccessRow>,
+    pub attention: Vec<Attention>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum AttentionKind {
+    BreakGlass,
+    Denied,
+    Expiring,
+    Unposted,
+    NotEnrolled,
+    NeverSynced,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Attention {
+    pub kind: AttentionKind,
+    pub message: String,
+    pub grant_id: Option<String>,
+    #[ts(type = "number | null")]
+    pub index: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct GrantDetail {
+    pub grant: GrantView,
+    pub reads: Vec<AccessRow>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct QrView {
+    pub text: String,
+    pub svg: String,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Decoded {
+    pub text: String,
+}
+
+/// The wallet's summary, as every screen's header needs it.
+pub fn summary(w: &Wallet, auto_lock_minutes: u32) -> Summary {
+    Summary {
+        name: w.name().to_owned(),
+        key: w.signing_key().to_string(),
+        fingerprint: w.fingerprint().to_string(),
+        created_at: ms(w.created_at()),
+        ledger: w.ledger().map(|l| LedgerView {
+            url: l.url.clone(),
+            checkpoint_size: l.checkpoint.size as i64,
+            synced_through: l.synced_through.map(|i| i as i64),
+        }),
+        auto_lock_minutes,
+    }
+}
