@@ -19,7 +19,7 @@ use custodia_core::{BoxPublicKey, SigningPublicKey};
 use custodia_wallet::audit;
 use custodia_wallet::ledger::{self, KeyTrust, LedgerClient, NewMember};
 use custodia_wallet::vault::{KdfParams, write_atomic};
-use custodia_wallet::wallet::{Wallet, WalletError};
+use custodia_wallet::wallet::{AccessRecord, Wallet, WalletError};
 use serde_json::json;
 
 use crate::passphrase;
@@ -48,6 +48,28 @@ enum Command {
     /// Work with a Custodia ledger: enroll members, audit its log.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// The wallet app in a browser.
+    #[command(subcommand)]
+    App(AppCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum AppCommand {
+    /// Serve the wallet app's UI to a browser on this machine, and print the address to open.
+    Serve {
+        /// The wallet's folder (created by the app's onboarding if it has no wallet yet).
+        #[arg(long, value_name = "DIR", env = "CUSTODIA_WALLET")]
+        wallet: PathBuf,
+        /// Where to listen: loopback only (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:7421")]
+        listen: std::net::SocketAddr,
+        /// The ledger offered when the patient connects a new wallet.
+        #[arg(long, value_name = "URL", env = "CUSTODIA_LEDGER")]
+        ledger: Option<String>,
+        /// The built UI (default: ui/dist of this checkout).
+        #[arg(long, value_name = "DIR", env = "CUSTODIA_UI_DIR")]
+        ui: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -313,6 +335,12 @@ enum LedgerCommand {
         /// HL7 purpose of use of the read.
         #[arg(long, value_name = "CODE", default_value = "TREAT")]
         purpose: String,
+        /// Post this many synthetic events instead (varied readers, records, outcomes and times over
+        /// the last --spread-days), for demonstrations and load tests.
+        #[arg(long, value_name = "N", conflicts_with = "reader")]
+        count: Option<usize>,
+        #[arg(long, value_name = "DAYS", default_value_t = 90, requires = "count")]
+        spread_days: u32,
         #[arg(long)]
         json: bool,
     },
@@ -324,6 +352,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Grant(c) => grant_command(c),
         Command::Qr(QrCommand::Decode { image, json }) => qr_decode(&image, json),
         Command::Ledger(c) => ledger_command(c),
+        Command::App(AppCommand::Serve { wallet, listen, ledger, ui }) => {
+            crate::app_server::serve(&wallet, listen, ledger, ui.as_deref())
+        }
     }
 }
 
@@ -379,6 +410,7 @@ fn wallet_command(command: WalletCommand) -> Result<ExitCode> {
                     "name": w.name(),
                     "signing_key": card.signing.to_string(),
                     "encryption_key": card.boxing.to_string(),
+                    "contact_card": QrPayload::Contact(card.clone()).encode(),
                     "fingerprint": w.fingerprint().to_string(),
                     "created_at": w.created_at().to_string(),
                     "grants": w.grants().len(),
@@ -442,7 +474,7 @@ fn wallet_command(command: WalletCommand) -> Result<ExitCode> {
             let mut w = open_wallet(&wallet)?;
             let now = now()?;
             let report = w.sync(now)?;
-            print_sync(&report, json);
+            print_sync(&report, w.access_events(), json);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -458,9 +490,8 @@ fn trust_note(trust: KeyTrust) -> &'static str {
     }
 }
 
-fn print_sync(report: &custodia_wallet::wallet::SyncReport, json: bool) {
-    let events: Vec<serde_json::Value> = report
-        .access_events
+fn print_sync(report: &custodia_wallet::wallet::SyncReport, access_events: &[AccessRecord], json: bool) {
+    let events: Vec<serde_json::Value> = access_events
         .iter()
         .map(|a| {
             let mut v = serde_json::to_value(a.event.statement()).unwrap_or_default();
@@ -515,10 +546,10 @@ fn print_sync(report: &custodia_wallet::wallet::SyncReport, json: bool) {
             g.not_after
         );
     }
-    if report.access_events.is_empty() {
+    if access_events.is_empty() {
         println!("No access events.");
     }
-    for a in &report.access_events {
+    for a in access_events {
         let e = a.event.statement();
         let what: Vec<String> = e.resources.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
         let outcome = match e.outcome {
@@ -801,6 +832,91 @@ fn qr_decode(image: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Synthetic reads for demonstrations and load tests: a handful of readers at a few organisations, the
+/// common record kinds, about one in twenty refused and one in a hundred break-glass, spread evenly
+/// over the last `spread_days`.
+fn synthetic_access_events(
+    gateway: &Wallet,
+    patient: SigningPublicKey,
+    grant: GrantId,
+    count: usize,
+    spread_days: u32,
+    now: Timestamp,
+) -> Result<Vec<AccessEvent>> {
+    const READERS: [(&str, &str); 6] = [
+        ("Dr Grace Hopper", "St Mary's Hospital"),
+        ("Dr Ada Lovelace", "St Mary's Hospital"),
+        ("Nurse Florence Nightingale", "St Mary's Hospital"),
+        ("Dr Alan Turing", "Riverside Clinic"),
+        ("Dr Rosalind Franklin", "Riverside Clinic"),
+        ("ER team", "City Emergency Department"),
+    ];
+    const RECORDS: [(&str, &str, &str); 6] = [
+        ("Observation", "laboratory", "hba1c"),
+        ("AllergyIntolerance", "allergies", "allergy"),
+        ("MedicationRequest", "medications", "med"),
+        ("Condition", "conditions", "cond"),
+        ("DiagnosticReport", "imaging", "xray"),
+        ("DocumentReference", "notes", "note"),
+    ];
+    let span = i64::from(spread_days) * 86_400;
+    let readers: Vec<(SigningPublicKey, &str, &str)> = READERS
+        .iter()
+        .enumerate()
+        .map(|(i, (name, org))| {
+            // Stable, distinct reader keys derived from the gateway's name, so filters have facets.
+            let seed = custodia_core::MasterSeed::from_bytes(sha2_seed(gateway.name(), i));
+            (custodia_core::Identity::from_seed(&seed).signing_public(), *name, *org)
+        })
+        .collect();
+    (0..count)
+        .map(|i| {
+            let (reader, reader_name, organisation) = readers[i % readers.len()];
+            let (resource_type, category, prefix) = RECORDS[(i / readers.len()) % RECORDS.len()];
+            let denied = i % 20 == 7;
+            let break_glass = !denied && i % 100 == 42;
+            let back = if count > 1 { span * (count - 1 - i) as i64 / (count - 1) as i64 } else { 0 };
+            let at = Timestamp::from_unix(now.unix() - back)?;
+            let id = format!("{prefix}-{}", i % 97);
+            Ok(AccessEvent {
+                id: EntryNonce::generate(),
+                gateway: gateway.signing_key(),
+                patient,
+                reader,
+                reader_name: reader_name.into(),
+                organisation: organisation.into(),
+                grant_id: Some(grant),
+                purpose: if break_glass { "ETREAT".parse()? } else { PurposeOfUse::TREATMENT },
+                at,
+                outcome: if denied { Outcome::Denied } else { Outcome::Allowed },
+                break_glass,
+                request: format!("GET {resource_type}/{id}"),
+                resources: if denied {
+                    vec![]
+                } else {
+                    vec![AccessedResource {
+                        resource_type: resource_type.into(),
+                        id,
+                        labels: vec![],
+                        category: Some(category.into()),
+                    }]
+                },
+                reason: denied.then(|| "the grant does not cover this record".into()),
+            })
+        })
+        .collect()
+}
+
+fn sha2_seed(name: &str, i: usize) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::new()
+        .chain_update(b"custodia/synthetic-reader")
+        .chain_update(name)
+        .chain_update(i.to_le_bytes())
+        .finalize()
+        .into()
+}
+
 /// A `--contact` value: QR text, or the path of an image holding the code.
 fn read_contact(value: &str) -> Result<qr::ContactCard> {
     let path = Path::new(value);
@@ -935,9 +1051,35 @@ fn ledger_command(command: LedgerCommand) -> Result<ExitCode> {
             reader_name,
             org,
             purpose,
+            count,
+            spread_days,
             json,
         } => {
             ledger.check()?;
+            if let Some(count) = count {
+                let patient = patient.parse::<SigningPublicKey>().with_context(|| format!("--patient {patient}"))?;
+                let grant_id: GrantId = grant.parse().with_context(|| format!("--grant {grant}"))?;
+                let mut w = open_wallet(&wallet)?;
+                let at = now()?;
+                let events = synthetic_access_events(&w, patient, grant_id, count, spread_days, at)?;
+                let started = std::time::Instant::now();
+                let indexes =
+                    w.post_access_events(&ledger.ledger, ledger.verifier_key.as_deref(), events, 256, at, |done| {
+                        if done % 10_240 == 0 || done == count {
+                            eprintln!("custodia: posted {done} of {count}");
+                        }
+                    })?;
+                let seconds = started.elapsed().as_secs_f64();
+                if json {
+                    println!(
+                        "{:#}",
+                        json!({"posted": indexes.len(), "first": indexes.first(), "last": indexes.last(), "seconds": seconds})
+                    );
+                } else {
+                    println!("Posted {} synthetic access events in {seconds:.1} s", indexes.len());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let patient = patient.parse::<SigningPublicKey>().with_context(|| format!("--patient {patient}"))?;
             let grant_id: GrantId = grant.parse().with_context(|| format!("--grant {grant}"))?;
             let resources = resources.iter().map(|r| parse_resource(r)).collect::<Result<Vec<_>>>()?;

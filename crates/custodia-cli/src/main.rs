@@ -4,6 +4,7 @@
 //! 1 a check or verification said no (including a ledger whose answers do not verify), 2 bad input,
 //! usage, or a ledger that cannot be reached or refused. Every error is one line; none carries a secret.
 
+mod app_server;
 mod commands;
 mod ledger_server;
 mod passphrase;
