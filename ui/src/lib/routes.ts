@@ -1,0 +1,70 @@
+// Hash routes: `#/home`, `#/grants`, `#/grants/new`, `#/grants/ID`, `#/log?…`, `#/settings`.
+
+export type Route =
+  | { name: 'home' }
+  | { name: 'grants' }
+  | { name: 'new-grant' }
+  | { name: 'grant'; id: string }
+  | { name: 'log'; query: string }
+  | { name: 'settings' }
+  | { name: 'not-found'; path: string };
+
+export function parseHash(hash: string): Route {
+  const h = hash.replace(/^#/, '');
+  const q = h.indexOf('?');
+  const path = (q >= 0 ? h.slice(0, q) : h).replace(/\/+$/, '');
+  const query = q >= 0 ? h.slice(q + 1) : '';
+  if (path === '' || path === '/home') return { name: 'home' };
+  if (path === '/grants') return { name: 'grants' };
+  if (path === '/grants/new') return { name: 'new-grant' };
+  const g = /^\/grants\/([^/]+)$/.exec(path);
+  if (g) {
+    try {
+      return { name: 'grant', id: decodeURIComponent(g[1]) };
+    } catch {
+      return { name: 'not-found', path };
+    }
+  }
+  if (path === '/log') return { name: 'log', query };
+  if (path === '/settings') return { name: 'settings' };
+  return { name: 'not-found', path };
+}
+
+export function href(route: Route): string {
+  switch (route.name) {
+    case 'home':
+      return '#/home';
+    case 'grants':
+      return '#/grants';
+    case 'new-grant':
+      return '#/grants/new';
+    case 'grant':
+      return `#/grants/${encodeURIComponent(route.id)}`;
+    case 'log':
+      return route.query ? `#/log?${route.query}` : '#/log';
+    case 'settings':
+      return '#/settings';
+    case 'not-found':
+      return `#${route.path}`;
+  }
+}
+
+export function grantHref(id: string): string {
+  return href({ name: 'grant', id });
+}
+
+/** The navigation section a route belongs to (for aria-current in the nav). */
+export function section(route: Route): 'home' | 'grants' | 'new-grant' | 'log' | 'settings' | null {
+  switch (route.name) {
+    case 'home':
+    case 'grants':
+    case 'new-grant':
+    case 'log':
+    case 'settings':
+      return route.name;
+    case 'grant':
+      return 'grants';
+    default:
+      return null;
+  }
+}

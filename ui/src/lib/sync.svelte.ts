@@ -1,0 +1,100 @@
+// Background sync while unlocked: at unlock and every 15 seconds. New access events become toasts (and, in
+// browser mode with permission, desktop notifications). Errors become a small banner, except a failed
+// verification, which is an alarm.
+
+import { command, toBridgeError } from './bridge';
+import { summariseEvents } from './attention';
+import { notifyDesktop } from './notify';
+import { showToast } from './toasts.svelte';
+import type { SyncResult } from './types';
+
+export const SYNC_INTERVAL_MS = 15_000;
+/** When the ledger says there is more (`complete: false`), sync again at once, this many times at most. */
+const MAX_FOLLOW_UPS = 5;
+
+class SyncState {
+  /** The ledger's answers did not verify: shown prominently until the patient hides it. */
+  alarm = $state<string | null>(null);
+  /** A passing problem (ledger unreachable, refused): a small banner, cleared by the next good sync. */
+  problem = $state<string | null>(null);
+  lastOk = $state<number | null>(null);
+  checkpointSize = $state<number | null>(null);
+  /** Goes up whenever new events arrive, so screens can reload. */
+  version = $state(0);
+  running = $state(false);
+}
+
+export const sync = new SyncState();
+
+let timer: ReturnType<typeof setInterval> | null = null;
+let generation = 0;
+
+function announce(result: SyncResult): void {
+  if (!result.new_events.length) return;
+  for (const words of summariseEvents(result.new_events)) {
+    showToast({
+      title: words.title,
+      body: words.body,
+      tone: words.strong ? 'alarm' : 'info',
+      href: '#/log',
+    });
+    notifyDesktop(words.title, words.body);
+  }
+}
+
+/** One sync now (skipped when one is already running). */
+export async function syncNow(): Promise<void> {
+  if (sync.running) return;
+  const gen = generation;
+  sync.running = true;
+  try {
+    for (let i = 0; i <= MAX_FOLLOW_UPS; i++) {
+      const result = await command('sync');
+      if (gen !== generation) return;
+      sync.problem = null;
+      sync.lastOk = Date.now();
+      sync.checkpointSize = result.checkpoint_size;
+      if (result.new_events.length) {
+        announce(result);
+        sync.version++;
+      }
+      if (result.complete) break;
+    }
+  } catch (e) {
+    if (gen !== generation) return;
+    const err = toBridgeError(e);
+    switch (err.code) {
+      case 'verification_failed':
+        sync.alarm = err.message;
+        break;
+      case 'locked':
+      case 'not_enrolled':
+        // Locked: the bridge already routes to the unlock screen. Not enrolled: Home says so.
+        break;
+      default:
+        sync.problem = err.message;
+    }
+  } finally {
+    if (gen === generation) sync.running = false;
+  }
+}
+
+export function startSync(): void {
+  stopSync();
+  generation++;
+  sync.running = false;
+  void syncNow();
+  timer = setInterval(() => void syncNow(), SYNC_INTERVAL_MS);
+}
+
+export function stopSync(): void {
+  generation++;
+  if (timer) clearInterval(timer);
+  timer = null;
+  sync.running = false;
+  sync.problem = null;
+}
+
+export function dismissAlarm(): void {
+  sync.alarm = null;
+}

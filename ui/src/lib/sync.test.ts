@@ -1,0 +1,117 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { AccessRow, SyncResult } from './types';
+
+const command = vi.fn();
+const notify = vi.fn();
+vi.mock('./bridge', async (orig) => ({ ...(await orig<typeof import('./bridge')>()), command: (...a: unknown[]) => command(...a) }));
+vi.mock('./notify', () => ({ notifyDesktop: (...a: unknown[]) => notify(...a) }));
+
+const { BridgeError } = await import('./bridge');
+const { sync, syncNow, startSync, stopSync, dismissAlarm } = await import('./sync.svelte');
+const { toasts, clearToasts } = await import('./toasts.svelte');
+
+function event(i: number, patch: Partial<AccessRow> = {}): AccessRow {
+  return {
+    index: i,
+    at: 1_700_000_000_000 + i,
+    reader: { key: 'cusig1x', name: 'Dr X', organisation: 'Org', role: null, verified: true },
+    organisation: 'Org',
+    gateway: 'g',
+    purpose: { code: 'TREAT', display: 'treatment' },
+    outcome: 'allowed',
+    break_glass: false,
+    request: 'GET /Observation',
+    resources: [],
+    categories: ['laboratory'],
+    labels: [],
+    grant_id: null,
+    reason: null,
+    verified: true,
+    ...patch,
+  };
+}
+
+const result = (new_events: AccessRow[], complete = true): SyncResult => ({ checkpoint_size: 10, new_events, complete });
+
+beforeEach(() => {
+  command.mockReset();
+  notify.mockReset();
+  clearToasts();
+  dismissAlarm();
+  stopSync();
+});
+afterEach(() => vi.useRealTimers());
+
+describe('sync', () => {
+  it('turns new events into toasts and desktop notifications, and bumps the version', async () => {
+    command.mockResolvedValueOnce(result([event(1), event(2, { break_glass: true })]));
+    const before = sync.version;
+    await syncNow();
+    expect(command).toHaveBeenCalledWith('sync');
+    expect(toasts.items.map((t) => t.body)).toEqual([
+      'Dr X at Org used emergency (break-glass) access to read your lab results, without your grant. Check that this was expected.',
+      'Dr X at Org read your lab results.',
+    ]);
+    expect(toasts.items[0].tone).toBe('alarm');
+    expect(notify).toHaveBeenCalledTimes(2);
+    expect(sync.version).toBe(before + 1);
+    expect(sync.problem).toBeNull();
+  });
+
+  it('does nothing visible when there is nothing new', async () => {
+    command.mockResolvedValueOnce(result([]));
+    const before = sync.version;
+    await syncNow();
+    expect(toasts.items).toEqual([]);
+    expect(sync.version).toBe(before);
+  });
+
+  it('asks again while the ledger says there is more', async () => {
+    command.mockResolvedValueOnce(result([event(1)], false)).mockResolvedValueOnce(result([event(2)], true));
+    await syncNow();
+    expect(command).toHaveBeenCalledTimes(2);
+  });
+
+  it('shows a small banner when the ledger cannot be reached, cleared by the next good sync', async () => {
+    command.mockRejectedValueOnce(new BridgeError('ledger_unreachable', 'The ledger did not answer.'));
+    await syncNow();
+    expect(sync.problem).toBe('The ledger did not answer.');
+    expect(sync.alarm).toBeNull();
+    command.mockResolvedValueOnce(result([]));
+    await syncNow();
+    expect(sync.problem).toBeNull();
+  });
+
+  it('raises the alarm when the ledger does not verify, and keeps it', async () => {
+    command.mockRejectedValueOnce(new BridgeError('verification_failed', 'The checkpoint is not consistent.'));
+    await syncNow();
+    expect(sync.alarm).toBe('The checkpoint is not consistent.');
+    command.mockResolvedValueOnce(result([]));
+    await syncNow();
+    expect(sync.alarm).toBe('The checkpoint is not consistent.');
+  });
+
+  it('says nothing for locked or not enrolled', async () => {
+    command.mockRejectedValueOnce(new BridgeError('not_enrolled', 'Not enrolled.'));
+    await syncNow();
+    command.mockRejectedValueOnce(new BridgeError('locked', 'Locked.'));
+    await syncNow();
+    expect(sync.problem).toBeNull();
+    expect(sync.alarm).toBeNull();
+  });
+
+  it('syncs at start and every 15 seconds, and stops', async () => {
+    vi.useFakeTimers();
+    command.mockResolvedValue(result([]));
+    startSync();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(command).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(15_000);
+    expect(command).toHaveBeenCalledTimes(2);
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(command).toHaveBeenCalledTimes(4);
+    stopSync();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(command).toHaveBeenCalledTimes(4);
+  });
+});

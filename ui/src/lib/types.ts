@@ -1,0 +1,101 @@
+// The types of the app bridge contract. The contract's types are generated from the Rust crate
+// `custodia-app` (src/views.rs) into ./generated/bridge.ts and only re-exported here; what is added here is
+// UI-side: each command's arguments and result, checked against the generated list of commands.
+// Import these types from this file only. Timestamps are unix milliseconds.
+
+export type {
+  AccessFilter,
+  AccessOutcome,
+  AccessPage,
+  AccessRow,
+  AppError,
+  Attention,
+  AttentionKind,
+  Code,
+  Contact,
+  ErrorCode,
+  Export,
+  GrantDetail,
+  GrantStatus,
+  GrantView,
+  Histogram,
+  Home,
+  LedgerView,
+  Party,
+  Proof,
+  Resource,
+  Status,
+  Summary,
+  SyncResult,
+  WalletState,
+} from './generated/bridge';
+
+import type {
+  AccessFilter,
+  AccessPage,
+  Code,
+  Command,
+  Contact,
+  Decoded,
+  Export,
+  GrantDetail,
+  GrantView,
+  Home,
+  Proof,
+  QrView,
+  Status,
+  Summary,
+  SyncResult,
+} from './generated/bridge';
+
+/** `contact_qr`: the wallet's contact card, as QR text and SVG. */
+export type ContactQr = QrView;
+/** `scan_image`: the text decoded from a QR picture. */
+export type ScannedText = Decoded;
+export type Empty = Record<string, never>;
+
+export type CreateGrantArgs = {
+  grantee: string;
+  scopes: string[];
+  labels: string[];
+  purpose: string;
+  duration_seconds: number;
+  max_reads?: number;
+  note?: string;
+};
+
+/** Every command: its arguments and its result. */
+export type Commands = {
+  status: { args: Empty; result: Status };
+  create_wallet: { args: { name: string; passphrase: string }; result: Summary };
+  unlock: { args: { passphrase: string }; result: Summary };
+  lock: { args: Empty; result: Empty };
+  enroll: { args: { ledger_url: string }; result: Summary };
+  set_ledger_url: { args: { ledger_url: string }; result: Summary };
+  change_passphrase: { args: { current: string; new: string }; result: Empty };
+  set_auto_lock: { args: { minutes: number }; result: Summary };
+  contact_qr: { args: Empty; result: ContactQr };
+  purposes: { args: Empty; result: Code[] };
+  home: { args: Empty; result: Home };
+  grants: { args: Empty; result: GrantView[] };
+  grant: { args: { id: string }; result: GrantDetail };
+  contacts: { args: Empty; result: Contact[] };
+  resolve_contact: { args: { text: string }; result: Contact };
+  scan_image: { args: { image_base64: string }; result: ScannedText };
+  create_grant: { args: CreateGrantArgs; result: GrantView };
+  post_grant: { args: { id: string }; result: GrantView };
+  revoke_grant: { args: { id: string }; result: GrantView };
+  export_consent: { args: { id: string }; result: Export };
+  sync: { args: Empty; result: SyncResult };
+  access_log: { args: { filter: AccessFilter; offset: number; limit: number }; result: AccessPage };
+  access_proof: { args: { index: number }; result: Proof };
+  export_access_csv: { args: { filter: AccessFilter }; result: Export };
+  export_audit_bundle: { args: { filter: AccessFilter }; result: Export };
+};
+
+export type CommandName = keyof Commands;
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Assert<T extends true> = T;
+/** Does not compile when the commands here and the generated list of commands differ. */
+export type CommandsMatchGenerated = Assert<Same<CommandName, Command>>;
