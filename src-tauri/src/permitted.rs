@@ -1,0 +1,30 @@
+// The app commands that get an `allow-<command>` permission (underscores become hyphens): build.rs hands
+// this list to tauri-build, capabilities/default.json grants each, and a test checks that it is exactly
+// `custodia_app::COMMANDS`.
+&[
+    "status",
+    "create_wallet",
+    "unlock",
+    "lock",
+    "enroll",
+    "set_ledger_url",
+    "change_passphrase",
+    "set_auto_lock",
+    "contact_qr",
+    "purposes",
+    "home",
+    "grants",
+    "grant",
+    "contacts",
+    "resolve_contact",
+    "scan_image",
+    "create_grant",
+    "post_grant",
+    "revoke_grant",
+    "export_consent",
+    "sync",
+    "access_log",
+    "access_proof",
+    "export_access_csv",
+    "export_audit_bundle",
+]
