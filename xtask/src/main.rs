@@ -3,15 +3,20 @@
 //! - `cargo xtask test`: formatting, lints, every test (benchmarks in test mode, each once, to prove they
 //!   run), the main job, a FHIR validation of the exported Consent, dependency policy, and a short fuzzing
 //!   pass over every decoder. Missing cargo tools and Python packages are installed from the registries.
-//! - `cargo xtask run`: the main job. For now a scripted walk through the `custodia` CLI: two wallets,
-//!   a contact-card QR, a grant, policy checks, a FHIR export and a revocation.
+//! - `cargo xtask run [--browser] [--fresh]`: the main job: the wallet app against a local ledger with a
+//!   demo gateway and clinician enrolled; the desktop window, or browser mode where there is no display.
+//! - `cargo xtask demo`: a scripted walk through the `custodia` CLI: two wallets, a contact-card QR, a
+//!   grant, policy checks, a FHIR export and a revocation.
 //! - `cargo xtask bench`: the Criterion benchmarks, printing each figure beside the raw Ed25519 rate.
 //! - `cargo xtask fuzz [--seconds N]`: every fuzz target for N seconds (default 60).
 
+mod app;
 mod demo;
+mod desktop;
 mod fuzz;
 mod postgres;
 mod sh;
+mod ui;
 
 use anyhow::{Result, bail};
 
@@ -21,7 +26,9 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root)?;
     match args.first().map(String::as_str) {
         Some("test") => test(),
-        Some("run") => demo::run(),
+        Some("run") => app::run(&args[1..]),
+        Some("demo") => demo::run(),
+        Some("desktop-smoke") => desktop::run_standalone(),
         Some("bench") => sh::cargo(&["bench", "--workspace"]),
         Some("fuzz") => {
             let seconds = match args.get(1).map(String::as_str) {
@@ -30,13 +37,36 @@ fn main() -> Result<()> {
             };
             fuzz::run_all(seconds)
         }
-        _ => bail!("usage: cargo xtask <test | run | bench | fuzz [--seconds N]>"),
+        _ => bail!(
+            "usage: cargo xtask <test | run [--browser] [--fresh] | demo | desktop-smoke | bench | fuzz [--seconds N]>"
+        ),
     }
 }
 
+/// What the desktop app builds against and what the browser and desktop tests run.
+pub const DEBIAN_PACKAGES: &[&str] = &[
+    "build-essential",
+    "pkg-config",
+    "libwebkit2gtk-4.1-dev",
+    "libxdo-dev",
+    "librsvg2-dev",
+    "libayatana-appindicator3-dev",
+    "webkit2gtk-driver",
+    "chromium",
+    "xvfb",
+    "xauth",
+];
+
 fn test() -> Result<()> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let root = sh::project_root();
+    sh::step("Debian packages (WebKitGTK for the desktop app, Chromium and Xvfb for browser tests)", || {
+        sh::ensure_debian_packages(DEBIAN_PACKAGES)
+    })?;
     sh::step("formatting", || sh::cargo(&["fmt", "--all", "--", "--check"]))?;
+    // The desktop app embeds the built UI, so it is built before anything compiles the workspace.
+    sh::step("build the UI (npm ci, vite)", || ui::build(&root))?;
+    sh::step("UI type check and unit tests (svelte-check, Vitest)", || ui::test(&root))?;
     sh::step("lints", || sh::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     sh::step("tests (with a throwaway PostgreSQL server for the ledger's PostgreSQL store)", || {
         let server = postgres::start()?;
@@ -48,7 +78,17 @@ fn test() -> Result<()> {
         )
     })?;
     sh::step("doc tests", || sh::cargo(&["test", "--workspace", "--doc"]))?;
-    sh::step("the main job (cargo xtask run)", demo::run)?;
+    sh::step("the CLI walk-through (cargo xtask demo)", demo::run)?;
+    sh::step("the main job starts and answers (cargo xtask run --check)", || app::run(&["--check".into()]))?;
+    let custodia = root.join("target/debug/custodia");
+    sh::step("browser end-to-end tests, desktop and phone sizes, with axe-core (npm run e2e)", || {
+        ui::e2e(&root, &custodia)
+    })?;
+    sh::step("benchmark: the access log with 100,000 reads (npm run bench:log)", || ui::bench_log(&root, &custodia))?;
+    sh::step("desktop smoke test: the Tauri window under Xvfb, driven by tauri-driver", || {
+        sh::cargo(&["build", "-p", "custodia-desktop"])?;
+        desktop::smoke(&root, &custodia, &root.join("target/debug/custodia-desktop"))
+    })?;
     sh::step("FHIR R4 Consent export validates (fhir.resources R4B models)", validate_consent)?;
     sh::step("dependency policy (cargo deny: bans, licenses, sources)", || {
         sh::ensure_cargo_tool("cargo-deny", "deny")?;

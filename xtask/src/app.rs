@@ -1,0 +1,221 @@
+//! `cargo xtask run`: the main job. Builds the UI, starts a local ledger (SQLite, in a data folder) with
+//! a demo network authority, a demo gateway and a demo clinician enrolled, and opens the wallet app:
+//! the desktop window where there is a display, else the same UI in a browser (browser mode), whose
+//! address it prints.
+//!
+//! The data folder (`target/custodia-app/`) is kept between runs, so the patient's wallet survives;
+//! `--fresh` starts over. `--check` does everything in a throwaway folder, checks that the app answers,
+//! and stops: that is what `cargo xtask test` runs.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{sh, ui};
+
+/// The demo's wallets are for show; their passphrase is public.
+pub const DEMO_PASSPHRASE: &str = "demo passphrase, not for real use";
+const LEDGER_LISTEN: &str = "127.0.0.1:7420";
+const APP_LISTEN: &str = "127.0.0.1:7421";
+
+/// A child process killed when dropped, so nothing outlives the job.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub struct Network {
+    pub ledger_url: String,
+    pub clinician_card: String,
+    pub gateway_wallet: PathBuf,
+    _ledger: Running,
+}
+
+fn custodia(bin: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env("CUSTODIA_PASSPHRASE", DEMO_PASSPHRASE).env_remove("CUSTODIA_WALLET").env_remove("CUSTODIA_LEDGER");
+    cmd
+}
+
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!("{:?} failed: {}", cmd.get_args().collect::<Vec<_>>(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Starts `custodia ...` and waits for its first line of output, which names its address.
+pub fn start_announcing(mut cmd: Command, prefix: &str) -> Result<(Running, String)> {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().context("cannot start custodia")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut first = String::new();
+    let mut reader = BufReader::new(stdout);
+    reader.read_line(&mut first)?;
+    let running = Running(child);
+    let address = first.trim().strip_prefix(prefix).with_context(|| format!("unexpected first line {first:?}"))?;
+    let address = address.to_owned();
+    // Keep draining its output so it never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = reader.read_to_end(&mut sink);
+    });
+    Ok((running, address))
+}
+
+/// A data folder with an authority, a gateway, a clinician and a ledger, the ledger started and the two
+/// members enrolled. Reuses what an earlier run left in `dir`.
+pub fn network(bin: &Path, dir: &Path, listen: &str) -> Result<Network> {
+    std::fs::create_dir_all(dir)?;
+    let wallet = |name: &str, shown: &str| -> Result<PathBuf> {
+        let path = dir.join(name);
+        if !path.join("wallet.vault").exists() {
+            output(custodia(bin).args(["wallet", "init", "--wallet"]).arg(&path).args(["--name", shown]))?;
+        }
+        Ok(path)
+    };
+    let authority = wallet("authority", "Demo network authority")?;
+    let gateway = wallet("gateway", "St Mary's gateway")?;
+    let clinician = wallet("clinician", "Dr Grace Hopper")?;
+    let show = |w: &Path| -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(&output(custodia(bin).args(["wallet", "show", "--json", "--wallet"]).arg(w))?)?)
+    };
+    let authority_key = show(&authority)?["signing_key"].as_str().context("authority key")?.to_owned();
+    let ledger_dir = dir.join("ledger");
+    if !ledger_dir.join("ledger.json").exists() {
+        output(custodia(bin).args(["ledger", "init", "--dir"]).arg(&ledger_dir).args(["--authority", &authority_key]))?;
+    }
+    let mut serve = custodia(bin);
+    serve.args(["ledger", "serve", "--dir"]).arg(&ledger_dir).args(["--listen", listen, "--rate-limit", "100000"]);
+    let (ledger, ledger_url) = start_announcing(serve, "listening on ")?;
+    let enrolled = dir.join("members-enrolled");
+    if !enrolled.exists() {
+        for (w, role, org) in
+            [(&gateway, "gateway", "St Mary's Hospital"), (&clinician, "provider", "St Mary's Hospital")]
+        {
+            let card = show(w)?["contact_card"].as_str().context("contact card")?.to_owned();
+            output(custodia(bin).args(["ledger", "enroll", "--wallet"]).arg(&authority).args([
+                "--ledger",
+                &ledger_url,
+                "--contact",
+                &card,
+                "--role",
+                role,
+                "--org",
+                org,
+            ]))?;
+        }
+        std::fs::write(&enrolled, b"gateway and clinician\n")?;
+    }
+    let clinician_card = show(&clinician)?["contact_card"].as_str().context("contact card")?.to_owned();
+    Ok(Network { ledger_url, clinician_card, gateway_wallet: gateway, _ledger: ledger })
+}
+
+/// One HTTP/1.1 exchange on loopback, enough to check the app answers.
+pub fn http(addr: &str, request: &str) -> Result<String> {
+    let mut stream = TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
+    stream.write_all(request.as_bytes())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+fn check_browser_mode(url: &str) -> Result<()> {
+    let rest = url.strip_prefix("http://").context("address")?;
+    let (host, token) = rest.split_once("/#token=").context("the printed address has no token")?;
+    let page = http(host, &format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))?;
+    if !page.starts_with("HTTP/1.1 200") || !page.contains("<script") {
+        bail!("the app's page did not load: {}", page.lines().next().unwrap_or(""));
+    }
+    let status = |token: &str| {
+        http(
+            host,
+            &format!(
+                "POST /bridge/status HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+            ),
+        )
+    };
+    let ok = status(token)?;
+    if !ok.starts_with("HTTP/1.1 200") || !ok.contains("\"state\":\"none\"") {
+        bail!("the bridge did not answer status: {ok}");
+    }
+    if !status("0000")?.starts_with("HTTP/1.1 401") {
+        bail!("the bridge answered without its token");
+    }
+    println!("browser mode answers at {url} (page, bridge, token check)");
+    Ok(())
+}
+
+fn has_display() -> bool {
+    std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty())
+        || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty())
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let check = args.iter().any(|a| a == "--check");
+    let browser = check || args.iter().any(|a| a == "--browser") || !has_display();
+    let root = sh::project_root();
+    sh::step("build the UI", || ui::build(&root))?;
+    sh::cargo(&["build", "--quiet", "-p", "custodia-cli"])?;
+    let bin = root.join("target/debug/custodia");
+    let (dir, ledger_listen, app_listen) = if check {
+        let dir = root.join("target/custodia-app-check");
+        let _ = std::fs::remove_dir_all(&dir);
+        (dir, "127.0.0.1:0", "127.0.0.1:0")
+    } else {
+        let dir = root.join("target/custodia-app");
+        if args.iter().any(|a| a == "--fresh") {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        (dir, LEDGER_LISTEN, APP_LISTEN)
+    };
+    let net = network(&bin, &dir, ledger_listen)?;
+    let patient = dir.join("patient");
+    println!("\nA local ledger is running at {} (data in {}).", net.ledger_url, dir.display());
+    println!("Enrolled: the demo gateway (St Mary's Hospital) and a demo clinician, Dr Grace Hopper.");
+    println!("To grant Dr Hopper access, paste her contact card on the New grant screen:\n  {}", net.clinician_card);
+    println!(
+        "To log a read as the demo gateway once you have a grant (the passphrase of the demo wallets is {DEMO_PASSPHRASE:?}):\n  \
+         CUSTODIA_PASSPHRASE='{DEMO_PASSPHRASE}' {} ledger post-access --wallet {} --ledger {} --patient YOUR_KEY --grant GRANT_ID \
+         --resource Observation/hba1c-1 --reader-name 'Dr Grace Hopper' --org \"St Mary's Hospital\"",
+        bin.display(),
+        net.gateway_wallet.display(),
+        net.ledger_url
+    );
+    if browser {
+        let mut serve = Command::new(&bin);
+        serve
+            .args(["app", "serve", "--wallet"])
+            .arg(&patient)
+            .args(["--ledger", &net.ledger_url, "--listen", app_listen, "--ui"])
+            .arg(root.join("ui/dist"));
+        let (mut app, url) = start_announcing(serve, "open ")?;
+        if check {
+            return check_browser_mode(&url);
+        }
+        println!("\nNo display here, so the wallet app runs in browser mode. Open:\n\n  {url}\n\nCtrl-C stops it.");
+        app.0.wait()?;
+    } else {
+        sh::cargo(&["build", "--quiet", "-p", "custodia-desktop"])?;
+        let mut desktop = Command::new(root.join("target/debug/custodia-desktop"));
+        desktop.env("CUSTODIA_WALLET", &patient).env("CUSTODIA_LEDGER", &net.ledger_url);
+        if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
+            // A blank window under Xvfb and some drivers is WebKit's DMA-BUF renderer.
+            desktop.env("WEBKIT_DISABLE_DMABUF_RENDERER", "1");
+        }
+        println!("\nOpening the Custodia window (close it to stop).");
+        let status = desktop.status().context("cannot start the desktop app")?;
+        if !status.success() {
+            bail!("the desktop app exited with {status}");
+        }
+    }
+    Ok(())
+}
