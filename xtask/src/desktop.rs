@@ -4,7 +4,8 @@
 //! WebKitGTK's `WebKitWebDriver`) on an Xvfb display unless one is set, types the passphrase into the
 //! unlock screen, clicks Unlock, waits for the Home screen and saves a screenshot under `target/`.
 //! Every process it starts (Xvfb, tauri-driver and, through its process group, WebKitWebDriver and the
-//! app) is stopped when it returns, whether it passed or not.
+//! app) is stopped when it returns, whether it passed or not, and also when xtask itself is interrupted or
+//! killed (see [`Group`]).
 
 use std::fs;
 use std::net::TcpListener;
@@ -32,13 +33,11 @@ const PASSPHRASE_XPATH: &str = "//input[@type='password'][@id = //label[normaliz
 const UNLOCK_XPATH: &str = "//button[normalize-space(.)='Unlock']";
 const HOME_XPATH: &str = "//h1[normalize-space(.)='Home']";
 
-/// `cargo xtask`-independent entry: builds the CLI and the app, then runs [`smoke`]. The front end must
-/// already be built into `ui/dist` (the app embeds it when compiled).
+/// `cargo xtask desktop-smoke`: builds the UI (the app embeds `ui/dist` when compiled), the CLI and the
+/// app, then runs [`smoke`].
 pub fn run_standalone() -> Result<()> {
     let root = sh::project_root();
-    if !root.join("ui/dist/index.html").exists() {
-        bail!("ui/dist/index.html is missing: build the front end first (cd ui && npm ci && npm run build)");
-    }
+    crate::ui::build(&root)?;
     sh::cargo(&["build", "-p", "custodia-cli", "-p", "custodia-desktop"])?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let target = if target.is_relative() { root.join(target) } else { target };
@@ -48,6 +47,14 @@ pub fn run_standalone() -> Result<()> {
 /// Unlocks a fresh wallet in the desktop app (`desktop_bin`, already built) and reaches Home.
 pub fn smoke(root: &Path, custodia_bin: &Path, desktop_bin: &Path) -> Result<()> {
     let started = Instant::now();
+    // Every process is stopped by the time `run` returns, whatever it returns.
+    let shot = run(root, custodia_bin, desktop_bin)?;
+    progress(&format!("passed in {:.1}s; screenshot: {}", started.elapsed().as_secs_f64(), shot.display()));
+    Ok(())
+}
+
+/// The smoke test itself; returns the screenshot's path.
+fn run(root: &Path, custodia_bin: &Path, desktop_bin: &Path) -> Result<PathBuf> {
     for bin in [custodia_bin, desktop_bin] {
         if !bin.is_file() {
             bail!("{} is missing: build it first", bin.display());
@@ -102,7 +109,6 @@ pub fn smoke(root: &Path, custodia_bin: &Path, desktop_bin: &Path) -> Result<()>
         // tauri-driver passes its environment on to WebKitWebDriver and the app.
         .env("DISPLAY", &display)
         .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
-        .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
         .env("NO_AT_BRIDGE", "1")
         .env("CUSTODIA_WALLET", &wallet)
         .env_remove("CUSTODIA_LEDGER")
@@ -133,10 +139,7 @@ pub fn smoke(root: &Path, custodia_bin: &Path, desktop_bin: &Path) -> Result<()>
         }
         println!("desktop smoke: driver logs in {}", dir.display());
     }
-    let shot = result?;
-    drop(session);
-    progress(&format!("passed in {:.1}s; screenshot: {}", started.elapsed().as_secs_f64(), shot.display()));
-    Ok(())
+    result
 }
 
 /// The user's part: unlock, reach Home, take the screenshot. Returns the screenshot's path.
@@ -339,14 +342,30 @@ impl Session {
         Ok(None)
     }
 
+    /// Saves a screenshot of the window. WebKitGTK answers a screenshot request after the next frame it
+    /// presents, and an idle page under Xvfb presents none; so while it is taken, a one-pixel element in a
+    /// corner flickers between transparent and almost transparent, and is removed after.
     fn screenshot(&self, path: &Path) -> Result<()> {
-        let encoded = self.get("screenshot")?;
+        self.script(NUDGE_START)?;
+        let taken = call(self.http.get(format!("{}/screenshot", self.base)).timeout(Duration::from_secs(30)));
+        let _ = self.script(NUDGE_STOP);
+        let encoded = taken.context("screenshot")?;
         let png = data_encoding::BASE64
             .decode(encoded.as_str().context("screenshot: the reply is not a string")?.as_bytes())
             .context("screenshot: the reply is not base64")?;
         fs::write(path, png).with_context(|| format!("cannot write {}", path.display()))
     }
+
+    fn script(&self, body: &str) -> Result<Value> {
+        self.post("execute/sync", &json!({ "script": body, "args": [] }))
+    }
 }
+
+const NUDGE_START: &str = "const d = document.createElement('div'); d.id = 'smoke-nudge'; \
+     d.style.cssText = 'position:fixed;right:0;bottom:0;width:1px;height:1px;pointer-events:none;z-index:2147483647'; \
+     document.documentElement.appendChild(d); let on = false; \
+     window.smokeNudge = setInterval(() => { on = !on; d.style.background = on ? 'rgba(0,0,0,0.01)' : 'transparent'; }, 50);";
+const NUDGE_STOP: &str = "clearInterval(window.smokeNudge); document.getElementById('smoke-nudge')?.remove();";
 
 impl Drop for Session {
     fn drop(&mut self) {
