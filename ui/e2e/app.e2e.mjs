@@ -362,8 +362,12 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
 
       await waitForRefreshAndClick();
       const rows = page.getByTestId('log-row');
-      await until(async () => (await rows.count()) === 51, { timeout: 20_000, message: '51 log rows' });
+      // One page of 50, then the rest on demand.
+      await until(async () => (await rows.count()) === 50, { timeout: 20_000, message: 'a first page of 50 log rows' });
       assert.match(await logStatus().innerText(), /^51 events$/);
+      // By keyboard: an alarm toast may sit over the button on a small screen.
+      await page.getByRole('button', { name: 'Load more' }).press('Enter');
+      await until(async () => (await rows.count()) === 51, { message: '51 log rows after Load more' });
 
       // The strong news arrives as an alarm toast (it stays until dismissed).
       await page.locator('[data-testid="toast"][role="alert"]').first().waitFor();
@@ -398,6 +402,10 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
       await until(async () => /^51 events$/.test(await logStatus().innerText()), { message: 'filters cleared' });
 
       // Every event the wallet shows is verified.
+      await until(async () => (await rows.count()) === 50, { message: 'the first page again' });
+      // By keyboard: an alarm toast may sit over the button on a small screen.
+      await page.getByRole('button', { name: 'Load more' }).press('Enter');
+      await until(async () => (await rows.count()) === 51, { message: '51 log rows after Load more' });
       assert.equal(await page.locator('[data-testid="log-row"] [data-testid="verified"]').count(), 51);
 
       // The CSV export holds every event.
