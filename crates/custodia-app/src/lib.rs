@@ -521,7 +521,7 @@ fn unlocked(inner: &mut Inner) -> Result<&mut Unlocked, AppError> {
 
 fn grant_view(u: &Unlocked, id: GrantId, now: Timestamp) -> Result<GrantView, AppError> {
     let g = u.wallet.grant(id).ok_or_else(|| AppError::new(ErrorCode::NotFound, format!("no grant {id}")))?;
-    Ok(GrantView::of(g, members(&u.wallet), u.wallet.access_events(), now))
+    Ok(GrantView::of(g, members(&u.wallet), u.log.grant_counts(&id.to_string()), now))
 }
 
 fn contact_of(party: Party, w: &Wallet) -> Contact {
@@ -585,7 +585,7 @@ fn unlocked_command(u: &mut Unlocked, command: &str, args: Value, settings: &App
                 .wallet
                 .grants()
                 .iter()
-                .map(|g| GrantView::of(g, members(&u.wallet), u.wallet.access_events(), now))
+                .map(|g| GrantView::of(g, members(&u.wallet), u.log.grant_counts(&g.grant.id.to_string()), now))
                 .collect();
             views.sort_by_key(|v| std::cmp::Reverse(v.issued_at));
             to_json(views)
@@ -596,8 +596,7 @@ fn unlocked_command(u: &mut Unlocked, command: &str, args: Value, settings: &App
             let grant = grant_view(u, id, now)?;
             let filter = AccessFilter { grant_id: Some(id.to_string()), ..AccessFilter::default() };
             let events = u.wallet.access_events();
-            let reads =
-                u.log.positions(&filter).into_iter().map(|p| AccessRow::of(&events[p], members(&u.wallet))).collect();
+            let reads = u.log.positions(&filter).map(|p| AccessRow::of(&events[p], members(&u.wallet))).collect();
             to_json(GrantDetail { grant, reads })
         }
         "contacts" => {
@@ -724,12 +723,12 @@ fn unlocked_command(u: &mut Unlocked, command: &str, args: Value, settings: &App
         }
         "export_access_csv" => {
             let FilterArgs { filter } = self::args(args)?;
-            let positions = u.log.positions(&filter);
+            let positions: Vec<usize> = u.log.positions(&filter).collect();
             to_json(log::export_csv(&positions, u.wallet.access_events(), members(&u.wallet)))
         }
         "export_audit_bundle" => {
             let FilterArgs { filter } = self::args(args)?;
-            let positions = u.log.positions(&filter);
+            let positions: Vec<usize> = u.log.positions(&filter).collect();
             to_json(log::export_audit_bundle(&positions, u.wallet.access_events()))
         }
         _ => Err(AppError::new(ErrorCode::UnknownCommand, format!("unknown command {command:?}"))),
@@ -783,10 +782,11 @@ fn home(u: &Unlocked, now: Timestamp) -> Home {
         .grants()
         .iter()
         .filter(|g| g.standing(now) == custodia_wallet::wallet::GrantStanding::Active)
-        .map(|g| GrantView::of(g, members, events, now))
+        .map(|g| GrantView::of(g, members, u.log.grant_counts(&g.grant.id.to_string()), now))
         .collect();
     active_grants.sort_by_key(|g| g.not_after);
-    let recent: Vec<usize> = u.log.positions(&AccessFilter::default()).into_iter().take(RECENT_READS).collect();
+    let all = AccessFilter::default();
+    let recent: Vec<usize> = u.log.positions(&all).take(RECENT_READS).collect();
     let recent_reads: Vec<AccessRow> = recent.iter().map(|&p| AccessRow::of(&events[p], members)).collect();
     let mut attention = Vec::new();
     match w.ledger() {

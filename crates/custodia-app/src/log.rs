@@ -5,7 +5,7 @@
 //! row per event with what filters compare, newest first. A page's rows are turned into full views only
 //! for the page.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use custodia_core::audit_event::to_fhir_audit_bundle;
 use custodia_core::entry::{Member, Outcome};
@@ -42,6 +42,8 @@ pub struct LogIndex {
     readers: Vec<Party>,
     organisations: Vec<String>,
     categories: Vec<String>,
+    /// Reads and refused attempts per grant id, so a grant's view does not scan every event.
+    per_grant: HashMap<String, (u32, u32)>,
 }
 
 impl LogIndex {
@@ -71,8 +73,16 @@ impl LogIndex {
         let mut readers: BTreeMap<String, Party> = BTreeMap::new();
         let mut organisations = std::collections::BTreeSet::new();
         let mut categories = std::collections::BTreeSet::new();
+        let mut per_grant: HashMap<String, (u32, u32)> = HashMap::new();
         for a in events {
             let e = a.event.statement();
+            if let Some(g) = e.grant_id {
+                let counts = per_grant.entry(g.to_string()).or_default();
+                match e.outcome {
+                    Outcome::Allowed => counts.0 += 1,
+                    Outcome::Denied => counts.1 += 1,
+                }
+            }
             readers.entry(e.reader.to_string()).or_insert_with(|| {
                 let mut p = Party::of(&e.reader, members);
                 if p.name.is_none() {
@@ -91,7 +101,13 @@ impl LogIndex {
             readers,
             organisations: organisations.into_iter().collect(),
             categories: categories.into_iter().collect(),
+            per_grant,
         }
+    }
+
+    /// Reads made and attempts refused under one grant.
+    pub fn grant_counts(&self, grant_id: &str) -> (u32, u32) {
+        self.per_grant.get(grant_id).copied().unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
@@ -168,10 +184,11 @@ impl LogIndex {
         Histogram { from: oldest as i64, bucket_ms: bucket as i64, allowed, denied, break_glass }
     }
 
-    /// The filtered events, newest first, as positions in the wallet's list.
-    pub fn positions(&self, filter: &AccessFilter) -> Vec<usize> {
+    /// The filtered events, newest first, as positions in the wallet's list; lazily, so a caller that
+    /// wants the newest few does not filter them all.
+    pub fn positions<'a>(&'a self, filter: &'a AccessFilter) -> impl Iterator<Item = usize> + 'a {
         let compiled = Compiled::new(filter);
-        self.matching(&compiled).map(|r| r.position).collect()
+        self.rows.iter().filter(move |r| compiled.matches(r)).map(|r| r.position)
     }
 }
 
