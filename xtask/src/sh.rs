@@ -25,6 +25,10 @@ pub fn run(program: &str, args: &[&str]) -> Result<()> {
 }
 
 pub fn run_cmd(cmd: &mut Command) -> Result<()> {
+    // A CI run builds once from cold: incremental state would only take disk space (gigabytes of it).
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
     println!("$ {}", format_cmd(cmd));
     let status = cmd.status().with_context(|| format!("cannot start {}", cmd.get_program().to_string_lossy()))?;
     if !status.success() {
