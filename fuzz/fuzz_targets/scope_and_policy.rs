@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 
 use custodia_core::grant::{GrantRequest, VerifiedGrant};
-use custodia_core::policy::{AccessRequest, check};
+use custodia_core::policy::{ReadAttempt, check};
 use custodia_core::purpose::PurposeOfUse;
 use custodia_core::scope::{Interaction, Scope};
 use custodia_core::time::Timestamp;
@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(scope.to_string().parse::<Scope>().expect("a printed scope parses"), scope);
     }
     if let Ok(resource) = serde_json::from_str::<serde_json::Value>(text) {
-        let request = AccessRequest {
+        let request = ReadAttempt {
             interaction: Interaction::Read,
             purpose: PurposeOfUse::TREATMENT,
             at: Timestamp::from_unix(1_800_000_100).unwrap(),

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 use custodia_core::grant::{Grant, GrantId, Revocation, UnverifiedGrant, VerifiedGrant};
-use custodia_core::policy::{AccessRequest, Decision, Denial, PolicyError, check};
+use custodia_core::policy::{Decision, Denial, PolicyError, ReadAttempt, check};
 use custodia_core::qr::{ContactCard, QrError, QrPayload};
 use custodia_core::scope::Interaction;
 use custodia_core::shamir::{SeedShare, ShamirError, recover, split};
@@ -99,7 +99,7 @@ fn policy_vectors() {
     for case in grants {
         let name = str_of(&case, "name");
         let grant = decode_and_verify(str_of(&case, "grant"), None).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let request = AccessRequest {
+        let request = ReadAttempt {
             interaction: if case["interaction"] == "search" { Interaction::Search } else { Interaction::Read },
             purpose: str_of(&case, "purpose").parse().unwrap(),
             at: at(str_of(&case, "at")),
@@ -220,6 +220,7 @@ fn fixed_grant(scopes: &[&str], labels: &[&str], max_reads: Option<u32>) -> Gran
         not_after: at("2026-11-28T09:00:00Z"),
         max_reads,
         note: "vector".into(),
+        emergency_card: false,
     }
 }
 

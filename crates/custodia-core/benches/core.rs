@@ -6,7 +6,7 @@ mod ratio;
 
 use criterion::Criterion;
 use custodia_core::grant::{GrantRequest, UnverifiedGrant};
-use custodia_core::policy::{AccessRequest, check};
+use custodia_core::policy::{ReadAttempt, check};
 use custodia_core::purpose::PurposeOfUse;
 use custodia_core::scope::Interaction;
 use custodia_core::time::Timestamp;
@@ -34,7 +34,7 @@ fn main() {
     let resource: serde_json::Value =
         serde_json::from_str(include_str!("../../../tests/data/fhir/observation-lab-hba1c.json")).expect("json");
     let read =
-        AccessRequest { interaction: Interaction::Read, purpose: PurposeOfUse::TREATMENT, at: now, reads_so_far: 3 };
+        ReadAttempt { interaction: Interaction::Read, purpose: PurposeOfUse::TREATMENT, at: now, reads_so_far: 3 };
     let body = vec![7u8; 1024];
     let boxed = seal::seal(&doctor.box_public(), b"aad", &body).expect("seals");
     let seed = MasterSeed::from_bytes([9; 32]);

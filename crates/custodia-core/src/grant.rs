@@ -83,6 +83,10 @@ pub struct Grant {
     /// The patient's own words, e.g. "for my knee surgery". Shown to people, never interpreted.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// A standing break-glass grant printed on an emergency card. Its grantee is the card's own key; a
+    /// gateway honours it only for an enrolled emergency provider who presents the card as well.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emergency_card: bool,
 }
 
 impl Statement for Grant {
@@ -120,6 +124,9 @@ impl Statement for Grant {
         if self.patient == self.grantee {
             return bad("the grantee is the patient");
         }
+        if self.emergency_card && self.purpose != PurposeOfUse::EMERGENCY_TREATMENT {
+            return bad("an emergency card's grant is for emergency treatment (ETREAT)");
+        }
         Ok(())
     }
 }
@@ -147,6 +154,29 @@ pub fn check_duration(seconds: u64) -> Result<(), StatementError> {
 impl GrantRequest {
     /// Signs a grant starting at `now`.
     pub fn sign(self, patient: &Identity, now: Timestamp) -> Result<Verified<Grant>, StatementError> {
+        self.sign_as(patient, now, false)
+    }
+
+    /// Signs the standing grant of an emergency card (see [`Grant::emergency_card`]) with the given id,
+    /// which the card carries.
+    pub fn sign_emergency_card(
+        self,
+        patient: &Identity,
+        id: GrantId,
+        now: Timestamp,
+    ) -> Result<Verified<Grant>, StatementError> {
+        let signed = self.sign_as(patient, now, true)?;
+        let mut grant = signed.statement().clone();
+        grant.id = id;
+        statement::sign(grant, patient)
+    }
+
+    fn sign_as(
+        self,
+        patient: &Identity,
+        now: Timestamp,
+        emergency_card: bool,
+    ) -> Result<Verified<Grant>, StatementError> {
         check_duration(self.duration_seconds)?;
         let not_after =
             now.checked_add(self.duration_seconds).map_err(|e| StatementError::invalid::<Grant>(e.to_string()))?;
@@ -162,6 +192,7 @@ impl GrantRequest {
             not_after,
             max_reads: self.max_reads,
             note: self.note,
+            emergency_card,
         };
         statement::sign(grant, patient)
     }

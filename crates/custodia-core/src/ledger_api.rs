@@ -68,6 +68,13 @@ pub struct TagEntry {
     pub inclusion: Vec<String>,
 }
 
+/// `GET /v1/grants/{id}/entry`: the canonical envelope of a grant's entry (its body sealed).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GrantEntry {
+    pub index: u64,
+    pub envelope: Box<RawValue>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GrantState {

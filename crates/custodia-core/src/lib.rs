@@ -8,6 +8,7 @@
 //! the current time, so every function here is deterministic apart from the randomness it asks the OS for
 //! when it makes a key, a nonce or an id.
 
+pub mod access_request;
 pub mod audit_event;
 pub mod consent;
 pub mod dsse;
@@ -17,6 +18,7 @@ pub mod keys;
 pub mod labels;
 pub mod ledger_api;
 pub mod policy;
+pub mod printable;
 pub mod purpose;
 pub mod qr;
 pub mod reqsig;

@@ -21,7 +21,7 @@ pub const CLOCK_SKEW_SECONDS: i64 = 60;
 
 /// One read attempt, as the gateway sees it.
 #[derive(Clone, Copy, Debug)]
-pub struct AccessRequest {
+pub struct ReadAttempt {
     pub interaction: Interaction,
     pub purpose: PurposeOfUse,
     pub at: Timestamp,
@@ -80,7 +80,7 @@ pub enum PolicyError {
 
 /// Decides one read. `Err` means the resource itself is malformed (the caller's input is wrong);
 /// `Ok(Decision::Deny(_))` means a well-formed read that the grant does not allow.
-pub fn check(grant: &VerifiedGrant, resource: &Value, request: &AccessRequest) -> Result<Decision, PolicyError> {
+pub fn check(grant: &VerifiedGrant, resource: &Value, request: &ReadAttempt) -> Result<Decision, PolicyError> {
     let resource_type = resource
         .get("resourceType")
         .and_then(Value::as_str)
@@ -164,13 +164,8 @@ mod tests {
         .unwrap()
     }
 
-    fn read(time: &str) -> AccessRequest {
-        AccessRequest {
-            interaction: Interaction::Read,
-            purpose: PurposeOfUse::TREATMENT,
-            at: at(time),
-            reads_so_far: 0,
-        }
+    fn read(time: &str) -> ReadAttempt {
+        ReadAttempt { interaction: Interaction::Read, purpose: PurposeOfUse::TREATMENT, at: at(time), reads_so_far: 0 }
     }
 
     fn skin() -> Value {

@@ -19,6 +19,8 @@
 //! Bodies are plain concatenations; variable-length fields carry a one-byte length prefix.
 //!
 //! * `C`, [`ContactCard`]: signing key (32) ‖ encryption key (32) ‖ name length (1) ‖ name (UTF-8)
+//! * `R`, a [`SignedAccessRequest`]: its body and signature (see [`crate::access_request`])
+//! * `E`, an [`EmergencyCard`]: card secret (32) ‖ grant id (16) ‖ ledger URL length (1) ‖ ledger URL
 //!
 //! Rendering to PNG or SVG and finding a code in a photo are here too, since they only move bytes: the
 //! caller reads and writes the files.
@@ -31,7 +33,13 @@ use image::{ExtendedColorType, ImageEncoder, ImageError, ImageReader, Limits, Lu
 use qrcode::{EcLevel, QrCode};
 use sha2::{Digest, Sha256};
 
-use crate::keys::{BoxPublicKey, Fingerprint, SigningPublicKey};
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::access_request::{AccessRequestError, MAX_LEDGER_URL, SignedAccessRequest};
+use crate::grant::GrantId;
+use crate::keys::{BoxPublicKey, Fingerprint, Identity, MasterSeed, SigningPublicKey};
 
 /// The longest text this module encodes or decodes; well past any payload, well under a QR code's capacity.
 pub const MAX_QR_TEXT: usize = 2048;
@@ -42,6 +50,11 @@ const MAGIC: &str = "CU";
 const VERSION: &str = "1";
 const CHECKSUM_LEN: usize = 4;
 const KIND_CONTACT: char = 'C';
+const KIND_REQUEST: char = 'R';
+const KIND_CARD: char = 'E';
+/// The largest QR version a Custodia code may need at error correction level M: beyond it, phone
+/// cameras at arm's length and printers at card size stop being reliable.
+pub const MAX_QR_VERSION: i16 = 15;
 
 /// Side of one QR module in rendered PNGs and SVGs, in pixels: sharp on screens, fine for printing.
 const MODULE_PX: u32 = 8;
@@ -66,8 +79,12 @@ pub enum QrError {
     InvalidName(&'static str),
     #[error("too much data for a QR code (at most {MAX_QR_TEXT} characters)")]
     TooLong,
+    #[error("the data needs QR version {0}; Custodia codes stay at version 15 or less to scan reliably")]
+    VersionTooHigh(i16),
     #[error("could not draw the QR code")]
     Render,
+    #[error("{0}")]
+    Request(#[from] AccessRequestError),
     #[error("not an image this program can read")]
     ImageUnreadable,
     #[error("no readable QR code in the image")]
@@ -76,12 +93,73 @@ pub enum QrError {
     ImageTooLarge,
 }
 
-/// Something shown as a QR code. More kinds (access requests, emergency cards) will be added, so match with
-/// a wildcard arm.
+/// Something shown as a QR code. More kinds may be added, so match with a wildcard arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum QrPayload {
     Contact(ContactCard),
+    AccessRequest(SignedAccessRequest),
+    EmergencyCard(EmergencyCard),
+}
+
+/// What an emergency card carries: the secret of the card's own key, to which the patient issued a standing
+/// break-glass grant, the grant's id, and the ledger it is on. Whoever holds the card can present the
+/// grant, but a gateway honours it only together with the signature of an enrolled emergency provider.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EmergencyCard {
+    secret: Zeroizing<[u8; 32]>,
+    pub grant_id: GrantId,
+    pub ledger: String,
+}
+
+impl fmt::Debug for EmergencyCard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmergencyCard")
+            .field("grant_id", &self.grant_id)
+            .field("ledger", &self.ledger)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmergencyCard {
+    /// A new card for a grant not yet signed: make the card, then grant to [`Self::identity`].
+    pub fn generate(grant_id: GrantId, ledger: String) -> Result<Self, QrError> {
+        check_url(&ledger)?;
+        Ok(Self { secret: Zeroizing::new(crate::random::array()), grant_id, ledger })
+    }
+
+    /// The card's own keys: the grant's grantee, and the key its ledger entry is sealed to.
+    pub fn identity(&self) -> Identity {
+        Identity::from_seed(&MasterSeed::from_bytes(*self.secret))
+    }
+
+    fn write_body(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.secret.as_ref());
+        out.extend_from_slice(self.grant_id.as_bytes());
+        // `check_url` keeps the URL within 200 bytes.
+        out.push(u8::try_from(self.ledger.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(self.ledger.as_bytes());
+    }
+
+    fn read_body(body: &[u8]) -> Result<Self, QrError> {
+        let mut r = Reader::new(body);
+        let secret = Zeroizing::new(*r.array::<32>()?);
+        let grant_id = GrantId::from_bytes(*r.array()?);
+        let len = r.byte()?;
+        let ledger = std::str::from_utf8(r.take(usize::from(len))?)
+            .map_err(|_| QrError::Malformed("the ledger URL is not UTF-8"))?
+            .to_owned();
+        r.finish()?;
+        check_url(&ledger)?;
+        Ok(Self { secret, grant_id, ledger })
+    }
+}
+
+fn check_url(url: &str) -> Result<(), QrError> {
+    if url.is_empty() || url.len() > MAX_LEDGER_URL || url.chars().any(char::is_control) {
+        return Err(QrError::Malformed("the ledger URL is empty, too long or has control characters"));
+    }
+    Ok(())
 }
 
 /// Who someone is, as exchanged face to face: a name to show and the two public keys of their wallet.
@@ -117,7 +195,7 @@ impl ContactCard {
     }
 
     fn read_body(body: &[u8]) -> Result<Self, QrError> {
-        let mut r = Reader(body);
+        let mut r = Reader::new(body);
         let signing = SigningPublicKey::from_bytes(r.array()?)
             .map_err(|_| QrError::Malformed("the signing key is not a valid Ed25519 key"))?;
         let boxing = BoxPublicKey::from_bytes(*r.array()?);
@@ -175,6 +253,8 @@ impl QrPayload {
     fn kind(&self) -> char {
         match self {
             QrPayload::Contact(_) => KIND_CONTACT,
+            QrPayload::AccessRequest(_) => KIND_REQUEST,
+            QrPayload::EmergencyCard(_) => KIND_CARD,
         }
     }
 
@@ -184,6 +264,8 @@ impl QrPayload {
         let mut data = Vec::new();
         match self {
             QrPayload::Contact(card) => card.write_body(&mut data),
+            QrPayload::AccessRequest(request) => data.extend_from_slice(&request.to_bytes()),
+            QrPayload::EmergencyCard(card) => card.write_body(&mut data),
         }
         let sum = checksum(&prefix, &data);
         data.extend_from_slice(&sum);
@@ -215,7 +297,7 @@ impl QrPayload {
         let (Some(kind), None) = (kind_chars.next(), kind_chars.next()) else {
             return Err(QrError::Malformed("the kind must be one letter"));
         };
-        if kind != KIND_CONTACT {
+        if ![KIND_CONTACT, KIND_REQUEST, KIND_CARD].contains(&kind) {
             return Err(QrError::UnknownKind(kind));
         }
         let mut data =
@@ -228,7 +310,11 @@ impl QrPayload {
         if checksum(&prefix, &data)[..] != sum[..] {
             return Err(QrError::BadChecksum);
         }
-        Ok(QrPayload::Contact(ContactCard::read_body(&data)?))
+        Ok(match kind {
+            KIND_CONTACT => QrPayload::Contact(ContactCard::read_body(&data)?),
+            KIND_REQUEST => QrPayload::AccessRequest(SignedAccessRequest::from_bytes(&data)?),
+            _ => QrPayload::EmergencyCard(EmergencyCard::read_body(&data)?),
+        })
     }
 }
 
@@ -240,10 +326,18 @@ fn checksum(prefix: &str, body: &[u8]) -> [u8; CHECKSUM_LEN] {
 }
 
 /// Reads fixed-size fields off the front of a body, refusing to run past its end.
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], QrError> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self(bytes)
+    }
+
+    pub(crate) fn byte(&mut self) -> Result<u8, QrError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], QrError> {
         let Some((head, rest)) = self.0.split_at_checked(n) else {
             return Err(QrError::Malformed("too short"));
         };
@@ -251,11 +345,11 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<&'a [u8; N], QrError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<&'a [u8; N], QrError> {
         self.take(N)?.try_into().map_err(|_| QrError::Malformed("too short"))
     }
 
-    fn finish(self) -> Result<(), QrError> {
+    pub(crate) fn finish(self) -> Result<(), QrError> {
         if self.0.is_empty() { Ok(()) } else { Err(QrError::Malformed("unexpected trailing data")) }
     }
 }
@@ -264,10 +358,35 @@ fn qr_code(text: &str) -> Result<QrCode, QrError> {
     if text.len() > MAX_QR_TEXT {
         return Err(QrError::TooLong);
     }
-    QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).map_err(|e| match e {
+    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).map_err(|e| match e {
         qrcode::types::QrError::DataTooLong => QrError::TooLong,
         _ => QrError::Render,
-    })
+    })?;
+    match code.version() {
+        qrcode::Version::Normal(v) if v <= MAX_QR_VERSION => Ok(code),
+        qrcode::Version::Normal(v) => Err(QrError::VersionTooHigh(v)),
+        qrcode::Version::Micro(_) => Err(QrError::Render),
+    }
+}
+
+/// The code's modules, row by row, `true` for dark, without the quiet zone.
+pub(crate) fn qr_modules(text: &str) -> Result<Vec<Vec<bool>>, QrError> {
+    let code = qr_code(text)?;
+    let width = code.width();
+    let colors = code.to_colors();
+    Ok(colors.chunks(width).map(|row| row.iter().map(|c| *c == qrcode::Color::Dark).collect()).collect())
+}
+
+/// The QR version (1 to 40) `text` needs at error correction level M.
+pub fn version_of(text: &str) -> Result<i16, QrError> {
+    match qr_code(text) {
+        Ok(code) => match code.version() {
+            qrcode::Version::Normal(v) => Ok(v),
+            qrcode::Version::Micro(_) => Err(QrError::Render),
+        },
+        Err(QrError::VersionTooHigh(v)) => Ok(v),
+        Err(e) => Err(e),
+    }
 }
 
 /// Draws `text` as a black-on-white QR code (error correction level M, 8 px modules, with the quiet zone)
@@ -462,7 +581,53 @@ mod tests {
     fn too_much_text_is_refused_before_rendering() {
         assert_eq!(render_png(&"A".repeat(MAX_QR_TEXT + 1)), Err(QrError::TooLong));
         assert_eq!(render_svg(&"A".repeat(MAX_QR_TEXT + 1)), Err(QrError::TooLong));
-        assert!(render_svg(&"a".repeat(MAX_QR_TEXT)).is_ok());
+        assert!(matches!(render_svg(&"a".repeat(MAX_QR_TEXT)), Err(QrError::VersionTooHigh(v)) if v > 15));
+    }
+
+    fn signed_request(scopes: &[&str], ledger: &str) -> SignedAccessRequest {
+        let er = Identity::from_seed(&MasterSeed::generate());
+        let now = crate::time::Timestamp::from_unix(1_800_000_000).unwrap();
+        let scopes = scopes.iter().map(|s| s.parse().unwrap()).collect();
+        crate::access_request::AccessRequest::new(
+            &er,
+            scopes,
+            crate::purpose::PurposeOfUse::EMERGENCY_TREATMENT,
+            86_400,
+            ledger.into(),
+            now,
+        )
+        .sign(&er)
+        .unwrap()
+    }
+
+    #[test]
+    fn access_requests_and_emergency_cards_round_trip_within_version_15() {
+        // A generous request: every common scope a category uses, two spelled out, a long ledger address.
+        let ledger = "https://ledger.custodia.example-health-network.org:7420/custodia";
+        let mut scopes: Vec<&str> = crate::access_request::COMMON_SCOPES.to_vec();
+        scopes.push("patient/Observation.rs?category=social-history");
+        scopes.push("patient/CarePlan.rs");
+        let request = QrPayload::AccessRequest(signed_request(&scopes, ledger));
+        let text = request.encode();
+        assert!(is_alphanumeric_mode(&text));
+        assert_eq!(QrPayload::decode(&text).unwrap(), request);
+        let version = version_of(&text).unwrap();
+        assert!(version <= MAX_QR_VERSION, "a full request needs version {version}");
+
+        let card = EmergencyCard::generate(GrantId::generate(), ledger.into()).unwrap();
+        let text = QrPayload::EmergencyCard(card.clone()).encode();
+        match QrPayload::decode(&text).unwrap() {
+            QrPayload::EmergencyCard(read) => {
+                assert_eq!(read, card);
+                assert_eq!(read.identity().signing_public(), card.identity().signing_public());
+            }
+            other => panic!("expected a card, got {other:?}"),
+        }
+        assert!(!format!("{card:?}").contains(&data_encoding::HEXLOWER.encode(card.secret.as_ref())));
+        assert!(version_of(&text).unwrap() <= 8);
+        for text in [text, QrPayload::AccessRequest(signed_request(&["patient/Condition.rs"], ledger)).encode()] {
+            assert_eq!(decode_image(&render_png(&text).unwrap()).unwrap(), text);
+        }
     }
 
     proptest::proptest! {

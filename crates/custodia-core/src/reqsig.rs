@@ -14,14 +14,17 @@
 //! <hex SHA-256 of the body>
 //! ```
 
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
-use crate::entry::EntryNonce;
+use crate::entry::{Digest, EntryNonce};
 use crate::keys::{Identity, SigningPublicKey};
 use crate::time::Timestamp;
 
 pub const HEADER: &str = "custodia-signature";
 const DOMAIN: &str = "custodia-request/v1";
+/// Requests to a record gateway sign the whole URL, not only path and query, so a gateway that receives
+/// one cannot replay it at another; and they bind the grant they are made under.
+const BOUND_DOMAIN: &str = "custodia-gateway-request/v1";
 /// How far a request's time may be from the server's clock.
 pub const MAX_SKEW_SECONDS: i64 = 60;
 const MAX_HEADER_LEN: usize = 512;
@@ -51,16 +54,37 @@ fn message(method: &str, target: &str, body: &[u8], at: Timestamp, nonce: &Entry
     format!("{DOMAIN}\n{}\n{target}\n{}\n{nonce}\n{body_hash}", method.to_ascii_uppercase(), at.unix()).into_bytes()
 }
 
-/// Signs a request; returns the header value.
-pub fn sign(identity: &Identity, method: &str, target: &str, body: &[u8], at: Timestamp) -> String {
-    let nonce = EntryNonce::generate();
-    let sig = identity.sign(&message(method, target, body, at, &nonce));
+fn bound_message(method: &str, url: &str, binding: &Digest, at: Timestamp, nonce: &EntryNonce) -> Vec<u8> {
+    format!("{BOUND_DOMAIN}\n{}\n{url}\n{}\n{nonce}\n{binding}", method.to_ascii_uppercase(), at.unix()).into_bytes()
+}
+
+fn header(identity: &Identity, at: Timestamp, nonce: &EntryNonce, sig: &[u8; 64]) -> String {
     format!(
         "key={};at={};nonce={nonce};sig={}",
         identity.signing_public(),
         at.unix(),
-        data_encoding::BASE64.encode(&sig)
+        data_encoding::BASE64.encode(sig)
     )
+}
+
+/// Signs a request; returns the header value.
+pub fn sign(identity: &Identity, method: &str, target: &str, body: &[u8], at: Timestamp) -> String {
+    let nonce = EntryNonce::generate();
+    header(identity, at, &nonce, &identity.sign(&message(method, target, body, at, &nonce)))
+}
+
+/// Signs a request to a record gateway: `url` is the full URL as the gateway publishes it
+/// (`https://host/fhir/Observation?patient=p1`) and `binding` the digest of what the request is made
+/// under (the grant). A co-signer (an emergency card's key) signs with the same `nonce`.
+pub fn sign_bound(
+    identity: &Identity,
+    method: &str,
+    url: &str,
+    binding: &Digest,
+    at: Timestamp,
+    nonce: &EntryNonce,
+) -> String {
+    header(identity, at, nonce, &identity.sign(&bound_message(method, url, binding, at, nonce)))
 }
 
 impl RequestSignature {
@@ -113,6 +137,27 @@ impl RequestSignature {
             Err(RequestSignatureError::BadSignature(self.key.to_string()))
         }
     }
+
+    /// As [`Self::verify`], for a request signed with [`sign_bound`].
+    pub fn verify_bound(
+        &self,
+        method: &str,
+        url: &str,
+        binding: &Digest,
+        now: Timestamp,
+    ) -> Result<(), RequestSignatureError> {
+        if url.len() > MAX_TARGET_LEN {
+            return Err(RequestSignatureError::Malformed("request URL is too long".into()));
+        }
+        if now.seconds_since(self.at).abs() > MAX_SKEW_SECONDS {
+            return Err(RequestSignatureError::Stale { at: self.at, now });
+        }
+        if self.key.verify(&bound_message(method, url, binding, self.at, &self.nonce), &self.sig) {
+            Ok(())
+        } else {
+            Err(RequestSignatureError::BadSignature(self.key.to_string()))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +181,22 @@ mod tests {
             parsed.verify("GET", "/v1/tags/ab/entries?after=3", b"", later),
             Err(RequestSignatureError::Stale { .. })
         ));
+    }
+
+    #[test]
+    fn bound_signatures_cover_url_and_binding() {
+        let id = Identity::from_seed(&MasterSeed::generate());
+        let now = Timestamp::from_unix(1_800_000_000).unwrap();
+        let url = "http://127.0.0.1:7430/fhir/Observation?patient=p1";
+        let grant = Digest::of(b"grant");
+        let nonce = EntryNonce::generate();
+        let parsed = RequestSignature::parse(&sign_bound(&id, "GET", url, &grant, now, &nonce)).unwrap();
+        assert_eq!(parsed.nonce, nonce);
+        parsed.verify_bound("GET", url, &grant, now).unwrap();
+        assert!(parsed.verify_bound("GET", "http://127.0.0.1:7431/fhir/Observation?patient=p1", &grant, now).is_err());
+        assert!(parsed.verify_bound("GET", url, &Digest::of(b"another grant"), now).is_err());
+        // A signature for the ledger's requests is not one for a gateway's, and the other way round.
+        assert!(parsed.verify("GET", url, b"", now).is_err());
     }
 
     #[test]
