@@ -27,3 +27,90 @@ pub fn custodia_bin() -> PathBuf {
         })
         .clone()
 }
+
+/// The passphrase every wallet of the process-level scenarios uses.
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// What a `custodia` run printed, and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `custodia` in `dir` to completion, with the scenarios' passphrase. A panic is never an answer.
+pub fn custodia(dir: &std::path::Path, args: &[&str]) -> Run {
+    let out = std::process::Command::new(custodia_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("CUSTODIA_PASSPHRASE", PASSPHRASE)
+        .env_remove("CUSTODIA_WALLET")
+        .env_remove("CUSTODIA_LEDGER")
+        .output()
+        .expect("custodia runs");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "custodia panicked on {args:?}:\n{}", run.stderr);
+    run
+}
+
+/// A long-running `custodia` process (a ledger, a gateway) that printed `listening on URL` first; killed
+/// when dropped.
+#[derive(Debug)]
+pub struct Server {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Server {
+    pub fn start(dir: &std::path::Path, args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(custodia_bin())
+            .args(args)
+            .current_dir(dir)
+            .env("CUSTODIA_PASSPHRASE", PASSPHRASE)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("the server starts");
+        let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut first = String::new();
+        reader.read_line(&mut first).expect("the server prints its address");
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let url = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("custodia {args:?} printed {first:?}, not its address"))
+            .to_owned();
+        Self { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `custodia` and expects success; returns what it printed.
+pub fn ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let run = custodia(dir, args);
+    assert_eq!(run.code, 0, "custodia {args:?} failed:\n{}\n{}", run.stdout, run.stderr);
+    run.stdout
+}
+
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// A wallet's signing and encryption keys, as `wallet show --json` prints them.
+pub fn key_of(dir: &std::path::Path, wallet: &str) -> (String, String) {
+    let shown = json(&ok(dir, &["wallet", "show", "--wallet", wallet, "--json"]));
+    let key = |k: &str| shown[k].as_str().expect("wallet show prints its keys").to_owned();
+    (key("signing_key"), key("encryption_key"))
+}

@@ -19,46 +19,10 @@ use custodia_core::{Identity, MasterSeed, statement};
 use custodia_log::checkpoint::Checkpoint;
 use custodia_log::note::NoteVerifier;
 use custodia_log::{Hash, leaf_hash};
-use custodia_tests::custodia_bin;
-use serde_json::Value;
+use custodia_tests::{custodia, custodia_bin, json, key_of, ok};
 
-const PASS: &str = "correct horse battery staple";
 /// The crash test's gateway: its appending threads derive the same key.
 const GATEWAY_SEED: [u8; 32] = [42; 32];
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn custodia(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(custodia_bin())
-        .args(args)
-        .current_dir(dir)
-        .env("CUSTODIA_PASSPHRASE", PASS)
-        .env_remove("CUSTODIA_WALLET")
-        .env_remove("CUSTODIA_LEDGER")
-        .output()
-        .expect("custodia runs");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(!run.stderr.contains("panicked"), "custodia panicked on {args:?}:\n{}", run.stderr);
-    run
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let run = custodia(dir, args);
-    assert_eq!(run.code, 0, "custodia {args:?} failed:\n{}\n{}", run.stdout, run.stderr);
-    run.stdout
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
 
 /// A `custodia ledger serve` process, killed when dropped.
 struct LedgerProcess {
@@ -107,11 +71,6 @@ fn first_line(child: &mut Child) -> String {
     reader.read_line(&mut first).unwrap();
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     first
-}
-
-fn key_of(dir: &Path, wallet: &str) -> (String, String) {
-    let shown = json(&ok(dir, &["wallet", "show", "--wallet", wallet, "--json"]));
-    (shown["signing_key"].as_str().unwrap().to_owned(), shown["encryption_key"].as_str().unwrap().to_owned())
 }
 
 fn init_ledger(dir: &Path, ledger_dir: &str, authority_key: &str) -> String {

@@ -9,7 +9,7 @@ use custodia_core::consent::to_fhir_consent;
 use custodia_core::entry::{AccessEvent, AccessedResource, EntryNonce, Outcome, Role};
 use custodia_core::grant::{Grant, GrantId, GrantRequest, UnverifiedGrant, check_duration};
 use custodia_core::labels::SensitivityLabel;
-use custodia_core::policy::{self, AccessRequest, Decision};
+use custodia_core::policy::{self, Decision, ReadAttempt};
 use custodia_core::purpose::PurposeOfUse;
 use custodia_core::qr::{self, QrPayload};
 use custodia_core::scope::{Interaction, Scope};
@@ -51,6 +51,16 @@ enum Command {
     /// The wallet app in a browser.
     #[command(subcommand)]
     App(AppCommand),
+    /// Run a hospital's record gateway.
+    #[command(subcommand)]
+    Gateway(crate::gateway::GatewayCommand),
+    /// The emergency room's (or a clinician's) side: show a request, wait for the answer, read records.
+    #[command(subcommand)]
+    Er(crate::care::ErCommand),
+    /// As the patient: scan a request's QR code, see who asks for what (verified), approve or decline.
+    Scan(crate::care::ScanArgs),
+    /// Make an emergency card: a printable QR code holding a standing break-glass grant.
+    Card(crate::care::CardArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -95,13 +105,13 @@ impl LedgerArgs {
 }
 
 #[derive(Args, Debug)]
-struct WalletArgs {
+pub(crate) struct WalletArgs {
     /// The wallet directory.
     #[arg(long, env = "CUSTODIA_WALLET")]
-    wallet: PathBuf,
+    pub(crate) wallet: PathBuf,
     /// Read the passphrase from this file (otherwise CUSTODIA_PASSPHRASE, otherwise a prompt).
     #[arg(long)]
-    passphrase_file: Option<PathBuf>,
+    pub(crate) passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -355,10 +365,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::App(AppCommand::Serve { wallet, listen, ledger, ui }) => {
             crate::app_server::serve(&wallet, listen, ledger, ui.as_deref())
         }
+        Command::Gateway(c) => crate::gateway::run(c),
+        Command::Er(c) => crate::care::er(c),
+        Command::Scan(args) => crate::care::scan(args),
+        Command::Card(args) => crate::care::card(args),
     }
 }
 
-fn now() -> Result<Timestamp> {
+pub(crate) fn now() -> Result<Timestamp> {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .context("the system clock is before 1970")?
@@ -366,7 +380,7 @@ fn now() -> Result<Timestamp> {
     Ok(Timestamp::from_unix(i64::try_from(secs)?)?)
 }
 
-fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
+pub(crate) fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
     if meta.len() > MAX_INPUT_BYTES {
         bail!("{what} {} is larger than {} MiB", path.display(), MAX_INPUT_BYTES >> 20);
@@ -374,7 +388,7 @@ fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
-fn open_wallet(args: &WalletArgs) -> Result<Wallet> {
+pub(crate) fn open_wallet(args: &WalletArgs) -> Result<Wallet> {
     let pass = passphrase::current(args.passphrase_file.as_deref(), false)?;
     Ok(Wallet::open(&args.wallet, pass)?)
 }
@@ -582,7 +596,7 @@ fn write_qr(path: &Path, text: &str) -> Result<()> {
     Ok(write_atomic(path, &bytes)?)
 }
 
-fn parse_all<T: std::str::FromStr>(items: &[String]) -> Result<Vec<T>>
+pub(crate) fn parse_all<T: std::str::FromStr>(items: &[String]) -> Result<Vec<T>>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
@@ -715,7 +729,7 @@ fn grant_command(command: GrantCommand) -> Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             };
-            let request = AccessRequest {
+            let request = ReadAttempt {
                 interaction: if search { Interaction::Search } else { Interaction::Read },
                 purpose: purpose.unwrap_or(grant.purpose),
                 at,

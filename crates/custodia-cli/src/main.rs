@@ -5,7 +5,9 @@
 //! usage, or a ledger that cannot be reached or refused. Every error is one line; none carries a secret.
 
 mod app_server;
+mod care;
 mod commands;
+mod gateway;
 mod ledger_server;
 mod passphrase;
 

@@ -9,6 +9,7 @@
 //! run them off any UI thread and outside async tasks.
 
 pub mod audit;
+pub mod fhir_client;
 pub mod ledger;
 pub mod vault;
 pub mod wallet;

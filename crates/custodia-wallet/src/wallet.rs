@@ -20,7 +20,7 @@ use custodia_core::grant::{
 use custodia_core::qr::ContactCard;
 use custodia_core::statement::{self, StatementError, Unverified};
 use custodia_core::time::Timestamp;
-use custodia_core::{Fingerprint, Identity, MasterSeed, SigningPublicKey};
+use custodia_core::{BoxPublicKey, Fingerprint, Identity, MasterSeed, SigningPublicKey};
 use custodia_log::hash::Hash;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -28,7 +28,11 @@ use zeroize::Zeroizing;
 use crate::ledger::{self as ledger_mod, LedgerError, Member, TrustedCheckpoint};
 use crate::vault::{self, KdfParams, Passphrase, VAULT_FILE_NAME, VaultError, WalletLock};
 
+mod care;
 mod on_ledger;
+
+use care::CareState;
+pub use care::{AnswerReceived, CheckedRequest, ReceivedGrant, open_card_grant};
 
 pub use on_ledger::{
     AccessRecord, Enrollment, GrantStanding, GrantSummary, InclusionView, LedgerLink, Posted, SyncReport,
@@ -68,13 +72,29 @@ pub enum WalletError {
     NotRevoked(GrantId),
     #[error("this wallet holds no access event at ledger entry {0}")]
     UnknownAccessEvent(u64),
+    #[error("{0}")]
+    Request(custodia_core::access_request::AccessRequestError),
+    #[error("this request is for the ledger at {asked}, but this wallet is on {mine}")]
+    RequestElsewhere { asked: String, mine: String },
+    #[error("the requester {0} is not enrolled on this wallet's ledger: this may not be a real clinic")]
+    RequesterNotEnrolled(String),
+    #[error("the requester is enrolled as {0}, not as a provider or an emergency provider")]
+    RequesterRole(custodia_core::entry::Role),
+    #[error("{0}")]
+    BadAnswer(String),
+    #[error("grant {0} is not to this wallet")]
+    NotForThisWallet(GrantId),
 }
 
 impl WalletError {
     /// Whether this is a verification failing (the ledger's answers did not check out), as opposed to
     /// bad input, a locked or damaged vault, or a ledger that cannot be reached or refused.
     pub fn is_verification_failure(&self) -> bool {
-        matches!(self, WalletError::Ledger(e) if e.is_verification_failure())
+        match self {
+            WalletError::Ledger(e) => e.is_verification_failure(),
+            WalletError::Request(_) | WalletError::RequesterNotEnrolled(_) | WalletError::RequesterRole(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -87,6 +107,9 @@ pub struct IssuedGrant {
     pub grant_index: Option<u64>,
     /// The index of the revocation's ledger entry, once posted (or learned by a sync).
     pub revocation_index: Option<u64>,
+    /// For an emergency card's grant: the card's encryption key, which its ledger entries are sealed to
+    /// (the card is not an enrolled member whose key the ledger could tell).
+    pub card_box: Option<BoxPublicKey>,
 }
 
 impl IssuedGrant {
@@ -111,6 +134,9 @@ struct StoredState {
     grants: Vec<StoredGrant>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ledger: Option<StoredLedger>,
+    /// A clinician's or emergency room's side: requests shown and grants received.
+    #[serde(default, skip_serializing_if = "CareState::is_empty")]
+    care: CareState,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -124,6 +150,8 @@ struct StoredGrant {
     grant_index: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revocation_index: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    card_box: Option<BoxPublicKey>,
 }
 
 /// The ledger the wallet is enrolled on, and what it learned there.
@@ -177,6 +205,7 @@ pub struct Wallet {
     created_at: Timestamp,
     grants: Vec<IssuedGrant>,
     ledger: Option<LedgerLink>,
+    care: CareState,
 }
 
 impl std::fmt::Debug for Wallet {
@@ -235,6 +264,7 @@ impl Wallet {
             created_at: now,
             grants: Vec::new(),
             ledger: None,
+            care: CareState::default(),
         };
         wallet.save()?;
         Ok(wallet)
@@ -253,7 +283,7 @@ impl Wallet {
     /// Reads and decrypts the vault under `lock`; on failure the lock is handed back with the error.
     fn unlock_with(dir: &Path, lock: WalletLock, passphrase: Passphrase) -> Result<Wallet, (WalletLock, WalletError)> {
         match Self::read_secrets(dir, &passphrase) {
-            Ok(Loaded { kdf, seed, name, created_at, grants, ledger }) => Ok(Wallet {
+            Ok(Loaded { kdf, seed, name, created_at, grants, ledger, care }) => Ok(Wallet {
                 dir: dir.to_owned(),
                 _lock: lock,
                 passphrase,
@@ -264,6 +294,7 @@ impl Wallet {
                 created_at,
                 grants,
                 ledger,
+                care,
             }),
             Err(e) => Err((lock, e)),
         }
@@ -289,12 +320,19 @@ impl Wallet {
                     Some(r) => Some(UnverifiedRevocation::decode(r.as_bytes())?.verify_signed_by(&me)?),
                     None => None,
                 };
-                Ok(IssuedGrant { grant, revocation, grant_index: g.grant_index, revocation_index: g.revocation_index })
+                Ok(IssuedGrant {
+                    grant,
+                    revocation,
+                    grant_index: g.grant_index,
+                    revocation_index: g.revocation_index,
+                    card_box: g.card_box,
+                })
             })
             .collect::<Result<Vec<_>, StatementError>>()
             .map_err(|e| WalletError::Corrupt(format!("a stored grant does not verify: {e}")))?;
         let ledger = state.ledger.map(load_ledger).transpose()?;
-        Ok(Loaded { kdf, seed, name: state.name, created_at: state.created_at, grants, ledger })
+        let care = state.care.checked(&me)?;
+        Ok(Loaded { kdf, seed, name: state.name, created_at: state.created_at, grants, ledger, care })
     }
 
     /// Forgets every secret, keeping the directory locked for this process.
@@ -316,6 +354,12 @@ impl Wallet {
 
     pub fn identity(&self) -> &Identity {
         &self.identity
+    }
+
+    /// A copy of the wallet's keys for a long-running service (a gateway) that signs on threads of its own
+    /// after the wallet is closed. It holds secrets: keep it in memory only.
+    pub fn service_identity(&self) -> Identity {
+        Identity::from_seed(&self.seed)
     }
 
     pub fn signing_key(&self) -> SigningPublicKey {
@@ -352,11 +396,21 @@ impl Wallet {
     /// Signs a grant, records it, and writes the vault before returning it.
     pub fn issue_grant(&mut self, request: GrantRequest, now: Timestamp) -> Result<VerifiedGrant, WalletError> {
         let grant = request.sign(&self.identity, now)?;
+        self.keep_issued(grant, None)
+    }
+
+    /// Records a grant just signed, and writes the vault.
+    fn keep_issued(
+        &mut self,
+        grant: VerifiedGrant,
+        card_box: Option<BoxPublicKey>,
+    ) -> Result<VerifiedGrant, WalletError> {
         self.grants.push(IssuedGrant {
             grant: grant.clone(),
             revocation: None,
             grant_index: None,
             revocation_index: None,
+            card_box,
         });
         if let Err(e) = self.save() {
             self.grants.pop();
@@ -400,9 +454,11 @@ impl Wallet {
                     revocation: g.revocation.as_ref().map(|r| r.to_json()),
                     grant_index: g.grant_index,
                     revocation_index: g.revocation_index,
+                    card_box: g.card_box,
                 })
                 .collect(),
             ledger: self.ledger.as_ref().map(store_ledger),
+            care: self.care.clone(),
         };
         let mut plaintext = Zeroizing::new(Vec::with_capacity(4096));
         plaintext.push(PLAINTEXT_VERSION);
@@ -434,6 +490,7 @@ struct Loaded {
     created_at: Timestamp,
     grants: Vec<IssuedGrant>,
     ledger: Option<LedgerLink>,
+    care: CareState,
 }
 
 /// Checks what the vault says about the ledger as if the ledger had said it again: the checkpoint opens

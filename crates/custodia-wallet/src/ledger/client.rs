@@ -10,8 +10,8 @@ use std::time::Duration;
 use custodia_core::entry::Tag;
 use custodia_core::grant::GrantId;
 use custodia_core::ledger_api::{
-    AppendRequest, AppendResponse, ConsistencyProof, GrantStatus, InclusionProof, LedgerInfo, MailList, MailPosted,
-    MemberInfo, PROBLEM_PREFIX, PatientInfo, Problem, TagEntries,
+    AppendRequest, AppendResponse, ConsistencyProof, GrantEntry, GrantStatus, InclusionProof, LedgerInfo, MailList,
+    MailPosted, MemberInfo, PROBLEM_PREFIX, PatientInfo, Problem, TagEntries,
 };
 use custodia_core::time::Timestamp;
 use custodia_core::{Identity, SigningPublicKey, reqsig};
@@ -219,6 +219,11 @@ impl LedgerClient {
     /// `GET /v1/grants/{id}`.
     pub fn grant_status(&self, id: &GrantId) -> Result<GrantStatus, LedgerError> {
         self.get(&format!("/v1/grants/{id}"))
+    }
+
+    /// `GET /v1/grants/{id}/entry`, signed by `asker` (an enrolled member), unverified.
+    pub fn grant_entry(&self, asker: &Identity, id: &GrantId) -> Result<GrantEntry, LedgerError> {
+        self.json(Method::GET, &format!("/v1/grants/{id}/entry"), None, Some(asker))
     }
 
     /// `GET /v1/members/{key}`, unverified (see [`super::Ledger::member`]).

@@ -144,7 +144,7 @@ impl Wallet {
     }
 
     /// Resumes a session with the enrolled ledger.
-    fn session(&self) -> Result<(Ledger, LedgerLink), WalletError> {
+    pub(super) fn session(&self) -> Result<(Ledger, LedgerLink), WalletError> {
         let link = self.ledger.clone().ok_or(WalletError::NotEnrolled)?;
         let ledger = Ledger::resume(&link.url, &link.verifier_key, link.authority, link.checkpoint.clone())?;
         Ok((ledger, link))
@@ -152,7 +152,7 @@ impl Wallet {
 
     /// Stores what a session learned: its checkpoint, the link, and the grants if they changed. On a
     /// failed write the wallet keeps what it had.
-    fn commit(
+    pub(super) fn commit(
         &mut self,
         mut link: LedgerLink,
         ledger: &Ledger,
@@ -172,7 +172,11 @@ impl Wallet {
     }
 
     /// A member from the cache, or from the ledger (verified) into the cache.
-    fn member_in(ledger: &mut Ledger, link: &mut LedgerLink, key: &SigningPublicKey) -> Result<Member, LedgerError> {
+    pub(super) fn member_in(
+        ledger: &mut Ledger,
+        link: &mut LedgerLink,
+        key: &SigningPublicKey,
+    ) -> Result<Member, LedgerError> {
         if let Some(m) = link.members.iter().find(|m| m.key == *key) {
             return Ok(m.clone());
         }
@@ -297,9 +301,12 @@ impl Wallet {
             return Err(WalletError::AlreadyPosted { what: "grant", id, index });
         }
         let (mut ledger, mut link) = self.session()?;
-        let grant = &self.grants[position].grant;
-        let grantee = Self::member_in(&mut ledger, &mut link, &grant.grantee)?;
-        let index = ledger.append_one(ledger::grant_entry(&self.identity, grant, &grantee.box_key, now)?)?;
+        let issued = &self.grants[position];
+        let grantee_box = match issued.card_box {
+            Some(card) => card,
+            None => Self::member_in(&mut ledger, &mut link, &issued.grant.grantee)?.box_key,
+        };
+        let index = ledger.append_one(ledger::grant_entry(&self.identity, &issued.grant, &grantee_box, now)?)?;
         let mut grants = self.grants.clone();
         grants[position].grant_index = Some(index);
         self.commit(link, &ledger, Some(grants))?;
@@ -319,8 +326,11 @@ impl Wallet {
             return Err(WalletError::GrantNotOnLedger(id));
         }
         let (mut ledger, mut link) = self.session()?;
-        let grantee = Self::member_in(&mut ledger, &mut link, &issued.grant.grantee)?;
-        let entry = ledger::revocation_entry(&self.identity, revocation, &grantee.box_key, now)?;
+        let grantee_box = match issued.card_box {
+            Some(card) => card,
+            None => Self::member_in(&mut ledger, &mut link, &issued.grant.grantee)?.box_key,
+        };
+        let entry = ledger::revocation_entry(&self.identity, revocation, &grantee_box, now)?;
         let index = ledger.append_one(entry)?;
         let mut grants = self.grants.clone();
         grants[position].revocation_index = Some(index);
@@ -464,6 +474,9 @@ impl Wallet {
     }
 }
 
+/// How many of the latest access events a sync compares a new one with, to drop a gateway's repeat.
+const REPEAT_WINDOW: usize = 4096;
+
 /// Folds what one entry taught into the wallet's grants and ledger state (copies, kept only if the whole
 /// sync succeeds).
 fn absorb(
@@ -504,6 +517,7 @@ fn absorb(
                 revocation: None,
                 grant_index: Some(index),
                 revocation_index: None,
+                card_box: None,
             }),
         },
         Learned::Revocation { index, revocation } => {
@@ -526,7 +540,15 @@ fn absorb(
             // Held events are sorted by index, and a sync reads entries in index order.
             let held = link.access_events.last().is_some_and(|a| a.index >= index)
                 && link.access_events.binary_search_by_key(&index, |a| a.index).is_ok();
-            if !held {
+            // A gateway posts at least once: after a crash it may post an event again under a new entry.
+            // The event's random id tells; a repeat lands close behind the first.
+            let repeated = link
+                .access_events
+                .iter()
+                .rev()
+                .take(REPEAT_WINDOW)
+                .any(|a| a.event.id == event.id && a.event.gateway == event.gateway);
+            if !held && !repeated {
                 let record = AccessRecord { index, leaf: Some(leaf), event: *event };
                 new_access_events.push(record.clone());
                 link.access_events.push(record);

@@ -1,0 +1,178 @@
+//! `custodia gateway`: a hospital's record gateway, run from a folder that holds its wallet (its key), its
+//! patient links and its access-event outbox.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use custodia_core::SigningPublicKey;
+use custodia_gateway::dataset::Dataset;
+use custodia_gateway::links::Links;
+use custodia_gateway::records::Records;
+use custodia_gateway::{GatewayConfig, serve_blocking};
+use custodia_wallet::vault::KdfParams;
+use custodia_wallet::wallet::Wallet;
+use serde_json::json;
+
+use crate::commands::now;
+use crate::passphrase;
+
+/// The outbox file in a gateway's folder.
+const OUTBOX_FILE: &str = "outbox.sqlite";
+
+#[derive(Subcommand, Debug)]
+pub enum GatewayCommand {
+    /// Make the gateway's key (a wallet in DIR); the network then enrolls it as a gateway.
+    Init {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The name the network enrolls, shown to patients beside each read.
+        #[arg(long, default_value = "Record gateway")]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Link a patient's Custodia key to their FHIR Patient id at this hospital (after checking who they are).
+    Link {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, value_name = "KEY")]
+        patient: String,
+        #[arg(long, value_name = "ID")]
+        fhir_id: String,
+    },
+    /// Serve the FHIR read API, every read checked against a grant and logged to the ledger.
+    Serve {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, value_name = "URL", env = "CUSTODIA_LEDGER")]
+        ledger: String,
+        /// The ledger's checkpoint key; without it, the key the ledger announces is trusted on first use.
+        #[arg(long, value_name = "VKEY")]
+        ledger_key: Option<String>,
+        /// A folder of FHIR JSON (Bundles or resources); default: the shipped synthetic dataset.
+        #[arg(long, value_name = "DIR", conflicts_with = "upstream")]
+        data: Option<PathBuf>,
+        /// Proxy mode: the FHIR R4 server whose records the gateway guards.
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
+        /// Where to listen; loopback unless CUSTODIA_GATEWAY_PUBLIC=1 (put it behind TLS).
+        #[arg(long, default_value = "127.0.0.1:7430")]
+        listen: SocketAddr,
+        /// The base URL clients use and sign, if not http:// and the listening address.
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
+        /// Read the passphrase from this file (otherwise CUSTODIA_PASSPHRASE).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Write the shipped synthetic dataset (three patients, with PSY, HIV and ETH-labelled records) to DIR.
+    Dataset {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+pub fn run(command: GatewayCommand) -> Result<ExitCode> {
+    match command {
+        GatewayCommand::Init { dir, name, json } => {
+            let pass = passphrase::current(None, true)?;
+            let w = Wallet::create(&dir, &name, pass, KdfParams::DEFAULT, now()?)?;
+            let card = w.contact_card();
+            if json {
+                let out = json!({
+                    "dir": dir.display().to_string(),
+                    "signing_key": card.signing.to_string(),
+                    "encryption_key": card.boxing.to_string(),
+                    "fingerprint": w.fingerprint().to_string(),
+                });
+                println!("{out}");
+            } else {
+                println!("new gateway key in {}", dir.display());
+                println!("signing key:    {}", card.signing);
+                println!("encryption key: {}", card.boxing);
+                println!(
+                    "ask the network to enroll it: custodia ledger enroll --role gateway --key {} --box-key {} ...",
+                    card.signing, card.boxing
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        GatewayCommand::Link { dir, patient, fhir_id } => {
+            let key: SigningPublicKey =
+                patient.parse().with_context(|| format!("--patient {patient:?} is not a signing key (cusig1...)"))?;
+            let links = Links::link(&dir, key, &fhir_id)?;
+            println!("linked {key} to Patient/{fhir_id} ({} links; restart the gateway to serve them)", links.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        GatewayCommand::Dataset { out } => {
+            let dataset = Dataset::synthetic();
+            dataset.write(&out).with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "wrote {} resources of {} patients to {}",
+                dataset.len(),
+                dataset.patient_ids().len(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        GatewayCommand::Serve { dir, ledger, ledger_key, data, upstream, listen, public_url, passphrase_file } => {
+            serve(
+                &dir,
+                ledger,
+                ledger_key,
+                data.as_deref(),
+                upstream.as_deref(),
+                listen,
+                public_url,
+                passphrase_file.as_deref(),
+            )
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve(
+    dir: &Path,
+    ledger: String,
+    ledger_key: Option<String>,
+    data: Option<&Path>,
+    upstream: Option<&str>,
+    listen: SocketAddr,
+    public_url: Option<String>,
+    passphrase_file: Option<&Path>,
+) -> Result<ExitCode> {
+    if !listen.ip().is_loopback() && std::env::var_os("CUSTODIA_GATEWAY_PUBLIC").is_none() {
+        bail!("refusing to listen on {listen}: put the gateway behind a TLS proxy and set CUSTODIA_GATEWAY_PUBLIC=1");
+    }
+    let records = match (data, upstream) {
+        (Some(d), _) => Records::Local(std::sync::Arc::new(Dataset::load(d)?)),
+        (None, Some(u)) => Records::upstream(u)?,
+        (None, None) => Records::Local(std::sync::Arc::new(Dataset::synthetic())),
+    };
+    let links = Links::load(dir)?;
+    let pass = passphrase::current(passphrase_file, false)?;
+    let identity = Wallet::open(dir, pass)?.service_identity();
+    let config = GatewayConfig {
+        listen,
+        public_url,
+        ledger_url: ledger,
+        ledger_key,
+        records,
+        links,
+        outbox: dir.join(OUTBOX_FILE),
+    };
+    serve_blocking(identity, config, |running| {
+        // The first line is for scripts and tests that start the gateway on port 0.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {}", running.url);
+        let _ = writeln!(out, "gateway: {} ({})", running.shared.name, running.shared.organisation);
+        let _ = writeln!(out, "patients linked: {}", running.shared.links.len());
+        let _ = out.flush();
+    })?;
+    eprintln!("custodia: gateway stopped");
+    Ok(ExitCode::SUCCESS)
+}

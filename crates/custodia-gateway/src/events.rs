@@ -1,0 +1,287 @@
+//! Access events, from the read to the ledger, with nothing lost on a crash.
+//!
+//! A request is answered only once its event is in the gateway's outbox: a SQLite file, written in
+//! group commits (one transaction, one sync, for every event that arrived meanwhile). A second thread
+//! posts what the outbox holds to the ledger (signed by the gateway, sealed to the patient, in batches),
+//! verifies each receipt, and deletes only what the ledger acknowledged. After a crash or a ledger outage
+//! the outbox is simply posted later. Delivery is at least once: a crash between the ledger's
+//! acknowledgment and the delete posts that batch again, and the patient's wallet, which knows each event
+//! by its random id, keeps one copy.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use custodia_core::entry::{AccessEvent, Content, EntryKind, LedgerEntry, seal_statement};
+use custodia_core::ledger_api::PatientInfo;
+use custodia_core::{Identity, SigningPublicKey, statement};
+use custodia_wallet::Ledger;
+use rusqlite::{Connection, params};
+
+/// Events written to the outbox in one transaction at most.
+const MAX_JOURNAL_BATCH: usize = 2048;
+/// Entries per append request (the ledger's default limit).
+const POST_BATCH: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("the access-event outbox {path}: {source}")]
+    Db { path: PathBuf, source: rusqlite::Error },
+    #[error("the access-event outbox is closed")]
+    Closed,
+    #[error("could not start the outbox's threads: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Counts for a status page and for benchmarks.
+#[derive(Debug, Default)]
+pub struct OutboxStats {
+    pub journaled: AtomicU64,
+    pub posted: AtomicU64,
+    pub post_failures: AtomicU64,
+}
+
+struct Job {
+    event: AccessEvent,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// Wakes the poster when the journal wrote something.
+#[derive(Default)]
+struct Bell {
+    rung: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Bell {
+    fn ring(&self) {
+        if let Ok(mut rung) = self.rung.lock() {
+            *rung = true;
+            self.cond.notify_one();
+        }
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let Ok(rung) = self.rung.lock() else { return };
+        if let Ok((mut rung, _)) = self.cond.wait_timeout_while(rung, timeout, |r| !*r) {
+            *rung = false;
+        }
+    }
+}
+
+/// The outbox: hand it an event and await the answer before answering the read.
+pub struct Outbox {
+    jobs: Mutex<Option<Sender<Job>>>,
+    pub stats: Arc<OutboxStats>,
+    stop: Arc<AtomicBool>,
+    bell: Arc<Bell>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("stats", &self.stats).finish_non_exhaustive()
+    }
+}
+
+fn open_db(path: &Path) -> Result<Connection, OutboxError> {
+    let db_err = |source| OutboxError::Db { path: path.to_owned(), source };
+    let db = Connection::open(path).map_err(db_err)?;
+    db.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 5000;
+         CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);",
+    )
+    .map_err(db_err)?;
+    Ok(db)
+}
+
+impl Outbox {
+    /// Opens (or creates) the outbox at `path` and starts its two threads: the journal, and the poster,
+    /// which appends to `ledger` as `gateway`.
+    pub fn start(path: &Path, gateway: Arc<Identity>, ledger: Ledger) -> Result<Self, OutboxError> {
+        let journal_db = open_db(path)?;
+        let poster_db = open_db(path)?;
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let stats = Arc::new(OutboxStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let bell = Arc::new(Bell::default());
+        let journal = {
+            let (stats, bell, path) = (stats.clone(), bell.clone(), path.to_owned());
+            std::thread::Builder::new()
+                .name("custodia-outbox".into())
+                .spawn(move || journal_loop(journal_db, &path, &rx, &stats, &bell))
+                .map_err(OutboxError::Thread)?
+        };
+        let poster = {
+            let (stats, bell, stop) = (stats.clone(), bell.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("custodia-poster".into())
+                .spawn(move || {
+                    Poster { db: poster_db, gateway, ledger, patients: HashMap::new() }.run(&stats, &bell, &stop)
+                })
+                .map_err(OutboxError::Thread)?
+        };
+        bell.ring();
+        Ok(Self { jobs: Mutex::new(Some(tx)), stats, stop, bell, threads: Mutex::new(vec![journal, poster]) })
+    }
+
+    /// Writes `event` to the outbox; returns once it is durable.
+    pub async fn record(&self, event: AccessEvent) -> Result<(), OutboxError> {
+        let (done, written) = tokio::sync::oneshot::channel();
+        {
+            let jobs = self.jobs.lock().map_err(|_| OutboxError::Closed)?;
+            jobs.as_ref().ok_or(OutboxError::Closed)?.send(Job { event, done }).map_err(|_| OutboxError::Closed)?;
+        }
+        written.await.map_err(|_| OutboxError::Closed)?.map_err(|_| OutboxError::Closed)
+    }
+
+    /// Events in the outbox not yet acknowledged by the ledger.
+    pub fn pending(&self) -> u64 {
+        let journaled = self.stats.journaled.load(Ordering::Relaxed);
+        journaled.saturating_sub(self.stats.posted.load(Ordering::Relaxed))
+    }
+
+    /// Stops taking events, lets the journal finish, gives the poster `drain` to post what is left
+    /// (what it cannot post stays in the outbox for next time), and waits for both threads.
+    pub fn shutdown(&self, drain: Duration) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        let deadline = std::time::Instant::now() + drain;
+        while self.pending() > 0 && std::time::Instant::now() < deadline {
+            self.bell.ring();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        self.bell.ring();
+        let threads = self.threads.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &OutboxStats, bell: &Bell) {
+    loop {
+        let first = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_JOURNAL_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let written = (|| -> rusqlite::Result<()> {
+            let tx = db.transaction()?;
+            {
+                let mut insert = tx.prepare_cached("INSERT INTO outbox (event) VALUES (?1)")?;
+                for job in &batch {
+                    let json = serde_json::to_string(&job.event).unwrap_or_default();
+                    insert.execute(params![json])?;
+                }
+            }
+            tx.commit()
+        })();
+        let result = written.map_err(|e| {
+            eprintln!("custodia-gateway: could not write the outbox {}: {e}", path.display());
+            e.to_string()
+        });
+        if result.is_ok() {
+            stats.journaled.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            bell.ring();
+        }
+        for job in batch {
+            let _ = job.done.send(result.clone());
+        }
+    }
+}
+
+struct Poster {
+    db: Connection,
+    gateway: Arc<Identity>,
+    ledger: Ledger,
+    patients: HashMap<SigningPublicKey, PatientInfo>,
+}
+
+impl Poster {
+    fn run(mut self, stats: &OutboxStats, bell: &Bell, stop: &AtomicBool) {
+        // What a previous run left is posted first; it counts as journaled for `pending`.
+        if let Ok(left) = self.db.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0)) {
+            stats.journaled.fetch_add(u64::try_from(left).unwrap_or(0), Ordering::Relaxed);
+        }
+        let mut backoff = Duration::from_millis(100);
+        while !stop.load(Ordering::Relaxed) {
+            match self.post_some() {
+                Ok(0) => bell.wait(Duration::from_secs(1)),
+                Ok(n) => {
+                    stats.posted.fetch_add(n as u64, Ordering::Relaxed);
+                    backoff = Duration::from_millis(100);
+                }
+                Err(e) => {
+                    stats.post_failures.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("custodia-gateway: access events not posted yet (will retry): {e}");
+                    bell.wait(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Posts up to one batch; returns how many events the ledger acknowledged.
+    fn post_some(&mut self) -> Result<usize, String> {
+        let rows: Vec<(i64, String)> = {
+            let mut select = self
+                .db
+                .prepare_cached("SELECT seq, event FROM outbox ORDER BY seq LIMIT ?1")
+                .map_err(|e| e.to_string())?;
+            let rows = select
+                .query_map(params![POST_BATCH as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| e.to_string())?;
+            rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
+        };
+        let Some(&(last, _)) = rows.last() else { return Ok(0) };
+        let now = crate::now();
+        let mut entries = Vec::with_capacity(rows.len());
+        for (seq, json) in &rows {
+            let event: AccessEvent = match serde_json::from_str(json) {
+                Ok(e) => e,
+                Err(e) => {
+                    // Written by this program; unreadable means a damaged file. Keep it out of the way.
+                    eprintln!("custodia-gateway: outbox row {seq} is unreadable ({e}); skipped");
+                    continue;
+                }
+            };
+            let patient = match self.patients.get(&event.patient) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = self.ledger.patient(&self.gateway, &event.patient).map_err(|e| e.to_string())?;
+                    self.patients.insert(event.patient, p.clone());
+                    p
+                }
+            };
+            let signed = statement::sign(event, &self.gateway).map_err(|e| e.to_string())?;
+            let body = seal_statement(&signed, &[patient.box_key], EntryKind::Access, &patient.tag)
+                .map_err(|e| e.to_string())?;
+            let content = Content::Access { tag: patient.tag, grant_id: signed.grant_id, body };
+            entries.push(
+                statement::sign(LedgerEntry::new(self.gateway.signing_public(), now, content), &self.gateway)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        if !entries.is_empty() {
+            self.ledger.append(&entries).map_err(|e| e.to_string())?;
+        }
+        self.db.execute("DELETE FROM outbox WHERE seq <= ?1", params![last]).map_err(|e| e.to_string())?;
+        Ok(rows.len())
+    }
+}

@@ -1,0 +1,159 @@
+//! What the gateway remembers between requests, so each read costs two signature checks and a few map
+//! lookups: verified grants by digest, grant states from the ledger (for at most [`STATUS_TTL`]), enrolled
+//! members, nonces seen, reads per grant, and a budget for logging refused attempts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use custodia_core::entry::{Digest, EntryNonce};
+use custodia_core::grant::{GrantId, VerifiedGrant};
+use custodia_core::ledger_api::GrantState;
+use custodia_core::{SigningPublicKey, reqsig};
+use custodia_wallet::ledger::Member;
+
+/// How long a grant's state from the ledger is trusted: a revocation takes effect within this plus one
+/// ledger round trip.
+pub const STATUS_TTL: Duration = Duration::from_millis(500);
+/// How long an enrolled member (or the ledger's word that a key is none) is trusted.
+pub const MEMBER_TTL: Duration = Duration::from_secs(60);
+/// Refused attempts logged per grant per minute; more are answered but not each logged, so a thief with a
+/// stolen grant cannot flood the patient's log.
+pub const DENIED_EVENTS_PER_MINUTE: u32 = 30;
+/// Caches are cleared when they grow past this, rather than grow without bound.
+const MAX_CACHED: usize = 100_000;
+const MAX_NONCES: usize = 2_000_000;
+
+/// What the ledger says of a grant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LedgerState {
+    /// On the ledger with this digest, and standing.
+    Active(Digest),
+    Revoked,
+    Redacted,
+    NotOnLedger,
+}
+
+impl LedgerState {
+    pub fn from_status(state: GrantState, digest: Digest) -> Self {
+        match state {
+            GrantState::Active => LedgerState::Active(digest),
+            GrantState::Revoked => LedgerState::Revoked,
+            GrantState::Redacted => LedgerState::Redacted,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Caches {
+    grants: RwLock<HashMap<Digest, Arc<VerifiedGrant>>>,
+    states: Mutex<HashMap<GrantId, (Instant, LedgerState)>>,
+    members: RwLock<HashMap<SigningPublicKey, (Instant, Option<Member>)>>,
+    nonces: Mutex<NonceWindow>,
+    reads: Mutex<HashMap<GrantId, u32>>,
+    denied: Mutex<HashMap<GrantId, (Instant, u32)>>,
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Caches")
+    }
+}
+
+fn insert_capped<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= MAX_CACHED && !map.contains_key(&key) {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
+impl Caches {
+    pub fn grant(&self, digest: &Digest) -> Option<Arc<VerifiedGrant>> {
+        self.grants.read().ok()?.get(digest).cloned()
+    }
+
+    pub fn keep_grant(&self, digest: Digest, grant: Arc<VerifiedGrant>) {
+        if let Ok(mut g) = self.grants.write() {
+            insert_capped(&mut g, digest, grant);
+        }
+    }
+
+    /// The grant's state, if learned within [`STATUS_TTL`].
+    pub fn state(&self, id: &GrantId) -> Option<LedgerState> {
+        let states = self.states.lock().ok()?;
+        let (at, state) = states.get(id)?;
+        (at.elapsed() < STATUS_TTL).then(|| state.clone())
+    }
+
+    pub fn keep_state(&self, id: GrantId, state: LedgerState, learned: Instant) {
+        if let Ok(mut s) = self.states.lock() {
+            insert_capped(&mut s, id, (learned, state));
+        }
+    }
+
+    /// `Some(answer)` if looked up within [`MEMBER_TTL`]; the answer is `None` for a key that is no member.
+    pub fn member(&self, key: &SigningPublicKey) -> Option<Option<Member>> {
+        let members = self.members.read().ok()?;
+        let (at, member) = members.get(key)?;
+        (at.elapsed() < MEMBER_TTL).then(|| member.clone())
+    }
+
+    pub fn keep_member(&self, key: SigningPublicKey, member: Option<Member>) {
+        if let Ok(mut m) = self.members.write() {
+            insert_capped(&mut m, key, (Instant::now(), member));
+        }
+    }
+
+    /// True the first time a signer uses a nonce within the signature's time window.
+    pub fn first_use(&self, key: &SigningPublicKey, nonce: &EntryNonce) -> bool {
+        self.nonces.lock().is_ok_and(|mut n| n.first_use(key, nonce))
+    }
+
+    pub fn reads(&self, id: &GrantId) -> u32 {
+        self.reads.lock().ok().and_then(|r| r.get(id).copied()).unwrap_or(0)
+    }
+
+    pub fn count_read(&self, id: GrantId) {
+        if let Ok(mut r) = self.reads.lock() {
+            *r.entry(id).or_insert(0) += 1;
+        }
+    }
+
+    /// Whether a refused attempt under this grant should be logged now.
+    pub fn may_log_denial(&self, id: GrantId) -> bool {
+        let Ok(mut denied) = self.denied.lock() else { return true };
+        let (since, count) = denied.entry(id).or_insert((Instant::now(), 0));
+        if since.elapsed() >= Duration::from_secs(60) {
+            *since = Instant::now();
+            *count = 0;
+        }
+        *count += 1;
+        *count <= DENIED_EVENTS_PER_MINUTE
+    }
+}
+
+/// Nonces seen in the last two skew windows, in two generations: a nonce older than both has a signature
+/// too old to be accepted anyway.
+#[derive(Default)]
+struct NonceWindow {
+    current: HashMap<([u8; 32], EntryNonce), ()>,
+    previous: HashMap<([u8; 32], EntryNonce), ()>,
+    started: Option<Instant>,
+}
+
+impl NonceWindow {
+    fn first_use(&mut self, key: &SigningPublicKey, nonce: &EntryNonce) -> bool {
+        let window = Duration::from_secs(2 * reqsig::MAX_SKEW_SECONDS.unsigned_abs() + 1);
+        let started = *self.started.get_or_insert_with(Instant::now);
+        if started.elapsed() >= window || self.current.len() >= MAX_NONCES {
+            self.previous = std::mem::take(&mut self.current);
+            self.started = Some(Instant::now());
+        }
+        let k = (*key.as_bytes(), *nonce);
+        if self.current.contains_key(&k) || self.previous.contains_key(&k) {
+            return false;
+        }
+        self.current.insert(k, ());
+        true
+    }
+}

@@ -1,0 +1,626 @@
+//! The FHIR read API and the checks in front of it.
+//!
+//! Answers never hint at what was withheld: a search returns the allowed resources and their count; a
+//! read of a record the grant does not cover, or of one that does not exist, gets the same refusal. Only
+//! the patient's access log says which record was refused and why.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use custodia_core::SigningPublicKey;
+use custodia_core::entry::{AccessEvent, AccessedResource, Digest, EntryNonce, MAX_ACCESSED_RESOURCES, Outcome, Role};
+use custodia_core::grant::{UnverifiedGrant, VerifiedGrant};
+use custodia_core::labels;
+use custodia_core::ledger_api::GrantStatus;
+use custodia_core::policy::{self, Decision, Denial, ReadAttempt};
+use custodia_core::purpose::PurposeOfUse;
+use custodia_core::reqsig::RequestSignature;
+use custodia_core::scope::Interaction;
+use custodia_wallet::LedgerError;
+use custodia_wallet::ledger::Member;
+use serde_json::{Value, json};
+
+use crate::guard::LedgerState;
+use crate::records::Search;
+use crate::{MAX_GRANT_HEADER, Shared, fhir, now};
+
+pub const GRANT_HEADER: &str = "custodia-grant";
+pub const SIGNATURE_HEADER: &str = custodia_core::reqsig::HEADER;
+pub const CARD_SIGNATURE_HEADER: &str = "custodia-card-signature";
+/// The purpose of the read, if not the grant's own.
+pub const PURPOSE_HEADER: &str = "custodia-purpose";
+/// Results per search page unless `_count` says fewer.
+const DEFAULT_COUNT: usize = 50;
+const MAX_COUNT: usize = 200;
+const MAX_QUERY_LEN: usize = 2048;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/fhir/metadata", get(metadata))
+        .route("/fhir/{resource_type}", get(search))
+        .route("/fhir/{resource_type}/{id}", get(read))
+        .fallback(|| async { refusal(StatusCode::NOT_FOUND, "not-supported", "no such endpoint; see /fhir/metadata") })
+        .with_state(shared)
+}
+
+/// The same records with no checks and no logging at all: the baseline benchmarks set the gateway beside,
+/// and a stand-in upstream FHIR server for proxy-mode tests. Never expose it.
+pub fn unchecked_router(records: crate::records::Records) -> Router {
+    async fn read(
+        State(records): State<Arc<crate::records::Records>>,
+        Path((t, id)): Path<(String, String)>,
+    ) -> Response {
+        match records.read(&t, &id).await {
+            Ok(Some(r)) => fhir_response(StatusCode::OK, &r),
+            Ok(None) => refusal(StatusCode::NOT_FOUND, "not-found", "no such resource"),
+            Err(e) => refusal(StatusCode::BAD_GATEWAY, "exception", &e.to_string()),
+        }
+    }
+    async fn search(
+        State(records): State<Arc<crate::records::Records>>,
+        Path(t): Path<String>,
+        RawQuery(q): RawQuery,
+    ) -> Response {
+        let (patient, search, count) = match query_params(q.as_deref()) {
+            Ok(p) => p,
+            Err(r) => return r.response(),
+        };
+        let Some(patient) = patient else {
+            return refusal(StatusCode::BAD_REQUEST, "invalid", "search by patient");
+        };
+        match records.search(&t, &patient, &search).await {
+            Ok(found) => fhir_response(
+                StatusCode::OK,
+                &fhir::searchset(
+                    "/fhir",
+                    &format!("/fhir/{t}"),
+                    found.iter().take(count).map(|r| r.as_ref()),
+                    found.len(),
+                ),
+            ),
+            Err(e) => refusal(StatusCode::BAD_GATEWAY, "exception", &e.to_string()),
+        }
+    }
+    Router::new()
+        .route("/fhir/{resource_type}", get(search))
+        .route("/fhir/{resource_type}/{id}", get(read))
+        .with_state(Arc::new(records))
+}
+
+fn fhir_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(fhir::FHIR_JSON));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn refusal(status: StatusCode, code: &str, text: &str) -> Response {
+    fhir_response(status, &fhir::operation_outcome(code, text))
+}
+
+async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
+    let types = shared.records.resource_types();
+    let types: Vec<&str> = types.iter().map(String::as_str).collect();
+    fhir_response(
+        StatusCode::OK,
+        &fhir::capability_statement(&format!("{}/fhir", shared.public_url), &types, env!("CARGO_PKG_VERSION")),
+    )
+}
+
+/// What the request is, as the access log will say it.
+struct Asked {
+    interaction: Interaction,
+    resource_type: String,
+    id: Option<String>,
+    query: Option<String>,
+}
+
+impl Asked {
+    /// `GET Observation?patient=p1&category=laboratory`, as the patient sees it.
+    fn describe(&self) -> String {
+        let mut s = format!("GET {}", self.resource_type);
+        if let Some(id) = &self.id {
+            s.push('/');
+            s.push_str(id);
+        }
+        if let Some(q) = &self.query {
+            s.push('?');
+            s.push_str(q);
+        }
+        s.chars().take(2000).collect()
+    }
+
+    fn path_and_query(&self) -> String {
+        let mut s = format!("/fhir/{}", self.resource_type);
+        if let Some(id) = &self.id {
+            s.push('/');
+            s.push_str(id);
+        }
+        if let Some(q) = &self.query {
+            s.push('?');
+            s.push_str(q);
+        }
+        s
+    }
+}
+
+async fn read(
+    State(shared): State<Arc<Shared>>,
+    Path((resource_type, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let asked = Asked { interaction: Interaction::Read, resource_type, id: Some(id), query };
+    handle(shared, asked, headers).await
+}
+
+async fn search(
+    State(shared): State<Arc<Shared>>,
+    Path(resource_type): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let asked = Asked { interaction: Interaction::Search, resource_type, id: None, query };
+    handle(shared, asked, headers).await
+}
+
+/// Who is reading, under which grant, once the request's proofs checked out.
+struct Reader {
+    key: SigningPublicKey,
+    member: Option<Member>,
+    break_glass: bool,
+    purpose: PurposeOfUse,
+}
+
+/// A refusal: what the requester is told, and what the patient's log says (when the patient is known).
+struct Refused {
+    status: StatusCode,
+    code: &'static str,
+    told: String,
+    logged: String,
+}
+
+impl Refused {
+    fn same(status: StatusCode, code: &'static str, text: impl Into<String>) -> Self {
+        let text = text.into();
+        Self { status, code, told: text.clone(), logged: text }
+    }
+
+    fn response(&self) -> Response {
+        refusal(self.status, self.code, &self.told)
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn handle(shared: Arc<Shared>, asked: Asked, headers: HeaderMap) -> Response {
+    if asked.query.as_ref().is_some_and(|q| q.len() > MAX_QUERY_LEN) {
+        return refusal(StatusCode::URI_TOO_LONG, "too-costly", "the query is too long");
+    }
+    if asked.resource_type.len() > 64 || !is_type_name(&asked.resource_type) {
+        return refusal(StatusCode::NOT_FOUND, "not-supported", "not a FHIR resource type");
+    }
+    // The grant first: without one there is no patient to tell, so nothing is logged.
+    let grant = match grant_of(&shared, &headers) {
+        Ok(g) => g,
+        Err(r) => return r.response(),
+    };
+    let at = now();
+    let reader = match check_proofs(&shared, &asked, &headers, &grant).await {
+        Ok(r) => r,
+        Err((refused, signer)) => {
+            log_refusal(&shared, &asked, &grant, signer, None, false, &refused).await;
+            return refused.response();
+        }
+    };
+    let attempt =
+        |reads_so_far| ReadAttempt { interaction: asked.interaction, purpose: reader.purpose, at, reads_so_far };
+    // Grant-wide conditions, for a search as for a read: time, purpose, read limit.
+    let reads = shared.caches.reads(&grant.id);
+    let probe = json!({"resourceType": asked.resource_type});
+    if let Ok(Decision::Deny(d)) = policy::check(&grant, &probe, &attempt(reads))
+        && !matches!(d, Denial::OutOfScope { .. } | Denial::LabelNotAllowed { .. })
+    {
+        let refused = Refused::same(StatusCode::FORBIDDEN, "forbidden", d.to_string());
+        log_refusal(&shared, &asked, &grant, Some(reader.key), reader.member.as_ref(), reader.break_glass, &refused)
+            .await;
+        return refused.response();
+    }
+    if let Err(refused) = ledger_state(&shared, &grant).await {
+        log_refusal(&shared, &asked, &grant, Some(reader.key), reader.member.as_ref(), reader.break_glass, &refused)
+            .await;
+        return refused.response();
+    }
+    let Some(patient_id) = shared.links.fhir_id(&grant.patient).map(str::to_owned) else {
+        let refused =
+            Refused::same(StatusCode::NOT_FOUND, "not-found", "this gateway holds no records of the grant's patient");
+        log_refusal(&shared, &asked, &grant, Some(reader.key), reader.member.as_ref(), reader.break_glass, &refused)
+            .await;
+        return refused.response();
+    };
+    let outcome = match asked.interaction {
+        Interaction::Read => serve_read(&shared, &asked, &grant, &patient_id, &attempt(reads)).await,
+        Interaction::Search => serve_search(&shared, &asked, &grant, &patient_id, &attempt(reads)).await,
+    };
+    let (response, resources, refused) = match outcome {
+        Ok((response, resources)) => (response, resources, None),
+        Err((refused, resources)) => (refused.response(), resources, Some(refused)),
+    };
+    if refused.is_none() {
+        shared.caches.count_read(grant.id);
+    }
+    let event = event(
+        &shared,
+        &asked,
+        &grant,
+        reader.key,
+        reader.member.as_ref(),
+        reader.break_glass,
+        at,
+        resources,
+        refused.as_ref().map(|r| r.logged.clone()),
+    );
+    match shared.outbox.record(event).await {
+        Ok(()) => response,
+        // No record leaves without its access event.
+        Err(e) => refusal(StatusCode::SERVICE_UNAVAILABLE, "exception", &format!("the read could not be logged: {e}")),
+    }
+}
+
+fn is_type_name(t: &str) -> bool {
+    t.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && t.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Decodes and verifies the presented grant, or finds it among those verified before.
+fn grant_of(shared: &Shared, headers: &HeaderMap) -> Result<Arc<VerifiedGrant>, Refused> {
+    let unauthorized = |text: &str| Refused::same(StatusCode::UNAUTHORIZED, "security", text);
+    let text = header_str(headers, GRANT_HEADER).ok_or_else(|| {
+        unauthorized("present the grant in the Custodia-Grant header and sign the request with the grantee's key")
+    })?;
+    if text.len() > MAX_GRANT_HEADER {
+        return Err(unauthorized("the Custodia-Grant header is too large"));
+    }
+    let bytes = data_encoding::BASE64URL_NOPAD
+        .decode(text.trim().as_bytes())
+        .map_err(|_| unauthorized("the Custodia-Grant header is not base64url"))?;
+    let digest = Digest::of(&bytes);
+    if let Some(g) = shared.caches.grant(&digest) {
+        return Ok(g);
+    }
+    let grant = UnverifiedGrant::decode(&bytes)
+        .and_then(|g| g.verify())
+        .map_err(|e| unauthorized(&format!("the grant does not verify: {e}")))?;
+    let grant = Arc::new(grant);
+    shared.caches.keep_grant(digest, grant.clone());
+    Ok(grant)
+}
+
+type ProofFailure = (Refused, Option<SigningPublicKey>);
+
+/// The request's signature (and an emergency card's), its freshness, and who the reader is.
+async fn check_proofs(
+    shared: &Arc<Shared>,
+    asked: &Asked,
+    headers: &HeaderMap,
+    grant: &Arc<VerifiedGrant>,
+) -> Result<Reader, ProofFailure> {
+    let security = |text: String| Refused::same(StatusCode::UNAUTHORIZED, "security", text);
+    let header = header_str(headers, SIGNATURE_HEADER)
+        .ok_or_else(|| (security("the request is not signed (Custodia-Signature)".into()), None))?;
+    let signature = RequestSignature::parse(header).map_err(|e| (security(e.to_string()), None))?;
+    let url = format!("{}{}", shared.public_url, asked.path_and_query());
+    let binding = custodia_core::entry::statement_digest(grant.envelope());
+    let at = now();
+    signature.verify_bound("GET", &url, &binding, at).map_err(|e| (security(e.to_string()), None))?;
+    let key = signature.key;
+    if !shared.caches.first_use(&key, &signature.nonce) {
+        return Err((security("this signed request was already used (a replay)".into()), Some(key)));
+    }
+    let card = match header_str(headers, CARD_SIGNATURE_HEADER) {
+        None => None,
+        Some(h) => {
+            let card = RequestSignature::parse(h).map_err(|e| (security(format!("card signature: {e}")), Some(key)))?;
+            if card.nonce != signature.nonce || card.at != signature.at {
+                return Err((security("the card's signature is not over this request".into()), Some(key)));
+            }
+            card.verify_bound("GET", &url, &binding, at)
+                .map_err(|e| (security(format!("card signature: {e}")), Some(key)))?;
+            Some(card.key)
+        }
+    };
+    let member = member(shared, key).await.map_err(|r| (r, Some(key)))?;
+    let forbidden = |text: &str| (Refused::same(StatusCode::FORBIDDEN, "forbidden", text), Some(key));
+    let break_glass = if grant.emergency_card {
+        if card != Some(grant.grantee) {
+            return Err(forbidden("an emergency card's grant needs the card: sign with its key as well"));
+        }
+        if member.as_ref().map(|m| m.role) != Some(Role::Emergency) {
+            return Err(forbidden("an emergency card is honoured only for enrolled emergency providers"));
+        }
+        true
+    } else {
+        if key != grant.grantee {
+            return Err(forbidden("the request is not signed by the grant's grantee"));
+        }
+        if member.is_none() {
+            return Err(forbidden("the grantee is not an enrolled member of the network"));
+        }
+        false
+    };
+    let purpose = match header_str(headers, PURPOSE_HEADER) {
+        None => grant.purpose,
+        Some(p) => p.parse().map_err(|e: custodia_core::purpose::UnknownPurpose| forbidden(&e.to_string()))?,
+    };
+    Ok(Reader { key, member, break_glass, purpose })
+}
+
+/// The ledger's enrollment of `key`, or `None` if it is no member.
+async fn member(shared: &Arc<Shared>, key: SigningPublicKey) -> Result<Option<Member>, Refused> {
+    if let Some(m) = shared.caches.member(&key) {
+        return Ok(m);
+    }
+    let looking = shared.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let mut ledger = looking.verifying.lock().map_err(|_| LedgerError::Audit("a lock is poisoned".into()))?;
+        match ledger.member(&key) {
+            Ok(m) => Ok(Some(m)),
+            Err(LedgerError::NotAMember(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .map_err(|e| unavailable(&e.to_string()))?
+    .map_err(|e| unavailable(&e.to_string()))?;
+    shared.caches.keep_member(key, found.clone());
+    Ok(found)
+}
+
+fn unavailable(why: &str) -> Refused {
+    Refused {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "transient",
+        told: "the ledger cannot be reached to check the grant; try again".into(),
+        logged: format!("the ledger could not be reached: {why}"),
+    }
+}
+
+/// Checks the grant stands on the ledger, by a state at most [`crate::STATUS_TTL`] old.
+async fn ledger_state(shared: &Arc<Shared>, grant: &Arc<VerifiedGrant>) -> Result<(), Refused> {
+    let state = match shared.caches.state(&grant.id) {
+        Some(s) => s,
+        None => {
+            let (asking, id) = (shared.clone(), grant.id);
+            let started = Instant::now();
+            let status = tokio::task::spawn_blocking(move || asking.ledger.grant_status(&id))
+                .await
+                .map_err(|e| unavailable(&e.to_string()))?;
+            let state = match status {
+                Ok(GrantStatus { state, digest, .. }) => LedgerState::from_status(state, digest),
+                Err(LedgerError::Problem { status: 404, .. }) => LedgerState::NotOnLedger,
+                Err(e) => return Err(unavailable(&e.to_string())),
+            };
+            shared.caches.keep_state(grant.id, state.clone(), started);
+            state
+        }
+    };
+    let forbidden = |text: &str| Err(Refused::same(StatusCode::FORBIDDEN, "forbidden", text));
+    match state {
+        LedgerState::Active(digest) if digest == custodia_core::entry::statement_digest(grant.envelope()) => Ok(()),
+        LedgerState::Active(_) => forbidden("the grant does not match the one on the ledger"),
+        LedgerState::Revoked => forbidden("the patient revoked this grant"),
+        LedgerState::Redacted => forbidden("the patient erased this grant"),
+        LedgerState::NotOnLedger => forbidden("the grant is not on the ledger"),
+    }
+}
+
+type Served = Result<(Response, Vec<AccessedResource>), (Refused, Vec<AccessedResource>)>;
+
+/// The refusal for a record outside the grant or not there at all: the requester cannot tell which.
+fn not_covered(logged: String) -> Refused {
+    Refused {
+        status: StatusCode::FORBIDDEN,
+        code: "forbidden",
+        told: "this grant does not cover that record, or there is no such record".into(),
+        logged,
+    }
+}
+
+async fn serve_read(
+    shared: &Shared,
+    asked: &Asked,
+    grant: &VerifiedGrant,
+    patient: &str,
+    attempt: &ReadAttempt,
+) -> Served {
+    let (resource_type, id) = (&asked.resource_type, asked.id.as_deref().unwrap_or_default());
+    let resource = match shared.records.read(resource_type, id).await {
+        Ok(r) => r,
+        Err(e) => return Err((Refused::same(StatusCode::BAD_GATEWAY, "exception", e.to_string()), Vec::new())),
+    };
+    let Some(resource) = resource.filter(|r| crate::dataset::patient_of(r) == Some(patient)) else {
+        return Err((not_covered(format!("no {resource_type}/{id} of this patient")), Vec::new()));
+    };
+    let accessed = vec![accessed(&resource)];
+    match policy::check(grant, &resource, attempt) {
+        Ok(Decision::Allow) => Ok((fhir_response(StatusCode::OK, &resource), accessed)),
+        Ok(Decision::Deny(d)) => Err((not_covered(d.to_string()), accessed)),
+        Err(e) => Err((not_covered(format!("the record could not be checked: {e}")), accessed)),
+    }
+}
+
+fn query_params(query: Option<&str>) -> Result<(Option<String>, Search, usize), Refused> {
+    let mut patient = None;
+    let mut search = Search::default();
+    let mut count = DEFAULT_COUNT;
+    let bad = |text: String| Refused::same(StatusCode::BAD_REQUEST, "invalid", text);
+    for (name, value) in url_pairs(query.unwrap_or_default()) {
+        match name.as_str() {
+            "patient" | "subject" | "_id" => patient = Some(value.trim_start_matches("Patient/").to_owned()),
+            "category" => search.category = Some(value),
+            "code" => search.code = Some(value),
+            "_count" => {
+                count = value
+                    .parse::<usize>()
+                    .map_err(|_| bad(format!("_count {value:?} is not a number")))?
+                    .min(MAX_COUNT);
+            }
+            "_format" => {}
+            other => return Err(bad(format!("search parameter {other:?} is not supported"))),
+        }
+    }
+    Ok((patient, search, count))
+}
+
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .map(|h| u8::from_str_radix(h, 16))
+            {
+                Some(Ok(b)) => {
+                    out.push(b);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn serve_search(
+    shared: &Shared,
+    asked: &Asked,
+    grant: &VerifiedGrant,
+    patient: &str,
+    attempt: &ReadAttempt,
+) -> Served {
+    let (named, search, count) = query_params(asked.query.as_deref()).map_err(|r| (r, Vec::new()))?;
+    if named.as_deref().is_some_and(|p| p != patient) {
+        return Err((not_covered("a search for another patient".into()), Vec::new()));
+    }
+    let resource_type = &asked.resource_type;
+    // A type no scope of the grant names is refused outright: that says something about the grant, not
+    // about the records.
+    let covered = grant.scopes.iter().any(|s| s.resource_type().is_none_or(|t| t == resource_type));
+    if !covered {
+        let refused =
+            Refused::same(StatusCode::FORBIDDEN, "forbidden", format!("this grant does not cover {resource_type}"));
+        return Err((refused, Vec::new()));
+    }
+    let found = match shared.records.search(resource_type, patient, &search).await {
+        Ok(f) => f,
+        Err(e) => return Err((Refused::same(StatusCode::BAD_GATEWAY, "exception", e.to_string()), Vec::new())),
+    };
+    let allowed: Vec<&Arc<Value>> =
+        found.iter().filter(|r| matches!(policy::check(grant, r, attempt), Ok(Decision::Allow))).collect();
+    let page: Vec<&Value> = allowed.iter().take(count).map(|r| r.as_ref()).collect();
+    let self_link = format!("{}{}", shared.public_url, asked.path_and_query());
+    let bundle =
+        fhir::searchset(&format!("{}/fhir", shared.public_url), &self_link, page.iter().copied(), allowed.len());
+    let resources = page.iter().take(MAX_ACCESSED_RESOURCES).map(|r| accessed(r)).collect();
+    Ok((fhir_response(StatusCode::OK, &bundle), resources))
+}
+
+/// A resource as the access log names it: type, id, restricting labels, category.
+fn accessed(resource: &Value) -> AccessedResource {
+    let text = |k: &str| resource.get(k).and_then(Value::as_str).unwrap_or_default();
+    let labels = resource
+        .pointer("/meta/security")
+        .and_then(Value::as_array)
+        .map(|codings| {
+            codings
+                .iter()
+                .filter_map(|c| {
+                    let code = c.get("code")?.as_str()?;
+                    let system = c.get("system").and_then(Value::as_str);
+                    labels::is_restricting(system, code).then(|| code.parse().ok()).flatten()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    AccessedResource {
+        resource_type: text("resourceType").chars().take(64).collect(),
+        id: text("id").chars().take(64).collect(),
+        labels,
+        category: fhir::category_word(resource).map(|c| c.chars().take(64).collect()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn event(
+    shared: &Shared,
+    asked: &Asked,
+    grant: &VerifiedGrant,
+    reader: SigningPublicKey,
+    member: Option<&Member>,
+    break_glass: bool,
+    at: custodia_core::time::Timestamp,
+    resources: Vec<AccessedResource>,
+    reason: Option<String>,
+) -> AccessEvent {
+    AccessEvent {
+        id: EntryNonce::generate(),
+        gateway: shared.identity.signing_public(),
+        patient: grant.patient,
+        reader,
+        reader_name: member.map_or_else(|| "unknown (not enrolled)".to_owned(), |m| m.name.clone()),
+        organisation: member.map_or_else(String::new, |m| m.org.clone()),
+        grant_id: Some(grant.id),
+        purpose: grant.purpose,
+        at,
+        outcome: if reason.is_some() { Outcome::Denied } else { Outcome::Allowed },
+        break_glass,
+        request: asked.describe(),
+        resources,
+        reason: reason.map(|r| r.chars().take(500).collect()),
+    }
+}
+
+/// Logs a refused attempt about the grant's patient, within the grant's budget for refusals.
+async fn log_refusal(
+    shared: &Shared,
+    asked: &Asked,
+    grant: &VerifiedGrant,
+    signer: Option<SigningPublicKey>,
+    member: Option<&Member>,
+    break_glass: bool,
+    refused: &Refused,
+) {
+    if !shared.caches.may_log_denial(grant.id) {
+        return;
+    }
+    let reader = signer.unwrap_or(grant.grantee);
+    let member = if signer.is_some() { member } else { None };
+    let e = event(shared, asked, grant, reader, member, break_glass, now(), Vec::new(), Some(refused.logged.clone()));
+    if let Err(e) = shared.outbox.record(e).await {
+        eprintln!("custodia-gateway: a refused attempt could not be logged: {e}");
+    }
+}

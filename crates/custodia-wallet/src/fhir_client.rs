@@ -1,0 +1,119 @@
+//! A clinician's client for a record gateway: each request carries the grant and is signed by the
+//! grantee's key over its method, full URL, time, nonce and the grant; with an emergency card, the card's
+//! key signs the same request as well.
+
+use custodia_core::entry::{EntryNonce, statement_digest};
+use custodia_core::grant::VerifiedGrant;
+use custodia_core::reqsig;
+use custodia_core::time::Timestamp;
+use custodia_core::{Identity, purpose::PurposeOfUse};
+use serde_json::Value;
+
+use crate::ledger::{CONNECT_TIMEOUT, LedgerError, REQUEST_TIMEOUT, normalise_url};
+
+/// The largest answer read from a gateway.
+pub const MAX_FHIR_RESPONSE: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FhirClientError {
+    #[error("the gateway at {url} could not be reached: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the gateway answered {status} with something that is not FHIR JSON")]
+    NotFhir { status: u16 },
+    #[error("the gateway's answer is larger than {} MiB", MAX_FHIR_RESPONSE >> 20)]
+    TooLarge,
+    #[error(transparent)]
+    BadUrl(#[from] LedgerError),
+}
+
+/// A gateway's answer: the HTTP status and the FHIR resource (a resource, a Bundle or an OperationOutcome).
+#[derive(Clone, Debug)]
+pub struct FhirReply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl FhirReply {
+    /// The refusal's text, from the OperationOutcome, when the gateway said no.
+    pub fn refusal(&self) -> Option<String> {
+        if (200..300).contains(&self.status) {
+            return None;
+        }
+        let issue = self.body.pointer("/issue/0");
+        let text = issue
+            .and_then(|i| i.get("diagnostics"))
+            .and_then(Value::as_str)
+            .or_else(|| issue.and_then(|i| i.get("code")).and_then(Value::as_str))
+            .unwrap_or("refused");
+        Some(format!("{} ({})", text, self.status))
+    }
+}
+
+#[derive(Debug)]
+pub struct GatewayClient {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl GatewayClient {
+    /// `base` is the gateway's address as it publishes it (`https://records.example.org`), without `/fhir`.
+    pub fn new(base: &str) -> Result<Self, FhirClientError> {
+        let base = normalise_url(base)?;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| FhirClientError::Unreachable { url: base.clone(), reason: e.to_string() })?;
+        Ok(Self { base, http })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET {base}{path_and_query}` (`/fhir/Observation?category=laboratory`) under `grant`, signed by
+    /// `reader` and, for an emergency card's grant, by the card's key `card`. `purpose` defaults to the
+    /// grant's.
+    pub fn get(
+        &self,
+        path_and_query: &str,
+        grant: &VerifiedGrant,
+        reader: &Identity,
+        card: Option<&Identity>,
+        purpose: Option<PurposeOfUse>,
+        now: Timestamp,
+    ) -> Result<FhirReply, FhirClientError> {
+        let url = format!("{}{path_and_query}", self.base);
+        let binding = statement_digest(grant.envelope());
+        let nonce = EntryNonce::generate();
+        let mut request = self
+            .http
+            .get(&url)
+            .header("accept", "application/fhir+json")
+            .header("custodia-grant", data_encoding::BASE64URL_NOPAD.encode(grant.to_compact_json().as_bytes()))
+            .header(reqsig::HEADER, reqsig::sign_bound(reader, "GET", &url, &binding, now, &nonce));
+        if let Some(card) = card {
+            request =
+                request.header("custodia-card-signature", reqsig::sign_bound(card, "GET", &url, &binding, now, &nonce));
+        }
+        if let Some(p) = purpose {
+            request = request.header("custodia-purpose", p.code());
+        }
+        let unreachable = |e: reqwest::Error| FhirClientError::Unreachable {
+            url: self.base.clone(),
+            reason: e.without_url().to_string(),
+        };
+        let response = request.send().map_err(unreachable)?;
+        let status = response.status().as_u16();
+        if response.content_length().is_some_and(|n| n > MAX_FHIR_RESPONSE as u64) {
+            return Err(FhirClientError::TooLarge);
+        }
+        let bytes = response.bytes().map_err(unreachable)?;
+        if bytes.len() > MAX_FHIR_RESPONSE {
+            return Err(FhirClientError::TooLarge);
+        }
+        let body = serde_json::from_slice(&bytes).map_err(|_| FhirClientError::NotFhir { status })?;
+        Ok(FhirReply { status, body })
+    }
+}
