@@ -64,6 +64,8 @@ commands![
     access_proof,
     export_access_csv,
     export_audit_bundle,
+    open_request,
+    answer_request,
 ];
 
 #[cfg(test)]

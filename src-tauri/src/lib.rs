@@ -8,6 +8,8 @@
 //! What this crate is not: it decides nothing. Wallet logic lives in `custodia-app` and below; this is
 //! the only crate that knows about Tauri.
 
+#[cfg(target_os = "linux")]
+mod camera;
 mod commands;
 mod notify;
 
@@ -35,10 +37,12 @@ pub fn run() {
             // The locker thread ends by itself once the app (its last strong reference) is gone.
             drop(state.spawn_idle_locker());
             app.manage(state);
-            // The "main" webview is created from tauri.conf.json. WebKitGTK camera support (later) hooks in
-            // here: `app.get_webview_window("main")` then `with_webview(|w| w.inner())` gives the
-            // webkit2gtk::WebView, whose settings need `enable-media-stream` and whose `permission-request`
-            // signal must grant the UserMediaPermissionRequest.
+            // The "main" webview is created from tauri.conf.json; on Linux its camera (for the Scan screen)
+            // is off until WebKitGTK is told otherwise.
+            #[cfg(target_os = "linux")]
+            if let Some(window) = app.get_webview_window("main") {
+                camera::allow_camera(&window)?;
+            }
             Ok(())
         })
         .run(tauri::generate_context!());

@@ -27,4 +27,6 @@
     "access_proof",
     "export_access_csv",
     "export_audit_bundle",
+    "open_request",
+    "answer_request",
 ]

@@ -21,7 +21,7 @@ use custodia_core::time::Timestamp;
 use custodia_core::{SigningPublicKey, statement::StatementError};
 use custodia_wallet::ledger::LedgerError;
 use custodia_wallet::vault::{KdfParams, Passphrase, VaultError};
-use custodia_wallet::wallet::{LockedWallet, Wallet, WalletError};
+use custodia_wallet::wallet::{CheckedRequest, LockedWallet, Wallet, WalletError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -61,6 +61,8 @@ pub const COMMANDS: &[&str] = &[
     "access_proof",
     "export_access_csv",
     "export_audit_bundle",
+    "open_request",
+    "answer_request",
 ];
 
 /// The largest image `scan_image` takes, before base64.
@@ -148,6 +150,13 @@ impl From<WalletError> for AppError {
             | WalletError::GrantNotOnLedger(_)
             | WalletError::NotRevoked(_) => ErrorCode::Conflict,
             WalletError::NotEnrolled => ErrorCode::NotEnrolled,
+            WalletError::Request(custodia_core::access_request::AccessRequestError::BadSignature(_))
+            | WalletError::RequesterNotEnrolled(_)
+            | WalletError::RequesterRole(_)
+            | WalletError::NotForThisWallet(_) => ErrorCode::VerificationFailed,
+            WalletError::Request(_) | WalletError::RequestElsewhere { .. } | WalletError::BadAnswer(_) => {
+                ErrorCode::BadInput
+            }
             WalletError::Ledger(_) => {
                 let WalletError::Ledger(inner) = e else { unreachable!("matched just above") };
                 return inner.into();
@@ -176,12 +185,14 @@ struct Unlocked {
     wallet: Wallet,
     /// The access log's query index, rebuilt whenever the events change.
     log: LogIndex,
+    /// Requests scanned and checked, by id, until answered (a few at most: one per scan).
+    requests: Vec<CheckedRequest>,
 }
 
 impl Unlocked {
     fn new(wallet: Wallet) -> Box<Unlocked> {
         let log = LogIndex::build(wallet.access_events(), members(&wallet));
-        Box::new(Unlocked { wallet, log })
+        Box::new(Unlocked { wallet, log, requests: Vec::new() })
     }
 
     fn reindex(&mut self) {
@@ -519,6 +530,23 @@ fn unlocked(inner: &mut Inner) -> Result<&mut Unlocked, AppError> {
     }
 }
 
+/// Scanned requests the app keeps for an answer.
+const MAX_PENDING_REQUESTS: usize = 8;
+
+fn request_view(checked: &CheckedRequest) -> AccessRequestView {
+    let (r, m) = (&checked.request, &checked.requester);
+    AccessRequestView {
+        id: r.id.to_string(),
+        requester: Party::member(m),
+        fingerprint: custodia_core::Fingerprint::of(&m.key, &m.box_key).to_string(),
+        purpose: Code { code: r.purpose.code().to_owned(), display: r.purpose.display().to_owned() },
+        scopes: r.scopes.iter().map(ToString::to_string).collect(),
+        duration_seconds: r.duration_seconds,
+        created_at: ms(r.created_at),
+        expires_at: ms(r.expires_at()),
+    }
+}
+
 fn grant_view(u: &Unlocked, id: GrantId, now: Timestamp) -> Result<GrantView, AppError> {
     let g = u.wallet.grant(id).ok_or_else(|| AppError::new(ErrorCode::NotFound, format!("no grant {id}")))?;
     Ok(GrantView::of(g, members(&u.wallet), u.log.grant_counts(&id.to_string()), now))
@@ -653,6 +681,50 @@ fn unlocked_command(u: &mut Unlocked, command: &str, args: Value, settings: &App
             // Stored first, so a failed post leaves a grant the patient can post again from Home.
             u.wallet.post_grant(grant.id, now)?;
             to_json(grant_view(u, grant.id, now)?)
+        }
+        "open_request" => {
+            let TextArgs { text } = self::args(args)?;
+            let signed = match QrPayload::decode(text.trim()) {
+                Ok(QrPayload::AccessRequest(r)) => r,
+                Ok(QrPayload::Contact(_)) => {
+                    return Err(AppError::bad_input("that is a contact card: use it to grant access from New grant"));
+                }
+                Ok(QrPayload::EmergencyCard(_)) => {
+                    return Err(AppError::bad_input("that is an emergency card, for emergency staff to scan"));
+                }
+                Ok(_) => return Err(AppError::bad_input("this kind of Custodia QR code is not a request")),
+                Err(e) => return Err(AppError::bad_input(format!("not an access request: {e}"))),
+            };
+            let checked = u.wallet.check_access_request(&signed, now)?;
+            let view = request_view(&checked);
+            u.requests.retain(|r| r.request.id != checked.request.id);
+            u.requests.push(checked);
+            let excess = u.requests.len().saturating_sub(MAX_PENDING_REQUESTS);
+            u.requests.drain(..excess);
+            to_json(view)
+        }
+        "answer_request" => {
+            let a: AnswerRequestArgs = self::args(args)?;
+            let position = u.requests.iter().position(|r| r.request.id.to_string() == a.id).ok_or_else(|| {
+                AppError::new(ErrorCode::NotFound, "no such request waiting for an answer; scan it again")
+            })?;
+            let checked = u.requests[position].clone();
+            let approval = if a.approve {
+                let scopes = match a.scopes {
+                    Some(s) => s
+                        .iter()
+                        .map(|t| t.parse::<Scope>().map_err(|e| AppError::bad_input(e.to_string())))
+                        .collect::<Result<Vec<_>, _>>()?,
+                    None => checked.request.scopes.clone(),
+                };
+                Some((scopes, a.duration_seconds.unwrap_or(checked.request.duration_seconds)))
+            } else {
+                None
+            };
+            let grant = u.wallet.answer_access_request(&checked, approval, now)?;
+            u.requests.remove(position);
+            let grant = grant.map(|g| grant_view(u, g.id, now)).transpose()?;
+            to_json(RequestAnswer { approved: a.approve, grant })
         }
         "post_grant" => {
             let IdArgs { id } = self::args(args)?;

@@ -62,6 +62,9 @@ fn typescript_bindings_are_current() {
         ts_decl::<Attention>(),
         ts_decl::<QrView>(),
         ts_decl::<Decoded>(),
+        ts_decl::<AccessRequestView>(),
+        ts_decl::<AnswerRequestArgs>(),
+        ts_decl::<RequestAnswer>(),
     ] {
         text.push_str(&decl);
     }
@@ -305,4 +308,80 @@ fn spreadsheet_cells_are_quoted_and_never_run_as_formulas() {
     assert_eq!(log::csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
     assert_eq!(log::csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
     assert_eq!(log::csv_cell("-1"), "'-1");
+}
+
+#[test]
+fn a_scanned_request_is_shown_verified_and_answered_narrower_or_declined() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut authority = wallet(dir.path(), "authority");
+    let ledger = ledger(dir.path(), authority.identity());
+    let mut er = wallet(dir.path(), "Dr Lee");
+    let stranger = wallet(dir.path(), "stranger");
+    let member = NewMember {
+        key: er.signing_key(),
+        box_key: er.identity().box_public(),
+        role: Role::Emergency,
+        name: "Dr Rosa Lee".into(),
+        org: "St Mary's ED".into(),
+    };
+    authority.enroll_member(&ledger.url, None, member, now().unwrap()).unwrap();
+    let app = App::with_kdf(dir.path().join("patient"), Some(ledger.url.clone()), KdfParams::TESTING);
+    call(&app, "create_wallet", json!({"name": "Ada", "passphrase": PASS}));
+    call(&app, "enroll", json!({"ledger_url": ledger.url}));
+
+    let scopes: Vec<Scope> =
+        ["patient/AllergyIntolerance.rs", "patient/Condition.rs"].iter().map(|s| s.parse().unwrap()).collect();
+    let ask = |w: &mut Wallet| {
+        let signed = w
+            .create_access_request(&ledger.url, scopes.clone(), PurposeOfUse::EMERGENCY_TREATMENT, 3600, now().unwrap())
+            .unwrap();
+        QrPayload::AccessRequest(signed).encode()
+    };
+    let text = ask(&mut er);
+    let shown = call(&app, "open_request", json!({"text": text}));
+    assert_eq!(shown["requester"]["name"], "Dr Rosa Lee");
+    assert_eq!(
+        (shown["requester"]["role"].as_str(), shown["requester"]["verified"].as_bool()),
+        (Some("emergency"), Some(true))
+    );
+    assert_eq!(shown["purpose"]["code"], "ETREAT");
+    let id = shown["id"].as_str().unwrap().to_owned();
+
+    // Widening is refused; narrowing is granted, posted and delivered.
+    let widen = json!({"id": id, "approve": true, "scopes": ["patient/Observation.rs"]});
+    assert_eq!(code(&app, "answer_request", widen), ErrorCode::BadInput);
+    let longer = json!({"id": id, "approve": true, "duration_seconds": 7200});
+    assert_eq!(code(&app, "answer_request", longer), ErrorCode::BadInput);
+    let answer = call(&app, "answer_request", json!({"id": id, "approve": true, "scopes": ["patient/Condition.rs"]}));
+    assert_eq!(answer["approved"], true);
+    assert_eq!(answer["grant"]["scopes"], json!(["patient/Condition.rs"]));
+    assert!(answer["grant"]["grant_index"].is_number());
+    assert_eq!(code(&app, "answer_request", json!({"id": id, "approve": false})), ErrorCode::NotFound);
+    let got = er.collect_answers(now().unwrap()).unwrap();
+    let [custodia_wallet::wallet::AnswerReceived::Approved { grant, .. }] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!(grant.id.to_string(), answer["grant"]["id"].as_str().unwrap());
+
+    // A decline reaches the requester too.
+    let text = ask(&mut er);
+    let id = call(&app, "open_request", json!({"text": text}))["id"].as_str().unwrap().to_owned();
+    assert_eq!(call(&app, "answer_request", json!({"id": id, "approve": false}))["grant"], Value::Null);
+    let got = er.collect_answers(now().unwrap()).unwrap();
+    assert!(matches!(got.as_slice(), [custodia_wallet::wallet::AnswerReceived::Declined { .. }]), "{got:?}");
+
+    // A request from someone the network never enrolled is not shown as if it were real.
+    let forged = {
+        let request = custodia_core::access_request::AccessRequest::new(
+            stranger.identity(),
+            scopes.clone(),
+            PurposeOfUse::EMERGENCY_TREATMENT,
+            3600,
+            ledger.url.clone(),
+            now().unwrap(),
+        );
+        QrPayload::AccessRequest(request.sign(stranger.identity()).unwrap()).encode()
+    };
+    assert_eq!(code(&app, "open_request", json!({"text": forged})), ErrorCode::VerificationFailed);
+    assert_eq!(code(&app, "open_request", json!({"text": "CU1:R:AAAA"})), ErrorCode::BadInput);
+    let contact = QrPayload::Contact(stranger.contact_card()).encode();
+    assert_eq!(code(&app, "open_request", json!({"text": contact})), ErrorCode::BadInput);
 }

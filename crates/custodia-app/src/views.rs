@@ -418,3 +418,41 @@ pub fn summary(w: &Wallet, auto_lock_minutes: u32) -> Summary {
         auto_lock_minutes,
     }
 }
+
+/// `open_request`: a scanned access request, checked: the requester as the ledger enrolled them.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct AccessRequestView {
+    /// The request's id, to answer it by.
+    pub id: String,
+    pub requester: Party,
+    pub fingerprint: String,
+    pub purpose: Code,
+    pub scopes: Vec<String>,
+    #[ts(type = "number")]
+    pub duration_seconds: u32,
+    /// Unix ms.
+    #[ts(type = "number")]
+    pub created_at: i64,
+    /// Unix ms: the request can be answered until then.
+    #[ts(type = "number")]
+    pub expires_at: i64,
+}
+
+/// `answer_request`'s arguments: approve (as asked, or narrower) or decline.
+#[derive(Clone, Debug, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(optional_fields)]
+pub struct AnswerRequestArgs {
+    pub id: String,
+    pub approve: bool,
+    pub scopes: Option<Vec<String>>,
+    #[ts(optional, type = "number")]
+    pub duration_seconds: Option<u32>,
+}
+
+/// `answer_request`'s result.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct RequestAnswer {
+    pub approved: bool,
+    pub grant: Option<GrantView>,
+}

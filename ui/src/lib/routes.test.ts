@@ -6,6 +6,8 @@ describe('routes', () => {
     expect(parseHash('')).toEqual({ name: 'home' });
     expect(parseHash('#/')).toEqual({ name: 'home' });
     expect(parseHash('#/home')).toEqual({ name: 'home' });
+    expect(parseHash('#/scan')).toEqual({ name: 'scan' });
+    expect(parseHash('#/scan/')).toEqual({ name: 'scan' });
     expect(parseHash('#/grants')).toEqual({ name: 'grants' });
     expect(parseHash('#/grants/new')).toEqual({ name: 'new-grant' });
     expect(parseHash('#/grants/abc%2F1')).toEqual({ name: 'grant', id: 'abc/1' });
@@ -17,7 +19,7 @@ describe('routes', () => {
   });
 
   it('round-trips through href', () => {
-    for (const h of ['#/home', '#/grants', '#/grants/new', '#/grants/a%20b', '#/log', '#/log?q=x', '#/settings']) {
+    for (const h of ['#/home', '#/scan', '#/grants', '#/grants/new', '#/grants/a%20b', '#/log', '#/log?q=x', '#/settings']) {
       expect(href(parseHash(h))).toBe(h);
     }
   });
@@ -25,6 +27,7 @@ describe('routes', () => {
   it('puts a grant under Grants in the nav', () => {
     expect(section(parseHash('#/grants/x'))).toBe('grants');
     expect(section(parseHash('#/log?bg=1'))).toBe('log');
+    expect(section(parseHash('#/scan'))).toBe('scan');
     expect(section(parseHash('#/zzz'))).toBeNull();
   });
 });

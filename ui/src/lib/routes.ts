@@ -1,7 +1,8 @@
-// Hash routes: `#/home`, `#/grants`, `#/grants/new`, `#/grants/ID`, `#/log?…`, `#/settings`.
+// Hash routes: `#/home`, `#/scan`, `#/grants`, `#/grants/new`, `#/grants/ID`, `#/log?…`, `#/settings`.
 
 export type Route =
   | { name: 'home' }
+  | { name: 'scan' }
   | { name: 'grants' }
   | { name: 'new-grant' }
   | { name: 'grant'; id: string }
@@ -15,6 +16,7 @@ export function parseHash(hash: string): Route {
   const path = (q >= 0 ? h.slice(0, q) : h).replace(/\/+$/, '');
   const query = q >= 0 ? h.slice(q + 1) : '';
   if (path === '' || path === '/home') return { name: 'home' };
+  if (path === '/scan') return { name: 'scan' };
   if (path === '/grants') return { name: 'grants' };
   if (path === '/grants/new') return { name: 'new-grant' };
   const g = /^\/grants\/([^/]+)$/.exec(path);
@@ -34,6 +36,8 @@ export function href(route: Route): string {
   switch (route.name) {
     case 'home':
       return '#/home';
+    case 'scan':
+      return '#/scan';
     case 'grants':
       return '#/grants';
     case 'new-grant':
@@ -54,9 +58,10 @@ export function grantHref(id: string): string {
 }
 
 /** The navigation section a route belongs to (for aria-current in the nav). */
-export function section(route: Route): 'home' | 'grants' | 'new-grant' | 'log' | 'settings' | null {
+export function section(route: Route): 'home' | 'scan' | 'grants' | 'new-grant' | 'log' | 'settings' | null {
   switch (route.name) {
     case 'home':
+    case 'scan':
     case 'grants':
     case 'new-grant':
     case 'log':

@@ -7,7 +7,9 @@ export type {
   AccessFilter,
   AccessOutcome,
   AccessPage,
+  AccessRequestView,
   AccessRow,
+  AnswerRequestArgs,
   AppError,
   Attention,
   AttentionKind,
@@ -23,6 +25,7 @@ export type {
   LedgerView,
   Party,
   Proof,
+  RequestAnswer,
   Resource,
   Status,
   Summary,
@@ -33,6 +36,8 @@ export type {
 import type {
   AccessFilter,
   AccessPage,
+  AccessRequestView,
+  AnswerRequestArgs,
   Code,
   Command,
   Contact,
@@ -43,6 +48,7 @@ import type {
   Home,
   Proof,
   QrView,
+  RequestAnswer,
   Status,
   Summary,
   SyncResult,
@@ -91,6 +97,8 @@ export type Commands = {
   access_proof: { args: { index: number }; result: Proof };
   export_access_csv: { args: { filter: AccessFilter }; result: Export };
   export_audit_bundle: { args: { filter: AccessFilter }; result: Export };
+  open_request: { args: { text: string }; result: AccessRequestView };
+  answer_request: { args: AnswerRequestArgs; result: RequestAnswer };
 };
 
 export type CommandName = keyof Commands;

@@ -70,6 +70,21 @@ export type AttentionKind = "break_glass" | "denied" | "expiring" | "unposted" |
 export type Attention = { kind: AttentionKind, message: string, grant_id: string | null, index: number | null, };
 export type QrView = { text: string, svg: string, };
 export type Decoded = { text: string, };
+export type AccessRequestView = { 
+/**
+ * The request's id, to answer it by.
+ */
+id: string, requester: Party, fingerprint: string, purpose: Code, scopes: Array<string>, duration_seconds: number, 
+/**
+ * Unix ms.
+ */
+created_at: number, 
+/**
+ * Unix ms: the request can be answered until then.
+ */
+expires_at: number, };
+export type AnswerRequestArgs = { id: string, approve: boolean, scopes?: Array<string>, duration_seconds?: number, };
+export type RequestAnswer = { approved: boolean, grant: GrantView | null, };
 
 export type Command =
   | 'status'
@@ -96,4 +111,6 @@ export type Command =
   | 'access_log'
   | 'access_proof'
   | 'export_access_csv'
-  | 'export_audit_bundle';
+  | 'export_audit_bundle'
+  | 'open_request'
+  | 'answer_request';
