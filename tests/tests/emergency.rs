@@ -19,6 +19,46 @@ use custodia_tests::{Run, Server, custodia, json, key_of, ok};
 use custodia_wallet::fhir_client::GatewayClient;
 use serde_json::Value;
 
+/// The text an independent decoder (zbar's `zbarimg`) reads from an image, or `None` where zbar is not
+/// installed (CI installs it, so there the check always runs).
+fn zbar(image: &Path) -> Option<String> {
+    let out = match std::process::Command::new("zbarimg")
+        .args(["--quiet", "--raw", "-Sdisable", "-Sqrcode.enable"])
+        .arg(image)
+        .output()
+    {
+        Ok(out) => out,
+        Err(_) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("zbarimg is not installed: the independent-decoder check is skipped here");
+            return None;
+        }
+        Err(e) => panic!("zbarimg: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "zbarimg could not read {}: {}",
+        image.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The printed card's PDF, rasterised by poppler as a printer would, then read by zbar.
+fn zbar_pdf(pdf: &Path) -> Option<String> {
+    let prefix = pdf.with_extension("page");
+    match std::process::Command::new("pdftoppm")
+        .args(["-png", "-r", "300", "-singlefile"])
+        .arg(pdf)
+        .arg(&prefix)
+        .status()
+    {
+        Ok(status) => assert!(status.success(), "pdftoppm could not render {}", pdf.display()),
+        Err(_) if std::env::var("CI").as_deref() != Ok("true") => return None,
+        Err(e) => panic!("pdftoppm: {e}"),
+    }
+    zbar(&prefix.with_extension("png"))
+}
+
 fn ids(bundle: &Value) -> Vec<String> {
     assert_eq!(bundle["resourceType"], "Bundle", "{bundle}");
     bundle["entry"]
@@ -141,6 +181,9 @@ fn emergency_room_request_card_and_every_refusal_end_up_in_the_patients_verified
         ],
     ));
     assert!(asked["version"].as_i64().unwrap() <= 15, "{asked}");
+    if let Some(text) = zbar(&dir.join("request.png")) {
+        assert_eq!(text, asked["text"].as_str().unwrap(), "zbar reads the request as written");
+    }
     let shown = json(&ok(dir, &["scan", "request.png", "--wallet", "patient", "--json"]));
     assert_eq!(shown["requester"]["name"], "Dr Rosa Lee");
     assert_eq!(shown["requester"]["organisation"], "St Mary's Emergency Department");
@@ -257,6 +300,13 @@ fn emergency_room_request_card_and_every_refusal_end_up_in_the_patients_verified
     assert!(made["version"].as_i64().unwrap() <= 15);
     ok(dir, &["card", "--wallet", "patient", "--out", "card.pdf"]);
     ok(dir, &["card", "--wallet", "patient", "--out", "card.svg"]);
+    let card_text = zbar(&dir.join("card.png"));
+    if let Some(text) = &card_text {
+        assert!(text.starts_with("CU1:E:"), "{text}");
+    }
+    if let Some(text) = zbar_pdf(&dir.join("card.pdf")) {
+        assert!(text.starts_with("CU1:E:"), "the printed card scans: {text}");
+    }
     let card_read = fetch("er", &["--type", "AllergyIntolerance", "--card", "card.png"]);
     assert_eq!(card_read.code, 0, "{}", card_read.stderr);
     assert!(!ids(&json(&card_read.stdout)).is_empty());

@@ -55,6 +55,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "chromium",
     "xvfb",
     "xauth",
+    // Independent decoders the QR codes and the printed card are checked with.
+    "zbar-tools",
+    "poppler-utils",
 ];
 
 fn test() -> Result<()> {
@@ -89,7 +92,7 @@ fn test() -> Result<()> {
         sh::cargo(&["build", "-p", "custodia-desktop"])?;
         desktop::smoke(&root, &custodia, &root.join("target/debug/custodia-desktop"))
     })?;
-    sh::step("FHIR R4 Consent export validates (fhir.resources R4B models)", validate_consent)?;
+    sh::step("FHIR R4 validation of the Consent export and the gateway's dataset (fhir.resources R4B)", validate_fhir)?;
     sh::step("dependency policy (cargo deny: bans, licenses, sources)", || {
         sh::ensure_cargo_tool("cargo-deny", "deny")?;
         sh::cargo(&["deny", "--all-features", "check", "bans", "licenses", "sources"])
@@ -100,8 +103,9 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-/// Validates the Consent the demo exported, with the FHIR models from PyPI in a venv under target/.
-fn validate_consent() -> Result<()> {
+/// Validates the Consent the demo exported and the gateway's shipped dataset, with the FHIR models from
+/// PyPI in a venv under target/.
+fn validate_fhir() -> Result<()> {
     let venv = sh::project_root().join("target/fhir-venv");
     let python = venv.join("bin/python");
     if !python.exists() {
@@ -109,5 +113,6 @@ fn validate_consent() -> Result<()> {
     }
     let py = python.to_string_lossy().into_owned();
     sh::run(&py, &["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "fhir.resources==8.3.0"])?;
-    sh::run(&py, &["tests/fhir/validate_consent.py", "target/demo/consent.json"])
+    sh::run(&py, &["tests/fhir/validate_consent.py", "target/demo/consent.json"])?;
+    sh::run(&py, &["tests/fhir/validate_dataset.py", "crates/custodia-gateway/dataset"])
 }

@@ -1,1 +1,280 @@
-fn main() {}
+//! The gateway's performance goals, each beside a ceiling measured in the same run.
+//!
+//! 1. Ceilings: Ed25519 verifications per second on one core (every read costs one), and the same records
+//!    served over HTTP with no checks at all (`unchecked_router`), by the same load generator.
+//! 2. Authorised reads per second through the gateway: signature, nonce, grant (cached), ledger state (at
+//!    most half a second old), scope and label filter, and the access event made durable in the outbox
+//!    before the answer. Requests are signed before the clock starts, so the figure is the gateway's,
+//!    not the load generator's. Then how long the outbox took to post every event to the ledger.
+//! 3. Revocation to refusal: the patient posts a revocation; reads go on every 5 ms until refused.
+//! 4. The emergency-room flow, scan to first record: the patient's wallet reads the QR image, checks the
+//!    request against the ledger, approves (grant signed, posted, sent); the ER's wallet collects it and
+//!    reads the first record through the gateway.
+//!
+//! ```text
+//! cargo bench -p custodia-gateway --bench gateway -- [--seconds S] [--clients C] [--rounds R]
+//! ```
+//! Under `cargo test --benches` (no `--bench` argument) it runs tiny sizes to show it works, and says so.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark: a panic is the failure report.
+
+#[path = "support/network.rs"]
+mod setup;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use custodia_core::entry::{EntryNonce, statement_digest};
+use custodia_core::grant::VerifiedGrant;
+use custodia_core::purpose::PurposeOfUse;
+use custodia_core::qr::{self, QrPayload};
+use custodia_core::{Identity, MasterSeed, reqsig};
+use custodia_gateway::dataset::Dataset;
+use custodia_gateway::records::Records;
+use custodia_wallet::fhir_client::GatewayClient;
+use custodia_wallet::wallet::AnswerReceived;
+use setup::{Network, now};
+
+struct Args {
+    seconds: f64,
+    clients: usize,
+    rounds: usize,
+    test_mode: bool,
+}
+
+fn args() -> Args {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let test_mode = !raw.iter().any(|a| a == "--bench");
+    let value =
+        |flag: &str| raw.iter().position(|a| a == flag).and_then(|i| raw.get(i + 1)).and_then(|v| v.parse().ok());
+    Args {
+        seconds: value("--seconds").unwrap_or(if test_mode { 0.3 } else { 5.0 }),
+        clients: value("--clients").map_or(32, |c: f64| c as usize),
+        rounds: value("--rounds").map_or(if test_mode { 1 } else { 7 }, |r: f64| r as usize),
+        test_mode,
+    }
+}
+
+/// One request, ready to send: URL and headers.
+struct Prepared {
+    url: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+fn signed(url: &str, grant: &VerifiedGrant, reader: &Identity) -> Prepared {
+    let binding = statement_digest(grant.envelope());
+    let grant_header = data_encoding::BASE64URL_NOPAD.encode(grant.to_compact_json().as_bytes());
+    let signature = reqsig::sign_bound(reader, "GET", url, &binding, now(), &EntryNonce::generate());
+    Prepared { url: url.to_owned(), headers: vec![("custodia-grant", grant_header), ("custodia-signature", signature)] }
+}
+
+/// Sends `requests` with `clients` concurrent keep-alive connections; returns (answered 200, other, seconds).
+fn load(requests: Vec<Prepared>, clients: usize) -> (usize, usize, f64) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();
+        let queue = Arc::new(std::sync::Mutex::new(requests));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (http, queue) = (http.clone(), queue.clone());
+            tasks.push(tokio::spawn(async move {
+                let (mut ok, mut other) = (0usize, 0usize);
+                loop {
+                    let Some(p) = queue.lock().unwrap().pop() else { break };
+                    let mut req = http.get(&p.url);
+                    for (k, v) in &p.headers {
+                        req = req.header(*k, v);
+                    }
+                    match req.send().await {
+                        Ok(r) if r.status() == 200 => {
+                            let _ = r.bytes().await;
+                            ok += 1;
+                        }
+                        _ => other += 1,
+                    }
+                }
+                (ok, other)
+            }));
+        }
+        let (mut ok, mut other) = (0, 0);
+        for t in tasks {
+            let (o, x) = t.await.unwrap();
+            ok += o;
+            other += x;
+        }
+        (ok, other, started.elapsed().as_secs_f64())
+    })
+}
+
+fn ed25519_verifications_per_second(seconds: f64) -> f64 {
+    let id = Identity::from_seed(&MasterSeed::generate());
+    let message = b"custodia-gateway-request/v1 a typical request's signing input";
+    let sig = id.sign(message);
+    let key = id.signing_public();
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        for _ in 0..100 {
+            assert!(key.verify(std::hint::black_box(message), &sig));
+        }
+        n += 100;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn median_max(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[v.len() - 1])
+}
+
+fn main() {
+    let args = args();
+    println!("# Custodia gateway bench\n");
+    if args.test_mode {
+        println!("**Test-mode run** (`cargo test`: tiny sizes, unoptimised): the figures are not meaningful; run");
+        println!("`cargo bench -p custodia-gateway --bench gateway` for them.\n");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "Machine: {cores} cores. Load: {} concurrent keep-alive clients on loopback, {} s per run.\n",
+        args.clients, args.seconds
+    );
+
+    let mut net = Network::start();
+    let records = Records::Local(Arc::new(Dataset::synthetic()));
+    let gateway = net.start_gateway(records.clone(), "bench");
+    let baseline = {
+        let listener = net.rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = custodia_gateway::unchecked_router(records);
+        net.rt.spawn(async move { axum::serve(listener, app).await });
+        url
+    };
+    let grant = net.grant(&["patient/AllergyIntolerance.rs", "patient/Observation.rs?category=laboratory"], 86_400);
+    let read_path = "/fhir/AllergyIntolerance/p1-allergy-1";
+    let search_path = "/fhir/Observation?patient=p1&category=laboratory";
+
+    // 1. Ceilings.
+    eprintln!("[gateway bench] ceilings");
+    let verify_rate = ed25519_verifications_per_second(if args.test_mode { 0.05 } else { 1.0 });
+    let guess = (args.seconds * 30_000.0) as usize;
+    let plain =
+        |path: &str| (0..guess).map(|_| Prepared { url: format!("{baseline}{path}"), headers: vec![] }).collect();
+    let (b_ok, b_other, b_secs) = load(plain(read_path), args.clients);
+    let baseline_read = b_ok as f64 / b_secs;
+    let (bs_ok, _, bs_secs) = load(plain(search_path), args.clients);
+    let baseline_search = bs_ok as f64 / bs_secs;
+
+    // 2. Authorised reads: as many signed requests as the baseline served in the same time, signed first.
+    eprintln!("[gateway bench] signing requests");
+    let want = ((baseline_read * args.seconds) as usize).clamp(200, 400_000);
+    let clinician = net.clinician.service_identity();
+    let prepare = |path: &str, n: usize| -> Vec<Prepared> {
+        (0..n).map(|_| signed(&format!("{}{path}", gateway.url), &grant, &clinician)).collect()
+    };
+    let reads = prepare(read_path, want);
+    eprintln!("[gateway bench] authorised reads");
+    let (g_ok, g_other, g_secs) = load(reads, args.clients);
+    let gateway_read = g_ok as f64 / g_secs;
+    let searches = prepare(search_path, ((baseline_search * args.seconds) as usize).clamp(200, 200_000));
+    let (gs_ok, gs_other, gs_secs) = load(searches, args.clients);
+    let gateway_search = gs_ok as f64 / gs_secs;
+    let drain_started = Instant::now();
+    while gateway.shared.outbox.pending() > 0 && drain_started.elapsed() < Duration::from_secs(600) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let drained = drain_started.elapsed().as_secs_f64();
+    let stats = &gateway.shared.outbox.stats;
+    let posted = stats.posted.load(std::sync::atomic::Ordering::Relaxed);
+    let total_secs = g_secs + gs_secs + drained;
+
+    println!("| what | figure | beside |");
+    println!("|---|---|---|");
+    println!("| Ed25519 verifications, 1 core | {verify_rate:.0}/s | (each read costs one) |");
+    println!("| unchecked reads by id | {baseline_read:.0}/s | ({b_ok} answered, {b_other} failed) |");
+    println!("| unchecked searches (5 lab results) | {baseline_search:.0}/s | |");
+    println!(
+        "| **authorised reads by id** | **{gateway_read:.0}/s** | {:.0}% of unchecked; goal ≥ 5,000/s ({g_ok} allowed, {g_other} other) |",
+        100.0 * gateway_read / baseline_read
+    );
+    println!(
+        "| authorised searches | {gateway_search:.0}/s | {:.0}% of unchecked ({gs_ok} allowed, {gs_other} other) |",
+        100.0 * gateway_search / baseline_search
+    );
+    println!(
+        "| access events posted to the ledger | {posted} | the outbox emptied {drained:.2} s after the last answer ({:.0} events/s overall) |",
+        posted as f64 / total_secs
+    );
+
+    // 3. Revocation to refusal.
+    eprintln!("[gateway bench] revocation to refusal");
+    let client = GatewayClient::new(&gateway.url).unwrap();
+    let mut revocations = Vec::new();
+    for _ in 0..args.rounds {
+        let g = net.grant(&["patient/AllergyIntolerance.rs"], 3600);
+        let first = client.get(read_path, &g, &clinician, None, None, now()).unwrap();
+        assert_eq!(first.status, 200, "{}", first.body);
+        net.patient.revoke_grant(g.id, now(), "bench").unwrap();
+        net.patient.post_revocation(g.id, now()).unwrap();
+        let revoked_at = Instant::now();
+        loop {
+            let r = client.get(read_path, &g, &clinician, None, None, now()).unwrap();
+            if r.status == 403 {
+                break;
+            }
+            assert!(revoked_at.elapsed() < Duration::from_secs(10), "never refused");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        revocations.push(revoked_at.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (rev_median, rev_max) = median_max(revocations);
+    println!(
+        "| revocation acknowledged → first refusal | median {rev_median:.0} ms, max {rev_max:.0} ms | goal ≤ 1,000 ms; grant state cached ≤ {} ms ({} rounds) |",
+        custodia_gateway::STATUS_TTL.as_millis(),
+        args.rounds
+    );
+
+    // 4. The ER flow, scan to first record.
+    eprintln!("[gateway bench] emergency-room flow");
+    let mut flows = Vec::new();
+    let mut parts = (Vec::new(), Vec::new(), Vec::new());
+    let er = net.er.service_identity();
+    for _ in 0..args.rounds {
+        let scopes = vec!["patient/AllergyIntolerance.rs".parse().unwrap(), "patient/Condition.rs".parse().unwrap()];
+        let request = net
+            .er
+            .create_access_request(&net.ledger_url, scopes, PurposeOfUse::EMERGENCY_TREATMENT, 43_200, now())
+            .unwrap();
+        let png = qr::render_png(&QrPayload::AccessRequest(request).encode()).unwrap();
+        let started = Instant::now();
+        let text = qr::decode_image(&png).unwrap();
+        let QrPayload::AccessRequest(scanned) = QrPayload::decode(&text).unwrap() else { panic!("not a request") };
+        let checked = net.patient.check_access_request(&scanned, now()).unwrap();
+        let shown = started.elapsed();
+        let asked = (checked.request.scopes.clone(), checked.request.duration_seconds);
+        net.patient.answer_access_request(&checked, Some(asked), now()).unwrap();
+        let approved = started.elapsed();
+        let grant = loop {
+            if let Some(AnswerReceived::Approved { grant, .. }) = net.er.collect_answers(now()).unwrap().pop() {
+                break grant;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let record = client.get(read_path, &grant, &er, None, None, now()).unwrap();
+        assert_eq!(record.status, 200, "{}", record.body);
+        flows.push(started.elapsed().as_secs_f64() * 1000.0);
+        parts.0.push(shown.as_secs_f64() * 1000.0);
+        parts.1.push((approved - shown).as_secs_f64() * 1000.0);
+        parts.2.push((started.elapsed() - approved).as_secs_f64() * 1000.0);
+    }
+    let (flow_median, flow_max) = median_max(flows);
+    println!(
+        "| **ER flow, scan → first record** | **median {flow_median:.0} ms, max {flow_max:.0} ms** | goal ≤ 1,000 ms; of which scan and verify {:.0} ms, approve and post {:.0} ms, collect and read {:.0} ms (medians, {} rounds) |",
+        median_max(parts.0).0,
+        median_max(parts.1).0,
+        median_max(parts.2).0,
+        args.rounds
+    );
+    net.rt.block_on(gateway.shutdown()).unwrap();
+}

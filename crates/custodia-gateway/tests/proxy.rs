@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a panic is the failure report.
 
-#[path = "../benches/setup.rs"]
+#[path = "../benches/support/network.rs"]
 mod setup;
 
 use std::sync::Arc;
