@@ -20,6 +20,7 @@ use crate::{sh, ui};
 pub const DEMO_PASSPHRASE: &str = "demo passphrase, not for real use";
 const LEDGER_LISTEN: &str = "127.0.0.1:7420";
 const APP_LISTEN: &str = "127.0.0.1:7421";
+const GATEWAY_LISTEN: &str = "127.0.0.1:7430";
 
 /// A child process killed when dropped, so nothing outlives the job.
 pub struct Running(pub Child);
@@ -35,6 +36,7 @@ pub struct Network {
     pub ledger_url: String,
     pub clinician_card: String,
     pub gateway_wallet: PathBuf,
+    pub er_wallet: PathBuf,
     _ledger: Running,
 }
 
@@ -84,6 +86,7 @@ pub fn network(bin: &Path, dir: &Path, listen: &str) -> Result<Network> {
     let authority = wallet("authority", "Demo network authority")?;
     let gateway = wallet("gateway", "St Mary's gateway")?;
     let clinician = wallet("clinician", "Dr Grace Hopper")?;
+    let er = wallet("er", "Dr Rosa Lee")?;
     let show = |w: &Path| -> Result<serde_json::Value> {
         Ok(serde_json::from_str(&output(custodia(bin).args(["wallet", "show", "--json", "--wallet"]).arg(w))?)?)
     };
@@ -95,11 +98,13 @@ pub fn network(bin: &Path, dir: &Path, listen: &str) -> Result<Network> {
     let mut serve = custodia(bin);
     serve.args(["ledger", "serve", "--dir"]).arg(&ledger_dir).args(["--listen", listen, "--rate-limit", "100000"]);
     let (ledger, ledger_url) = start_announcing(serve, "listening on ")?;
-    let enrolled = dir.join("members-enrolled");
-    if !enrolled.exists() {
-        for (w, role, org) in
-            [(&gateway, "gateway", "St Mary's Hospital"), (&clinician, "provider", "St Mary's Hospital")]
-        {
+    for (w, role, org) in [
+        (&gateway, "gateway", "St Mary's Hospital"),
+        (&clinician, "provider", "St Mary's Hospital"),
+        (&er, "emergency", "St Mary's Emergency Department"),
+    ] {
+        let enrolled = w.join("enrolled-on-demo-ledger");
+        if !enrolled.exists() {
             let card = show(w)?["contact_card"].as_str().context("contact card")?.to_owned();
             output(custodia(bin).args(["ledger", "enroll", "--wallet"]).arg(&authority).args([
                 "--ledger",
@@ -111,11 +116,11 @@ pub fn network(bin: &Path, dir: &Path, listen: &str) -> Result<Network> {
                 "--org",
                 org,
             ]))?;
+            std::fs::write(&enrolled, format!("{role}\n"))?;
         }
-        std::fs::write(&enrolled, b"gateway and clinician\n")?;
     }
     let clinician_card = show(&clinician)?["contact_card"].as_str().context("contact card")?.to_owned();
-    Ok(Network { ledger_url, clinician_card, gateway_wallet: gateway, _ledger: ledger })
+    Ok(Network { ledger_url, clinician_card, gateway_wallet: gateway, er_wallet: er, _ledger: ledger })
 }
 
 /// One HTTP/1.1 exchange on loopback, enough to check the app answers.
@@ -166,18 +171,26 @@ pub fn run(args: &[String]) -> Result<()> {
     sh::step("build the UI", || ui::build(&root))?;
     sh::cargo(&["build", "--quiet", "-p", "custodia-cli"])?;
     let bin = root.join("target/debug/custodia");
-    let (dir, ledger_listen, app_listen) = if check {
+    let (dir, ledger_listen, app_listen, gateway_listen) = if check {
         let dir = root.join("target/custodia-app-check");
         let _ = std::fs::remove_dir_all(&dir);
-        (dir, "127.0.0.1:0", "127.0.0.1:0")
+        (dir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
     } else {
         let dir = root.join("target/custodia-app");
         if args.iter().any(|a| a == "--fresh") {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        (dir, LEDGER_LISTEN, APP_LISTEN)
+        (dir, LEDGER_LISTEN, APP_LISTEN, GATEWAY_LISTEN)
     };
     let net = network(&bin, &dir, ledger_listen)?;
+    let mut serve_gateway = custodia(&bin);
+    serve_gateway.args(["gateway", "serve", "--dir"]).arg(&net.gateway_wallet).args([
+        "--ledger",
+        &net.ledger_url,
+        "--listen",
+        gateway_listen,
+    ]);
+    let (_gateway, gateway_url) = start_announcing(serve_gateway, "listening on ")?;
     let patient = dir.join("patient");
     println!("\nA local ledger is running at {} (data in {}).", net.ledger_url, dir.display());
     println!("Enrolled: the demo gateway (St Mary's Hospital) and a demo clinician, Dr Grace Hopper.");
@@ -190,6 +203,17 @@ pub fn run(args: &[String]) -> Result<()> {
         net.gateway_wallet.display(),
         net.ledger_url
     );
+    let gw = net.gateway_wallet.display();
+    let er = net.er_wallet.display();
+    println!(
+        "\nThe demo gateway serves synthetic records at {gateway_url}/fhir. The emergency-room flow, with the demo \
+         passphrase in CUSTODIA_PASSPHRASE:\n  \
+         custodia gateway link --dir {gw} --patient YOUR_KEY --fhir-id p1        # your wallet is patient p1\n  \
+         custodia er request --wallet {er} --ledger {} --scope patient/AllergyIntolerance.rs \
+         --scope patient/Condition.rs --qr request.png      # then scan request.png on the Scan screen\n  \
+         custodia er wait --wallet {er} && custodia er fetch --wallet {er} --gateway {gateway_url} --type AllergyIntolerance",
+        net.ledger_url
+    );
     if browser {
         let mut serve = Command::new(&bin);
         serve
@@ -199,6 +223,13 @@ pub fn run(args: &[String]) -> Result<()> {
             .arg(root.join("ui/dist"));
         let (mut app, url) = start_announcing(serve, "open ")?;
         if check {
+            let host = gateway_url.strip_prefix("http://").context("gateway address")?;
+            let metadata =
+                http(host, &format!("GET /fhir/metadata HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))?;
+            if !metadata.starts_with("HTTP/1.1 200") || !metadata.contains("CapabilityStatement") {
+                bail!("the gateway did not answer /fhir/metadata: {}", metadata.lines().next().unwrap_or(""));
+            }
+            println!("the gateway answers at {gateway_url}/fhir/metadata");
             return check_browser_mode(&url);
         }
         println!("\nNo display here, so the wallet app runs in browser mode. Open:\n\n  {url}\n\nCtrl-C stops it.");

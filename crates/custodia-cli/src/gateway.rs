@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use custodia_core::SigningPublicKey;
 use custodia_gateway::dataset::Dataset;
-use custodia_gateway::links::Links;
+use custodia_gateway::links::{Links, LiveLinks};
 use custodia_gateway::records::Records;
 use custodia_gateway::{GatewayConfig, serve_blocking};
 use custodia_wallet::vault::KdfParams;
@@ -105,7 +105,7 @@ pub fn run(command: GatewayCommand) -> Result<ExitCode> {
             let key: SigningPublicKey =
                 patient.parse().with_context(|| format!("--patient {patient:?} is not a signing key (cusig1...)"))?;
             let links = Links::link(&dir, key, &fhir_id)?;
-            println!("linked {key} to Patient/{fhir_id} ({} links; restart the gateway to serve them)", links.len());
+            println!("linked {key} to Patient/{fhir_id} ({} links; a running gateway picks it up)", links.len());
             Ok(ExitCode::SUCCESS)
         }
         GatewayCommand::Dataset { out } => {
@@ -153,7 +153,7 @@ fn serve(
         (None, Some(u)) => Records::upstream(u)?,
         (None, None) => Records::Local(std::sync::Arc::new(Dataset::synthetic())),
     };
-    let links = Links::load(dir)?;
+    let links = LiveLinks::watching(dir)?;
     let pass = passphrase::current(passphrase_file, false)?;
     let identity = Wallet::open(dir, pass)?.service_identity();
     let config = GatewayConfig {

@@ -239,7 +239,7 @@ async fn handle(shared: Arc<Shared>, asked: Asked, headers: HeaderMap) -> Respon
             .await;
         return refused.response();
     }
-    let Some(patient_id) = shared.links.fhir_id(&grant.patient).map(str::to_owned) else {
+    let Some(patient_id) = shared.links.fhir_id(&grant.patient) else {
         let refused =
             Refused::same(StatusCode::NOT_FOUND, "not-found", "this gateway holds no records of the grant's patient");
         log_refusal(&shared, &asked, &grant, Some(reader.key), reader.member.as_ref(), reader.break_glass, &refused)

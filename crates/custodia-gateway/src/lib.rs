@@ -34,7 +34,7 @@ pub use guard::{DENIED_EVENTS_PER_MINUTE, STATUS_TTL};
 pub use http::{CARD_SIGNATURE_HEADER, GRANT_HEADER, PURPOSE_HEADER, SIGNATURE_HEADER, unchecked_router};
 
 use crate::events::{Outbox, OutboxError};
-use crate::links::Links;
+use crate::links::LiveLinks;
 use crate::records::Records;
 
 /// The largest `Custodia-Grant` header accepted, in bytes of base64.
@@ -67,7 +67,7 @@ pub struct GatewayConfig {
     /// The ledger's checkpoint verifier key; without it, the one the ledger announces (trust on first use).
     pub ledger_key: Option<String>,
     pub records: Records,
-    pub links: Links,
+    pub links: LiveLinks,
     /// The outbox file (SQLite) for access events.
     pub outbox: PathBuf,
 }
@@ -80,7 +80,7 @@ pub struct Shared {
     pub organisation: String,
     pub public_url: String,
     pub records: Records,
-    pub links: Links,
+    pub links: LiveLinks,
     pub outbox: Outbox,
     pub ledger: LedgerClient,
     /// The verifying client, for enrollments (behind a lock: it keeps the checkpoint it trusts).

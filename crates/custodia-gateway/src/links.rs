@@ -95,3 +95,70 @@ impl Links {
         self.0.is_empty()
     }
 }
+
+/// The links a running gateway serves. Watching a folder, it re-reads `links.json` when the file changed,
+/// checked at most once a second and only when a grant's patient is not linked, so a registration desk's
+/// new link needs no restart.
+#[derive(Debug)]
+pub struct LiveLinks {
+    current: std::sync::RwLock<Links>,
+    dir: Option<std::path::PathBuf>,
+    checked: std::sync::Mutex<(Option<std::time::Instant>, Option<std::time::SystemTime>)>,
+}
+
+impl LiveLinks {
+    /// These links, never re-read.
+    pub fn fixed(links: Links) -> Self {
+        Self { current: std::sync::RwLock::new(links), dir: None, checked: std::sync::Mutex::new((None, None)) }
+    }
+
+    /// The links in `dir/links.json`, re-read when the file changes.
+    pub fn watching(dir: &Path) -> Result<Self, LinksError> {
+        let modified = std::fs::metadata(dir.join(LINKS_FILE)).and_then(|m| m.modified()).ok();
+        Ok(Self {
+            current: std::sync::RwLock::new(Links::load(dir)?),
+            dir: Some(dir.to_owned()),
+            checked: std::sync::Mutex::new((Some(std::time::Instant::now()), modified)),
+        })
+    }
+
+    pub fn fhir_id(&self, patient: &SigningPublicKey) -> Option<String> {
+        let linked = |links: &std::sync::RwLock<Links>| links.read().ok()?.fhir_id(patient).map(str::to_owned);
+        if let Some(id) = linked(&self.current) {
+            return Some(id);
+        }
+        self.reload_if_changed();
+        linked(&self.current)
+    }
+
+    fn reload_if_changed(&self) {
+        let Some(dir) = &self.dir else { return };
+        let Ok(mut checked) = self.checked.lock() else { return };
+        if checked.0.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
+            return;
+        }
+        checked.0 = Some(std::time::Instant::now());
+        let modified = std::fs::metadata(dir.join(LINKS_FILE)).and_then(|m| m.modified()).ok();
+        if modified == checked.1 {
+            return;
+        }
+        match Links::load(dir) {
+            Ok(links) => {
+                if let Ok(mut current) = self.current.write() {
+                    *current = links;
+                }
+                checked.1 = modified;
+            }
+            // A file caught half-written, or edited badly: keep serving the links already loaded.
+            Err(e) => eprintln!("custodia-gateway: {e}; keeping the links already loaded"),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.current.read().map_or(0, |l| l.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -90,7 +90,7 @@ impl Network {
             ledger_url: self.ledger_url.clone(),
             ledger_key: None,
             records,
-            links,
+            links: custodia_gateway::links::LiveLinks::fixed(links),
             outbox: self.dir.path().join(format!("{name}-outbox.sqlite")),
         };
         self.rt.block_on(custodia_gateway::start(self.gateway.service_identity(), config)).unwrap()
