@@ -217,7 +217,14 @@ async fn handle(shared: Arc<Shared>, asked: Asked, headers: HeaderMap) -> Respon
     let reader = match check_proofs(&shared, &asked, &headers, &grant).await {
         Ok(r) => r,
         Err((refused, signer)) => {
-            log_refusal(&shared, &asked, &grant, signer, None, false, &refused).await;
+            // An unproven signer is named as the key it claimed (or the grantee), never as a member.
+            let who = Reader {
+                key: signer.unwrap_or(grant.grantee),
+                member: None,
+                break_glass: false,
+                purpose: grant.purpose,
+            };
+            log_refusal(&shared, &asked, &grant, &who, &refused).await;
             return refused.response();
         }
     };
@@ -230,20 +237,17 @@ async fn handle(shared: Arc<Shared>, asked: Asked, headers: HeaderMap) -> Respon
         && !matches!(d, Denial::OutOfScope { .. } | Denial::LabelNotAllowed { .. })
     {
         let refused = Refused::same(StatusCode::FORBIDDEN, "forbidden", d.to_string());
-        log_refusal(&shared, &asked, &grant, Some(reader.key), reader.member.as_ref(), reader.break_glass, &refused)
-            .await;
+        log_refusal(&shared, &asked, &grant, &reader, &refused).await;
         return refused.response();
     }
     if let Err(refused) = ledger_state(&shared, &grant).await {
-        log_refusal(&shared, &asked, &grant, Some(reader.key), reader.member.as_ref(), reader.break_glass, &refused)
-            .await;
+        log_refusal(&shared, &asked, &grant, &reader, &refused).await;
         return refused.response();
     }
     let Some(patient_id) = shared.links.fhir_id(&grant.patient) else {
         let refused =
             Refused::same(StatusCode::NOT_FOUND, "not-found", "this gateway holds no records of the grant's patient");
-        log_refusal(&shared, &asked, &grant, Some(reader.key), reader.member.as_ref(), reader.break_glass, &refused)
-            .await;
+        log_refusal(&shared, &asked, &grant, &reader, &refused).await;
         return refused.response();
     };
     let outcome = match asked.interaction {
@@ -257,17 +261,7 @@ async fn handle(shared: Arc<Shared>, asked: Asked, headers: HeaderMap) -> Respon
     if refused.is_none() {
         shared.caches.count_read(grant.id);
     }
-    let event = event(
-        &shared,
-        &asked,
-        &grant,
-        reader.key,
-        reader.member.as_ref(),
-        reader.break_glass,
-        at,
-        resources,
-        refused.as_ref().map(|r| r.logged.clone()),
-    );
+    let event = event(&shared, &asked, &grant, &reader, at, resources, refused.as_ref().map(|r| r.logged.clone()));
     match shared.outbox.record(event).await {
         Ok(()) => response,
         // No record leaves without its access event.
@@ -574,14 +568,11 @@ fn accessed(resource: &Value) -> AccessedResource {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn event(
     shared: &Shared,
     asked: &Asked,
     grant: &VerifiedGrant,
-    reader: SigningPublicKey,
-    member: Option<&Member>,
-    break_glass: bool,
+    who: &Reader,
     at: custodia_core::time::Timestamp,
     resources: Vec<AccessedResource>,
     reason: Option<String>,
@@ -590,14 +581,14 @@ fn event(
         id: EntryNonce::generate(),
         gateway: shared.identity.signing_public(),
         patient: grant.patient,
-        reader,
-        reader_name: member.map_or_else(|| "unknown (not enrolled)".to_owned(), |m| m.name.clone()),
-        organisation: member.map_or_else(String::new, |m| m.org.clone()),
+        reader: who.key,
+        reader_name: who.member.as_ref().map_or_else(|| "unknown (not enrolled)".to_owned(), |m| m.name.clone()),
+        organisation: who.member.as_ref().map_or_else(String::new, |m| m.org.clone()),
         grant_id: Some(grant.id),
-        purpose: grant.purpose,
+        purpose: who.purpose,
         at,
         outcome: if reason.is_some() { Outcome::Denied } else { Outcome::Allowed },
-        break_glass,
+        break_glass: who.break_glass,
         request: asked.describe(),
         resources,
         reason: reason.map(|r| r.chars().take(500).collect()),
@@ -605,21 +596,11 @@ fn event(
 }
 
 /// Logs a refused attempt about the grant's patient, within the grant's budget for refusals.
-async fn log_refusal(
-    shared: &Shared,
-    asked: &Asked,
-    grant: &VerifiedGrant,
-    signer: Option<SigningPublicKey>,
-    member: Option<&Member>,
-    break_glass: bool,
-    refused: &Refused,
-) {
+async fn log_refusal(shared: &Shared, asked: &Asked, grant: &VerifiedGrant, who: &Reader, refused: &Refused) {
     if !shared.caches.may_log_denial(grant.id) {
         return;
     }
-    let reader = signer.unwrap_or(grant.grantee);
-    let member = if signer.is_some() { member } else { None };
-    let e = event(shared, asked, grant, reader, member, break_glass, now(), Vec::new(), Some(refused.logged.clone()));
+    let e = event(shared, asked, grant, who, now(), Vec::new(), Some(refused.logged.clone()));
     if let Err(e) = shared.outbox.record(e).await {
         eprintln!("custodia-gateway: a refused attempt could not be logged: {e}");
     }
