@@ -66,6 +66,7 @@ commands![
     export_audit_bundle,
     open_request,
     answer_request,
+    create_emergency_card,
 ];
 
 #[cfg(test)]

@@ -29,4 +29,5 @@
     "export_audit_bundle",
     "open_request",
     "answer_request",
+    "create_emergency_card",
 ]

@@ -63,6 +63,7 @@ pub const COMMANDS: &[&str] = &[
     "export_audit_bundle",
     "open_request",
     "answer_request",
+    "create_emergency_card",
 ];
 
 /// The largest image `scan_image` takes, before base64.
@@ -725,6 +726,41 @@ fn unlocked_command(u: &mut Unlocked, command: &str, args: Value, settings: &App
             u.requests.remove(position);
             let grant = grant.map(|g| grant_view(u, g.id, now)).transpose()?;
             to_json(RequestAnswer { approved: a.approve, grant })
+        }
+        "create_emergency_card" => {
+            let a: EmergencyCardArgs = self::args(args)?;
+            let labels = a.labels.unwrap_or_default();
+            let scopes = a
+                .scopes
+                .iter()
+                .map(|t| t.parse::<Scope>().map_err(|e| AppError::bad_input(e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            if scopes.is_empty() {
+                return Err(AppError::bad_input("choose at least one kind of record for the card"));
+            }
+            let parsed_labels = labels
+                .iter()
+                .map(|t| t.parse::<SensitivityLabel>().map_err(|e| AppError::bad_input(e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            custodia_core::grant::check_duration(a.duration_seconds)?;
+            let name = a.name.unwrap_or_else(|| u.wallet.name().to_owned());
+            let (card, grant, _) = u.wallet.create_emergency_card(scopes, parsed_labels, a.duration_seconds, now)?;
+            let text = QrPayload::EmergencyCard(card).encode();
+            let face = custodia_core::printable::CardFace {
+                name,
+                covers: custodia_core::printable::covered_words(&a.scopes, &labels),
+                valid_until: grant.not_after.to_string().chars().take(10).collect(),
+            };
+            let render = |e: custodia_core::qr::QrError| AppError::bad_input(e.to_string());
+            let view = EmergencyCardView {
+                grant: grant_view(u, grant.id, now)?,
+                svg: custodia_core::printable::card_svg(&text, &face).map_err(render)?,
+                png_base64: data_encoding::BASE64
+                    .encode(&custodia_core::printable::card_png(&text, &face).map_err(render)?),
+                pdf_base64: data_encoding::BASE64
+                    .encode(&custodia_core::printable::card_pdf(&text, &face).map_err(render)?),
+            };
+            to_json(view)
         }
         "post_grant" => {
             let IdArgs { id } = self::args(args)?;

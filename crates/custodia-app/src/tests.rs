@@ -65,6 +65,8 @@ fn typescript_bindings_are_current() {
         ts_decl::<AccessRequestView>(),
         ts_decl::<AnswerRequestArgs>(),
         ts_decl::<RequestAnswer>(),
+        ts_decl::<EmergencyCardArgs>(),
+        ts_decl::<EmergencyCardView>(),
     ] {
         text.push_str(&decl);
     }
@@ -384,4 +386,35 @@ fn a_scanned_request_is_shown_verified_and_answered_narrower_or_declined() {
     assert_eq!(code(&app, "open_request", json!({"text": "CU1:R:AAAA"})), ErrorCode::BadInput);
     let contact = QrPayload::Contact(stranger.contact_card()).encode();
     assert_eq!(code(&app, "open_request", json!({"text": contact})), ErrorCode::BadInput);
+}
+
+#[test]
+fn an_emergency_card_is_made_posted_and_printed_in_three_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = wallet(dir.path(), "authority");
+    let ledger = ledger(dir.path(), authority.identity());
+    let app = App::with_kdf(dir.path().join("patient"), Some(ledger.url.clone()), KdfParams::TESTING);
+    call(&app, "create_wallet", json!({"name": "Ada", "passphrase": PASS}));
+    let args = |scopes: Value| json!({"scopes": scopes, "duration_seconds": 365 * 86_400});
+    assert_eq!(
+        code(&app, "create_emergency_card", args(json!(["patient/AllergyIntolerance.rs"]))),
+        ErrorCode::NotEnrolled
+    );
+    call(&app, "enroll", json!({"ledger_url": ledger.url}));
+    assert_eq!(code(&app, "create_emergency_card", args(json!([]))), ErrorCode::BadInput);
+    let too_long = json!({"scopes": ["patient/Condition.rs"], "duration_seconds": 400 * 86_400});
+    assert_eq!(code(&app, "create_emergency_card", too_long), ErrorCode::BadInput);
+    let scopes: Vec<&str> = custodia_core::printable::CARD_SCOPES.to_vec();
+    let card = call(&app, "create_emergency_card", args(json!(scopes)));
+    assert_eq!(card["grant"]["emergency_card"], true);
+    assert_eq!(card["grant"]["purpose"]["code"], "ETREAT");
+    assert!(card["grant"]["grant_index"].is_number(), "posted: {}", card["grant"]);
+    assert!(card["svg"].as_str().unwrap().contains("Ada"));
+    let png = data_encoding::BASE64.decode(card["png_base64"].as_str().unwrap().as_bytes()).unwrap();
+    assert!(qr::decode_image(&png).unwrap().starts_with("CU1:E:"));
+    let pdf = data_encoding::BASE64.decode(card["pdf_base64"].as_str().unwrap().as_bytes()).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    // It is a grant like any other: listed, and revoked when the card is lost.
+    let id = card["grant"]["id"].as_str().unwrap();
+    assert_eq!(call(&app, "revoke_grant", json!({"id": id}))["status"], "revoked");
 }

@@ -130,6 +130,9 @@ pub struct GrantView {
     /// Reads the wallet has seen logged under this grant, and refused attempts.
     pub reads: u32,
     pub denied: u32,
+    /// A standing break-glass grant printed on an emergency card: its grantee is the card, and any
+    /// enrolled emergency provider holding the card may read under it.
+    pub emergency_card: bool,
 }
 
 impl GrantView {
@@ -139,7 +142,17 @@ impl GrantView {
         let (reads, denied) = counts;
         GrantView {
             id: s.id.to_string(),
-            grantee: Party::of(&s.grantee, members),
+            grantee: if s.emergency_card {
+                Party {
+                    key: s.grantee.to_string(),
+                    name: Some("Emergency card".into()),
+                    organisation: Some("any enrolled emergency provider holding the card".into()),
+                    role: Some("emergency card".into()),
+                    verified: false,
+                }
+            } else {
+                Party::of(&s.grantee, members)
+            },
             scopes: s.scopes.iter().map(ToString::to_string).collect(),
             labels: s
                 .allowed_labels
@@ -158,6 +171,7 @@ impl GrantView {
             revoked_at: g.revocation.as_ref().map(|r| ms(r.revoked_at)),
             reads,
             denied,
+            emergency_card: s.emergency_card,
         }
     }
 }
@@ -455,4 +469,27 @@ pub struct AnswerRequestArgs {
 pub struct RequestAnswer {
     pub approved: bool,
     pub grant: Option<GrantView>,
+}
+
+/// `create_emergency_card`'s arguments: what the card shows, and for how long.
+#[derive(Clone, Debug, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(optional_fields)]
+pub struct EmergencyCardArgs {
+    pub scopes: Vec<String>,
+    pub labels: Option<Vec<String>>,
+    #[ts(type = "number")]
+    pub duration_seconds: u64,
+    /// The name printed on the card (default: the wallet's).
+    pub name: Option<String>,
+}
+
+/// `create_emergency_card`'s result: the grant, posted, and the card in three formats. The card holds the
+/// only copy of its secret; the app does not keep it.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct EmergencyCardView {
+    pub grant: GrantView,
+    pub svg: String,
+    pub png_base64: String,
+    pub pdf_base64: String,
 }

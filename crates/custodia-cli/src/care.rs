@@ -133,14 +133,6 @@ pub struct CardArgs {
     json: bool,
 }
 
-/// What an emergency card shows unless the patient says otherwise.
-pub const CARD_SCOPES: &[&str] = &[
-    "patient/AllergyIntolerance.rs",
-    "patient/MedicationRequest.rs",
-    "patient/Condition.rs",
-    "patient/Observation.rs?code=http://loinc.org|882-1",
-];
-
 fn duration_u32(text: &str) -> Result<u32> {
     let secs = parse_duration(text)?;
     u32::try_from(secs).with_context(|| format!("{text} is too long"))
@@ -461,7 +453,7 @@ pub fn card(args: CardArgs) -> Result<ExitCode> {
         bail!("--out must end in .png, .svg or .pdf: {}", args.out.display());
     }
     let scope_texts: Vec<String> = if args.scopes.is_empty() {
-        CARD_SCOPES.iter().map(|s| (*s).to_owned()).collect()
+        printable::CARD_SCOPES.iter().map(|s| (*s).to_owned()).collect()
     } else {
         args.scopes.clone()
     };
@@ -475,7 +467,7 @@ pub fn card(args: CardArgs) -> Result<ExitCode> {
     let text = QrPayload::EmergencyCard(card.clone()).encode();
     let face = CardFace {
         name,
-        covers: covers(&scope_texts, &args.labels),
+        covers: printable::covered_words(&scope_texts, &args.labels),
         valid_until: grant.not_after.to_string().chars().take(10).collect(),
     };
     let bytes = match format.as_deref() {
@@ -498,22 +490,4 @@ pub fn card(args: CardArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Plain words for what a card's scopes cover.
-fn covers(scopes: &[String], labels: &[String]) -> String {
-    let mut words: Vec<String> = scopes
-        .iter()
-        .map(|s| match s.as_str() {
-            "patient/AllergyIntolerance.rs" => "allergies".to_owned(),
-            "patient/MedicationRequest.rs" | "patient/MedicationStatement.rs" => "medications".to_owned(),
-            "patient/Condition.rs" => "conditions".to_owned(),
-            "patient/Observation.rs?code=http://loinc.org|882-1" => "blood type".to_owned(),
-            "patient/Immunization.rs" => "immunizations".to_owned(),
-            other => other.trim_start_matches("patient/").to_owned(),
-        })
-        .collect();
-    words.dedup();
-    words.extend(labels.iter().map(|l| format!("{l} records")));
-    words.join(", ")
 }

@@ -26,6 +26,36 @@ const MAX_LABEL_LINES: usize = 3;
 /// Longest label, in characters.
 pub const MAX_LABEL_CHARS: usize = 120;
 
+/// What an emergency card shows unless the patient says otherwise: allergies, medications, conditions and
+/// blood type. Nothing sensitive.
+pub const CARD_SCOPES: &[&str] = &[
+    "patient/AllergyIntolerance.rs",
+    "patient/MedicationRequest.rs",
+    "patient/Condition.rs",
+    "patient/Observation.rs?code=http://loinc.org|882-1",
+];
+
+/// Plain words for what a card's scopes and labels cover, as printed on it ("allergies, medications").
+pub fn covered_words(scopes: &[String], labels: &[String]) -> String {
+    let mut words: Vec<String> = Vec::new();
+    for s in scopes {
+        let word = match s.as_str() {
+            "patient/AllergyIntolerance.rs" => "allergies".to_owned(),
+            "patient/MedicationRequest.rs" | "patient/MedicationStatement.rs" => "medications".to_owned(),
+            "patient/Condition.rs" => "conditions".to_owned(),
+            "patient/Observation.rs?code=http://loinc.org|882-1" => "blood type".to_owned(),
+            "patient/Immunization.rs" => "immunizations".to_owned(),
+            "patient/Observation.rs?category=laboratory" => "lab results".to_owned(),
+            other => other.trim_start_matches("patient/").to_owned(),
+        };
+        if !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    words.extend(labels.iter().map(|l| format!("{l} records")));
+    words.join(", ")
+}
+
 /// What the emergency card says beside its code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CardFace {

@@ -17,7 +17,12 @@ export type GrantView = { id: string, grantee: Party, scopes: Array<string>, lab
 /**
  * Reads the wallet has seen logged under this grant, and refused attempts.
  */
-reads: number, denied: number, };
+reads: number, denied: number, 
+/**
+ * A standing break-glass grant printed on an emergency card: its grantee is the card, and any
+ * enrolled emergency provider holding the card may read under it.
+ */
+emergency_card: boolean, };
 export type GrantDetail = { grant: GrantView, reads: Array<AccessRow>, };
 export type Resource = { type: string, id: string, labels: Array<string>, category: string | null, };
 export type AccessOutcome = "allowed" | "denied";
@@ -85,6 +90,12 @@ created_at: number,
 expires_at: number, };
 export type AnswerRequestArgs = { id: string, approve: boolean, scopes?: Array<string>, duration_seconds?: number, };
 export type RequestAnswer = { approved: boolean, grant: GrantView | null, };
+export type EmergencyCardArgs = { scopes: Array<string>, labels?: Array<string>, duration_seconds: number, 
+/**
+ * The name printed on the card (default: the wallet's).
+ */
+name?: string, };
+export type EmergencyCardView = { grant: GrantView, svg: string, png_base64: string, pdf_base64: string, };
 
 export type Command =
   | 'status'
@@ -113,4 +124,5 @@ export type Command =
   | 'export_access_csv'
   | 'export_audit_bundle'
   | 'open_request'
-  | 'answer_request';
+  | 'answer_request'
+  | 'create_emergency_card';
