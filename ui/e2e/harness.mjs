@@ -4,8 +4,9 @@
 // ../target/debug/custodia from ui/): a network authority, a hospital gateway and a clinician ("Dr Grace
 // Hopper", St Mary's Hospital) wallet; a ledger (init + serve on port 0) with the gateway and the
 // clinician enrolled. network.startApp() then runs `custodia app serve` for a patient wallet folder (a fresh,
-// empty one unless told otherwise). stop() ends every child process, also when the test fails or the
-// process exits, and removes the temp dir (kept when CUSTODIA_E2E_KEEP=1).
+// empty one unless told otherwise), and network.startGateway() serves the gateway over the synthetic
+// dataset. stop() ends every child process, also when the test fails or the process exits, and removes the
+// temp dir (kept when CUSTODIA_E2E_KEEP=1).
 
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, rmSync } from 'node:fs';
@@ -273,6 +274,25 @@ export async function startNetwork({ label = 'custodia-e2e' } = {}) {
         }
         const { stdout } = await cli(args, { onStderr });
         return JSON.parse(stdout);
+      },
+
+      /**
+       * Serves the gateway's wallet as a record gateway over the shipped synthetic dataset (`gateway serve`
+       * on port 0), after linking each `{ patient, fhirId }` in `links`. Resolves with its base URL.
+       */
+      async startGateway({ links = [] } = {}) {
+        for (const { patient, fhirId } of links) {
+          await cli(['gateway', 'link', '--dir', gateway.dir, '--patient', patient, '--fhir-id', fhirId]);
+        }
+        const served = await serve(
+          ['gateway', 'serve', '--dir', gateway.dir, '--ledger', ledgerUrl, '--listen', '127.0.0.1:0'],
+          path.join(logs, 'gateway.log'),
+        );
+        mine.add(served.child);
+        const url = /^listening on (http:\/\/\S+)/.exec(served.firstLine)?.[1];
+        if (!url) throw new Error(`gateway serve printed: ${served.firstLine}`);
+        Object.assign(net, { gatewayUrl: url, gatewayLog: served.tail });
+        return url;
       },
 
       /**

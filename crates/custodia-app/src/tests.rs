@@ -417,4 +417,10 @@ fn an_emergency_card_is_made_posted_and_printed_in_three_formats() {
     // It is a grant like any other: listed, and revoked when the card is lost.
     let id = card["grant"]["id"].as_str().unwrap();
     assert_eq!(call(&app, "revoke_grant", json!({"id": id}))["status"], "revoked");
+
+    // With the ledger gone the card cannot be posted; no unusable grant is left behind.
+    let held = call(&app, "grants", json!({})).as_array().unwrap().len();
+    drop(ledger);
+    assert_eq!(code(&app, "create_emergency_card", args(json!(scopes))), ErrorCode::LedgerUnreachable);
+    assert_eq!(call(&app, "grants", json!({})).as_array().unwrap().len(), held);
 }

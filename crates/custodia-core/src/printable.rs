@@ -52,7 +52,9 @@ pub fn covered_words(scopes: &[String], labels: &[String]) -> String {
             words.push(word);
         }
     }
-    words.extend(labels.iter().map(|l| format!("{l} records")));
+    if !labels.is_empty() {
+        words.push(format!("sensitive records ({})", labels.join(", ")));
+    }
     words.join(", ")
 }
 
@@ -273,18 +275,17 @@ pub fn qr_svg(text: &str, label: &str) -> Result<String, QrError> {
     Ok(svg)
 }
 
+/// What the card tells whoever finds it.
+const CARD_INSTRUCTIONS: &str = "Emergency staff: scan with Custodia. For enrolled emergency providers only; every read is logged and the patient told.";
+
 /// The card's lines of text, top to bottom, with a relative size (1 = body text).
 fn card_lines(face: &CardFace) -> Vec<(String, f32)> {
     let mut lines = vec![("EMERGENCY HEALTH CARD".to_owned(), 1.5), (face.name.clone(), 1.3)];
-    for line in wrap(&format!("Shows: {}", face.covers), 26, 3) {
+    for line in wrap(&format!("Shows: {}", face.covers), 26, 5) {
         lines.push((line, 1.0));
     }
     lines.push((format!("Valid until {}", face.valid_until), 1.0));
-    for line in wrap(
-        "Emergency staff: scan with Custodia. Enrolled emergency providers only. Every read is logged and the patient is told.",
-        30,
-        4,
-    ) {
+    for line in wrap(CARD_INSTRUCTIONS, 30, 5) {
         lines.push((line, 0.8));
     }
     lines
@@ -454,6 +455,13 @@ mod tests {
         }
     }
 
+    /// `CUSTODIA_PRINTABLE_OUT=DIR` keeps the test card's files there, to look at.
+    fn keep(name: &str, bytes: &[u8]) {
+        if let Some(dir) = std::env::var_os("CUSTODIA_PRINTABLE_OUT") {
+            std::fs::write(std::path::Path::new(&dir).join(name), bytes).unwrap();
+        }
+    }
+
     #[test]
     fn labelled_png_still_decodes_and_is_taller_than_the_code() {
         let png = qr_png(TEXT, "Custodia emergency request · St Mary's ED · 7F3A-91C2").unwrap();
@@ -473,10 +481,13 @@ mod tests {
     #[test]
     fn card_renders_in_three_formats_and_its_png_decodes() {
         let png = card_png(TEXT, &face()).unwrap();
+        keep("card.png", &png);
         assert_eq!(decode_image(&png).unwrap(), TEXT);
         let svg = card_svg(TEXT, &face()).unwrap();
         assert!(svg.contains("Alice Martin") && svg.contains("85.6mm"));
         let pdf = card_pdf(TEXT, &face()).unwrap();
+        keep("card.pdf", &pdf);
+        keep("card.svg", svg.as_bytes());
         assert!(pdf.starts_with(b"%PDF-1.4") && pdf.ends_with(b"%%EOF\n"));
         let text = String::from_utf8_lossy(&pdf);
         assert!(text.contains("(Alice Martin) Tj"));

@@ -216,14 +216,10 @@ async fn handle(shared: Arc<Shared>, asked: Asked, headers: HeaderMap) -> Respon
     let at = now();
     let reader = match check_proofs(&shared, &asked, &headers, &grant).await {
         Ok(r) => r,
-        Err((refused, signer)) => {
-            // An unproven signer is named as the key it claimed (or the grantee), never as a member.
-            let who = Reader {
-                key: signer.unwrap_or(grant.grantee),
-                member: None,
-                break_glass: false,
-                purpose: grant.purpose,
-            };
+        Err((refused, signer, member)) => {
+            // A signer is named only once its signature checked out, and as a member only if enrolled.
+            let who =
+                Reader { key: signer.unwrap_or(grant.grantee), member, break_glass: false, purpose: grant.purpose };
             log_refusal(&shared, &asked, &grant, &who, &refused).await;
             return refused.response();
         }
@@ -297,7 +293,8 @@ fn grant_of(shared: &Shared, headers: &HeaderMap) -> Result<Arc<VerifiedGrant>, 
     Ok(grant)
 }
 
-type ProofFailure = (Refused, Option<SigningPublicKey>);
+/// A refusal, with the signer if the signature checked out, and their enrollment if looked up.
+type ProofFailure = (Refused, Option<SigningPublicKey>, Option<Member>);
 
 /// The request's signature (and an emergency card's), its freshness, and who the reader is.
 async fn check_proofs(
@@ -308,30 +305,31 @@ async fn check_proofs(
 ) -> Result<Reader, ProofFailure> {
     let security = |text: String| Refused::same(StatusCode::UNAUTHORIZED, "security", text);
     let header = header_str(headers, SIGNATURE_HEADER)
-        .ok_or_else(|| (security("the request is not signed (Custodia-Signature)".into()), None))?;
-    let signature = RequestSignature::parse(header).map_err(|e| (security(e.to_string()), None))?;
+        .ok_or_else(|| (security("the request is not signed (Custodia-Signature)".into()), None, None))?;
+    let signature = RequestSignature::parse(header).map_err(|e| (security(e.to_string()), None, None))?;
     let url = format!("{}{}", shared.public_url, asked.path_and_query());
     let binding = custodia_core::entry::statement_digest(grant.envelope());
     let at = now();
-    signature.verify_bound("GET", &url, &binding, at).map_err(|e| (security(e.to_string()), None))?;
+    signature.verify_bound("GET", &url, &binding, at).map_err(|e| (security(e.to_string()), None, None))?;
     let key = signature.key;
     if !shared.caches.first_use(&key, &signature.nonce) {
-        return Err((security("this signed request was already used (a replay)".into()), Some(key)));
+        return Err((security("this signed request was already used (a replay)".into()), Some(key), None));
     }
     let card = match header_str(headers, CARD_SIGNATURE_HEADER) {
         None => None,
         Some(h) => {
-            let card = RequestSignature::parse(h).map_err(|e| (security(format!("card signature: {e}")), Some(key)))?;
+            let card =
+                RequestSignature::parse(h).map_err(|e| (security(format!("card signature: {e}")), Some(key), None))?;
             if card.nonce != signature.nonce || card.at != signature.at {
-                return Err((security("the card's signature is not over this request".into()), Some(key)));
+                return Err((security("the card's signature is not over this request".into()), Some(key), None));
             }
             card.verify_bound("GET", &url, &binding, at)
-                .map_err(|e| (security(format!("card signature: {e}")), Some(key)))?;
+                .map_err(|e| (security(format!("card signature: {e}")), Some(key), None))?;
             Some(card.key)
         }
     };
-    let member = member(shared, key).await.map_err(|r| (r, Some(key)))?;
-    let forbidden = |text: &str| (Refused::same(StatusCode::FORBIDDEN, "forbidden", text), Some(key));
+    let member = member(shared, key).await.map_err(|r| (r, Some(key), None))?;
+    let forbidden = |text: &str| (Refused::same(StatusCode::FORBIDDEN, "forbidden", text), Some(key), member.clone());
     let break_glass = if grant.emergency_card {
         if card != Some(grant.grantee) {
             return Err(forbidden("an emergency card's grant needs the card: sign with its key as well"));
@@ -582,7 +580,13 @@ fn event(
         gateway: shared.identity.signing_public(),
         patient: grant.patient,
         reader: who.key,
-        reader_name: who.member.as_ref().map_or_else(|| "unknown (not enrolled)".to_owned(), |m| m.name.clone()),
+        reader_name: match &who.member {
+            Some(m) => m.name.clone(),
+            None if who.key == shared.identity.signing_public() => {
+                "someone unverified (no valid request signature)".into()
+            }
+            None => "unknown (not enrolled)".into(),
+        },
         organisation: who.member.as_ref().map_or_else(String::new, |m| m.org.clone()),
         grant_id: Some(grant.id),
         purpose: who.purpose,

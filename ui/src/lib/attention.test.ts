@@ -46,6 +46,14 @@ describe('describeEvent', () => {
     expect(w.body).toMatch(/without your grant/);
   });
 
+  it('says a break-glass read under a grant was made with the emergency card', () => {
+    const w = describeEvent(row({ break_glass: true, grant_id: 'card1' }));
+    expect(w.strong).toBe(true);
+    expect(w.body).toBe(
+      "Dr Grace Hopper at St Mary's used emergency (break-glass) access to read your lab results with your emergency card. Check that this was expected.",
+    );
+  });
+
   it('words denied attempts strongly, with the reason', () => {
     const w = describeEvent(row({ outcome: 'denied', reason: 'label not allowed: HIV.' }));
     expect(w.strong).toBe(true);

@@ -34,9 +34,11 @@ export function describeEvent(row: AccessRow): EventWords {
   const who = partyAt(row.reader, row.organisation);
   const what = `your ${recordsPhrase(row.categories, row.resources.map((r) => r.type))}`;
   if (row.break_glass && row.outcome === 'allowed') {
+    // A gateway logs a read as break-glass under a grant only for a standing emergency grant: the card's.
+    const how = row.grant_id ? ' with your emergency card' : ', without your grant';
     return {
       title: 'Emergency access to your records',
-      body: `${who} used emergency (break-glass) access to read ${what}, without your grant. Check that this was expected.`,
+      body: `${who} used emergency (break-glass) access to read ${what}${how}. Check that this was expected.`,
       strong: true,
     };
   }

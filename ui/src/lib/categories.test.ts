@@ -84,6 +84,17 @@ describe('grantToWords', () => {
     expect(w.otherScopes).toEqual(['patient/Procedure.rs', 'patient/MedicationRequest.rs']);
   });
 
+  it('names blood type and lab results without reports, outside any whole category', () => {
+    const blood = 'patient/Observation.rs?code=http://loinc.org|882-1';
+    const lab = 'patient/Observation.rs?category=laboratory';
+    const w = grantToWords(['patient/Condition.rs', lab, blood], []);
+    expect(w.categories.map((c) => c.label)).toEqual(['Conditions', 'Blood type', 'Lab results']);
+    expect(w.otherScopes).toEqual([]);
+    // With the reports, lab results are the catalogue's whole category, named once.
+    const whole = grantToWords(selectionToGrant(['lab']).scopes, []);
+    expect(whole.categories.map((c) => c.id)).toEqual(['lab']);
+  });
+
   it('reads labels given as codes with displays, keeping unknown ones', () => {
     const w = grantToWords(['patient/Condition.rs'], [
       { code: 'HIV', display: 'HIV/AIDS information sensitivity' },

@@ -79,6 +79,29 @@ export const CATEGORIES: readonly Category[] = [
   },
 ];
 
+/**
+ * Narrower entries than the catalogue's, not offered when sharing with a clinician: the emergency card
+ * offers them, and a grant that holds their scopes (and not a whole catalogue category) is worded with them.
+ */
+export const BLOOD_TYPE: Category = {
+  id: 'blood-type',
+  label: 'Blood type',
+  phrase: 'blood type',
+  description: 'Your blood group and Rh type, for a transfusion.',
+  scopes: ['patient/Observation.rs?code=http://loinc.org|882-1'],
+};
+
+/** Lab results without the reports (the catalogue's `lab` also covers the DiagnosticReports). */
+export const LAB_RESULTS: Category = {
+  id: 'lab-results',
+  label: 'Lab results',
+  phrase: 'lab results',
+  description: 'Results of blood tests and other laboratory tests.',
+  scopes: ['patient/Observation.rs?category=laboratory'],
+};
+
+export const NARROW_CATEGORIES: readonly Category[] = [BLOOD_TYPE, LAB_RESULTS];
+
 export const SENSITIVE_CATEGORIES: readonly SensitiveCategory[] = [
   {
     id: 'mental-health',
@@ -145,7 +168,10 @@ export function selectionToGrant(selected: Iterable<string>): { scopes: string[]
 }
 
 export type GrantWords = {
-  /** Ordinary categories whose scopes are all in the grant. */
+  /**
+   * Ordinary categories whose scopes are all in the grant, in catalogue order; then the narrower entries
+   * (blood type, lab results without reports) whose scopes are in the grant and in no category before.
+   */
   categories: Category[];
   /** Sensitive categories whose labels are all in the grant. */
   sensitive: SensitiveCategory[];
@@ -167,6 +193,11 @@ export function grantToWords(
   const usedLabels = new Set<string>();
   const categories = CATEGORIES.filter((c) => c.scopes.every((s) => scopeSet.has(s)));
   for (const c of categories) c.scopes.forEach((s) => usedScopes.add(s));
+  for (const c of NARROW_CATEGORIES) {
+    if (!c.scopes.every((s) => scopeSet.has(s) && !usedScopes.has(s))) continue;
+    categories.push(c);
+    c.scopes.forEach((s) => usedScopes.add(s));
+  }
   const sensitive = SENSITIVE_CATEGORIES.filter((c) => c.labels.every((l) => labelSet.has(l)));
   for (const c of sensitive) c.labels.forEach((l) => usedLabels.add(l));
   const otherScopes = [...new Set(scopes)].filter((s) => !usedScopes.has(s));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bytesToBase64, safeFilename, svgDataUrl } from './download';
+import { base64ToBytes, bytesToBase64, safeFilename, svgDataUrl } from './download';
 
 describe('download helpers', () => {
   it('keeps file names to one plain name', () => {
@@ -17,5 +17,18 @@ describe('download helpers', () => {
     expect(url.startsWith('data:image/svg+xml;base64,')).toBe(true);
     const decoded = new TextDecoder().decode(Uint8Array.from(atob(url.split(',')[1]), (c) => c.charCodeAt(0)));
     expect(decoded).toBe('<svg><title>é</title></svg>');
+  });
+
+  it('decodes base64 from the bridge to bytes for a download', () => {
+    expect([...base64ToBytes('AP8Q')]).toEqual([0, 255, 16]);
+    expect([...base64ToBytes('AP8')]).toEqual([0, 255]);
+    expect([...base64ToBytes('')]).toEqual([]);
+    // A PDF's first bytes, as create_emergency_card sends them, with line breaks allowed.
+    expect(new TextDecoder().decode(base64ToBytes('JVBE\nRi0xLjQ='))).toBe('%PDF-1.4');
+    const big = new Uint8Array(100_000).map((_, i) => (i * 7) % 256);
+    expect(base64ToBytes(bytesToBase64(big))).toEqual(big);
+    expect(() => base64ToBytes('not base64!')).toThrow();
+    expect(() => base64ToBytes('AAAAA')).toThrow();
+    expect(() => base64ToBytes('A=AA')).toThrow();
   });
 });

@@ -14,12 +14,13 @@ describe('routes', () => {
     expect(parseHash('#/log')).toEqual({ name: 'log', query: '' });
     expect(parseHash('#/log?outcome=denied&bg=1')).toEqual({ name: 'log', query: 'outcome=denied&bg=1' });
     expect(parseHash('#/settings/')).toEqual({ name: 'settings' });
+    expect(parseHash('#/card')).toEqual({ name: 'card' });
     expect(parseHash('#/nowhere')).toEqual({ name: 'not-found', path: '/nowhere' });
     expect(parseHash('#/grants/%E0%A4%A')).toMatchObject({ name: 'not-found' });
   });
 
   it('round-trips through href', () => {
-    for (const h of ['#/home', '#/scan', '#/grants', '#/grants/new', '#/grants/a%20b', '#/log', '#/log?q=x', '#/settings']) {
+    for (const h of ['#/home', '#/scan', '#/grants', '#/grants/new', '#/grants/a%20b', '#/log', '#/log?q=x', '#/settings', '#/card']) {
       expect(href(parseHash(h))).toBe(h);
     }
   });
@@ -29,5 +30,6 @@ describe('routes', () => {
     expect(section(parseHash('#/log?bg=1'))).toBe('log');
     expect(section(parseHash('#/scan'))).toBe('scan');
     expect(section(parseHash('#/zzz'))).toBeNull();
+    expect(section(parseHash('#/card'))).toBeNull();
   });
 });

@@ -1,4 +1,5 @@
-// Hash routes: `#/home`, `#/scan`, `#/grants`, `#/grants/new`, `#/grants/ID`, `#/log?…`, `#/settings`.
+// Hash routes: `#/home`, `#/scan`, `#/grants`, `#/grants/new`, `#/grants/ID`, `#/log?…`, `#/settings`,
+// `#/card` (the emergency card).
 
 export type Route =
   | { name: 'home' }
@@ -8,6 +9,7 @@ export type Route =
   | { name: 'grant'; id: string }
   | { name: 'log'; query: string }
   | { name: 'settings' }
+  | { name: 'card' }
   | { name: 'not-found'; path: string };
 
 export function parseHash(hash: string): Route {
@@ -29,6 +31,7 @@ export function parseHash(hash: string): Route {
   }
   if (path === '/log') return { name: 'log', query };
   if (path === '/settings') return { name: 'settings' };
+  if (path === '/card') return { name: 'card' };
   return { name: 'not-found', path };
 }
 
@@ -48,6 +51,8 @@ export function href(route: Route): string {
       return route.query ? `#/log?${route.query}` : '#/log';
     case 'settings':
       return '#/settings';
+    case 'card':
+      return '#/card';
     case 'not-found':
       return `#${route.path}`;
   }

@@ -15,6 +15,8 @@ export type {
   AttentionKind,
   Code,
   Contact,
+  EmergencyCardArgs,
+  EmergencyCardView,
   ErrorCode,
   Export,
   GrantDetail,
@@ -42,6 +44,8 @@ import type {
   Command,
   Contact,
   Decoded,
+  EmergencyCardArgs,
+  EmergencyCardView,
   Export,
   GrantDetail,
   GrantView,
@@ -99,6 +103,7 @@ export type Commands = {
   export_audit_bundle: { args: { filter: AccessFilter }; result: Export };
   open_request: { args: { text: string }; result: AccessRequestView };
   answer_request: { args: AnswerRequestArgs; result: RequestAnswer };
+  create_emergency_card: { args: EmergencyCardArgs; result: EmergencyCardView };
 };
 
 export type CommandName = keyof Commands;

@@ -356,7 +356,22 @@ impl Wallet {
         }
         .sign_emergency_card(&self.identity, id, now)?;
         let grant = self.keep_issued(grant, Some(card_identity.box_public()))?;
-        let index = self.post_grant(grant.id, now)?;
+        let index = match self.post_grant(grant.id, now) {
+            Ok(index) => index,
+            Err(e) => {
+                // The card (its secret) is never returned, so a grant not on the ledger could never be used
+                // or revoked by anyone: forget it rather than leave it to be posted later.
+                if let Some(position) =
+                    self.grants.iter().position(|g| g.grant.id == grant.id && g.grant_index.is_none())
+                {
+                    let kept = self.grants.remove(position);
+                    if self.save().is_err() {
+                        self.grants.insert(position, kept);
+                    }
+                }
+                return Err(e);
+            }
+        };
         Ok((card, grant, index))
     }
 }

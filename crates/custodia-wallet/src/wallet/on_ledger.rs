@@ -357,6 +357,21 @@ impl Wallet {
             link.synced_through = Some(entry.index);
         }
         link.access_events.sort_by_key(|a| a.index);
+        // Readers the patient has never dealt with (an emergency provider who used their card): look up
+        // their enrollment, so the log names them verified. A key that is no member stays unnamed.
+        let mut unknown: Vec<SigningPublicKey> = Vec::new();
+        for record in &new_access_events {
+            let reader = record.event.reader;
+            if !unknown.contains(&reader) && !link.members.iter().any(|m| m.key == reader) {
+                unknown.push(reader);
+            }
+        }
+        for reader in unknown.into_iter().take(MAX_READER_LOOKUPS) {
+            match Self::member_in(&mut ledger, &mut link, &reader) {
+                Ok(_) | Err(LedgerError::NotAMember(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         if logged.is_empty() {
             // Nothing of this wallet's changed: keep the newer checkpoint in memory and leave the vault
             // alone (rewriting a large vault every poll costs more than it protects; after a crash the
@@ -473,6 +488,9 @@ impl Wallet {
         Ok(indexes)
     }
 }
+
+/// Readers a sync looks up on the ledger at most, so a flood of strangers cannot make it slow.
+const MAX_READER_LOOKUPS: usize = 32;
 
 /// How many of the latest access events a sync compares a new one with, to drop a gateway's repeat.
 const REPEAT_WINDOW: usize = 4096;
