@@ -1,8 +1,9 @@
 //! Access events, from the read to the ledger, with nothing lost on a crash.
 //!
 //! A request is answered only once its event is in the gateway's outbox: a SQLite file, written in
-//! group commits (one transaction, one sync, for every event that arrived meanwhile). A second thread
-//! posts what the outbox holds to the ledger (signed by the gateway, sealed to the patient, in batches),
+//! group commits (one transaction, one sync, for every event that arrived meanwhile). Poster threads (one
+//! per core, each taking the rows whose sequence number falls to it) post what the outbox holds to the
+//! ledger (signed by the gateway, sealed to the patient, in batches),
 //! verifies each receipt, and deletes only what the ledger acknowledged. After a crash or a ledger outage
 //! the outbox is simply posted later. Delivery is at least once: a crash between the ledger's
 //! acknowledgment and the delete posts that batch again, and the patient's wallet, which knows each event
@@ -50,26 +51,29 @@ struct Job {
     done: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
-/// Wakes the poster when the journal wrote something.
+/// Wakes the posters when the journal wrote something: each waits for the count of rings to move.
 #[derive(Default)]
 struct Bell {
-    rung: Mutex<bool>,
+    rings: Mutex<u64>,
     cond: Condvar,
 }
 
 impl Bell {
     fn ring(&self) {
-        if let Ok(mut rung) = self.rung.lock() {
-            *rung = true;
-            self.cond.notify_one();
+        if let Ok(mut rings) = self.rings.lock() {
+            *rings = rings.wrapping_add(1);
+            self.cond.notify_all();
         }
     }
 
-    fn wait(&self, timeout: Duration) {
-        let Ok(rung) = self.rung.lock() else { return };
-        if let Ok((mut rung, _)) = self.cond.wait_timeout_while(rung, timeout, |r| !*r) {
-            *rung = false;
-        }
+    fn rings(&self) -> u64 {
+        self.rings.lock().map_or(0, |r| *r)
+    }
+
+    /// Waits until the bell rings after `seen` (or already has), or `timeout` passes.
+    fn wait(&self, seen: u64, timeout: Duration) {
+        let Ok(rings) = self.rings.lock() else { return };
+        let _ = self.cond.wait_timeout_while(rings, timeout, |r| *r == seen);
     }
 }
 
@@ -102,11 +106,10 @@ fn open_db(path: &Path) -> Result<Connection, OutboxError> {
 }
 
 impl Outbox {
-    /// Opens (or creates) the outbox at `path` and starts its two threads: the journal, and the poster,
-    /// which appends to `ledger` as `gateway`.
-    pub fn start(path: &Path, gateway: Arc<Identity>, ledger: Ledger) -> Result<Self, OutboxError> {
+    /// Opens (or creates) the outbox at `path` and starts its threads: the journal, and one poster per
+    /// client in `ledgers`, each appending as `gateway`.
+    pub fn start(path: &Path, gateway: Arc<Identity>, ledgers: Vec<Ledger>) -> Result<Self, OutboxError> {
         let journal_db = open_db(path)?;
-        let poster_db = open_db(path)?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let stats = Arc::new(OutboxStats::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -118,17 +121,21 @@ impl Outbox {
                 .spawn(move || journal_loop(journal_db, &path, &rx, &stats, &bell))
                 .map_err(OutboxError::Thread)?
         };
-        let poster = {
-            let (stats, bell, stop) = (stats.clone(), bell.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("custodia-poster".into())
-                .spawn(move || {
-                    Poster { db: poster_db, gateway, ledger, patients: HashMap::new() }.run(&stats, &bell, &stop)
-                })
-                .map_err(OutboxError::Thread)?
-        };
+        let mut threads = vec![journal];
+        let share = i64::try_from(ledgers.len().max(1)).unwrap_or(1);
+        for (part, ledger) in (0i64..).zip(ledgers) {
+            let db = open_db(path)?;
+            let (stats, bell, stop, gateway) = (stats.clone(), bell.clone(), stop.clone(), gateway.clone());
+            let poster = Poster { db, gateway, ledger, patients: HashMap::new(), part, share };
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("custodia-poster-{part}"))
+                    .spawn(move || poster.run(&stats, &bell, &stop))
+                    .map_err(OutboxError::Thread)?,
+            );
+        }
         bell.ring();
-        Ok(Self { jobs: Mutex::new(Some(tx)), stats, stop, bell, threads: Mutex::new(vec![journal, poster]) })
+        Ok(Self { jobs: Mutex::new(Some(tx)), stats, stop, bell, threads: Mutex::new(threads) })
     }
 
     /// Writes `event` to the outbox; returns once it is durable.
@@ -211,18 +218,23 @@ struct Poster {
     gateway: Arc<Identity>,
     ledger: Ledger,
     patients: HashMap<SigningPublicKey, PatientInfo>,
+    /// This poster takes the rows whose `seq % share == part`.
+    part: i64,
+    share: i64,
 }
 
 impl Poster {
     fn run(mut self, stats: &OutboxStats, bell: &Bell, stop: &AtomicBool) {
         // What a previous run left is posted first; it counts as journaled for `pending`.
-        if let Ok(left) = self.db.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0)) {
+        let count = "SELECT COUNT(*) FROM outbox WHERE seq % ?1 = ?2";
+        if let Ok(left) = self.db.query_row(count, params![self.share, self.part], |r| r.get::<_, i64>(0)) {
             stats.journaled.fetch_add(u64::try_from(left).unwrap_or(0), Ordering::Relaxed);
         }
         let mut backoff = Duration::from_millis(100);
         while !stop.load(Ordering::Relaxed) {
+            let seen = bell.rings();
             match self.post_some() {
-                Ok(0) => bell.wait(Duration::from_secs(1)),
+                Ok(0) => bell.wait(seen, Duration::from_secs(1)),
                 Ok(n) => {
                     stats.posted.fetch_add(n as u64, Ordering::Relaxed);
                     backoff = Duration::from_millis(100);
@@ -230,7 +242,11 @@ impl Poster {
                 Err(e) => {
                     stats.post_failures.fetch_add(1, Ordering::Relaxed);
                     eprintln!("custodia-gateway: access events not posted yet (will retry): {e}");
-                    bell.wait(backoff);
+                    // New events must not cut the back-off short: the ledger is what is failing.
+                    let resume = std::time::Instant::now() + backoff;
+                    while std::time::Instant::now() < resume && !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
@@ -242,10 +258,10 @@ impl Poster {
         let rows: Vec<(i64, String)> = {
             let mut select = self
                 .db
-                .prepare_cached("SELECT seq, event FROM outbox ORDER BY seq LIMIT ?1")
+                .prepare_cached("SELECT seq, event FROM outbox WHERE seq % ?2 = ?3 ORDER BY seq LIMIT ?1")
                 .map_err(|e| e.to_string())?;
             let rows = select
-                .query_map(params![POST_BATCH as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_map(params![POST_BATCH as i64, self.share, self.part], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(|e| e.to_string())?;
             rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
         };
@@ -281,7 +297,8 @@ impl Poster {
         if !entries.is_empty() {
             self.ledger.append(&entries).map_err(|e| e.to_string())?;
         }
-        self.db.execute("DELETE FROM outbox WHERE seq <= ?1", params![last]).map_err(|e| e.to_string())?;
+        let delete = "DELETE FROM outbox WHERE seq <= ?1 AND seq % ?2 = ?3";
+        self.db.execute(delete, params![last, self.share, self.part]).map_err(|e| e.to_string())?;
         Ok(rows.len())
     }
 }

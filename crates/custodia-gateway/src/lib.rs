@@ -128,21 +128,25 @@ pub async fn start(identity: Identity, config: GatewayConfig) -> Result<RunningG
     let identity = Arc::new(identity);
     let (ledger_url, ledger_key) = (config.ledger_url.clone(), config.ledger_key.clone());
     let me = identity.signing_public();
-    let (verifying, poster_ledger, member) = tokio::task::spawn_blocking(move || {
+    let posters = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+    let (verifying, poster_ledgers, member) = tokio::task::spawn_blocking(move || {
         let (mut verifying, _) = Ledger::connect(&ledger_url, ledger_key.as_deref())?;
-        let poster_ledger = Ledger::connect(verifying.url(), Some(&verifying.verifier_key()))?.0;
+        // One verifying client per poster thread: each keeps the checkpoint it has checked.
+        let poster_ledgers = (0..posters)
+            .map(|_| Ok(Ledger::connect(verifying.url(), Some(&verifying.verifier_key()))?.0))
+            .collect::<Result<Vec<_>, LedgerError>>()?;
         let member = match verifying.member(&me) {
             Err(LedgerError::NotAMember(_)) => return Err(GatewayError::NotEnrolled(me.to_string())),
             other => other?,
         };
-        Ok::<_, GatewayError>((verifying, poster_ledger, member))
+        Ok::<_, GatewayError>((verifying, poster_ledgers, member))
     })
     .await
     .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))??;
     if member.role != custodia_core::entry::Role::Gateway {
         return Err(GatewayError::NotEnrolled(me.to_string()));
     }
-    let outbox = Outbox::start(&config.outbox, identity.clone(), poster_ledger)?;
+    let outbox = Outbox::start(&config.outbox, identity.clone(), poster_ledgers)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| GatewayError::Listen { addr: config.listen, source })?;
