@@ -80,8 +80,34 @@ impl Network {
         Network { rt, ledger: Some(ledger), ledger_url, dir, authority, patient, clinician, er, gateway }
     }
 
+    /// Stops the ledger (its data stays), as an outage would.
+    pub fn stop_ledger(&mut self) {
+        if let Some(ledger) = self.ledger.take() {
+            self.rt.block_on(ledger.shutdown()).unwrap();
+        }
+    }
+
+    /// Starts the ledger again from its folder, on a new port; the patient's wallet follows it.
+    pub fn restart_ledger(&mut self) {
+        let dir = LedgerDir::open(&self.dir.path().join("ledger")).unwrap();
+        let store = custodia_ledger::open_store(&dir, None).unwrap();
+        let mut limits = default_limits();
+        limits.entries_per_key_per_second = 1_000_000;
+        let ledger =
+            self.rt.block_on(custodia_ledger::start(&dir, store, "127.0.0.1:0".parse().unwrap(), limits)).unwrap();
+        self.ledger_url = format!("http://{}", ledger.addr);
+        self.ledger = Some(ledger);
+        self.patient.move_ledger(&self.ledger_url).unwrap();
+    }
+
     /// A gateway over `records`, its outbox in a fresh file.
     pub fn start_gateway(&self, records: Records, name: &str) -> RunningGateway {
+        let _ = std::fs::remove_file(self.dir.path().join(format!("{name}-outbox.sqlite")));
+        self.start_gateway_with_outbox(records, name)
+    }
+
+    /// A gateway over `records`, with the outbox an earlier gateway of that name left.
+    pub fn start_gateway_with_outbox(&self, records: Records, name: &str) -> RunningGateway {
         let mut links = Links::default();
         links.insert(self.patient.signing_key(), "p1".into());
         let config = GatewayConfig {
