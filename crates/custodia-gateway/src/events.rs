@@ -110,8 +110,14 @@ impl Outbox {
     /// client in `ledgers`, each appending as `gateway`.
     pub fn start(path: &Path, gateway: Arc<Identity>, ledgers: Vec<Ledger>) -> Result<Self, OutboxError> {
         let journal_db = open_db(path)?;
+        // What a previous run left counts as journaled, so `pending` shows it until it is posted; counted
+        // before any poster starts, so no caller sees an outbox emptier than it is.
+        let left: i64 = journal_db
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
+            .map_err(|source| OutboxError::Db { path: path.to_owned(), source })?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let stats = Arc::new(OutboxStats::default());
+        stats.journaled.store(u64::try_from(left).unwrap_or(0), Ordering::Relaxed);
         let stop = Arc::new(AtomicBool::new(false));
         let bell = Arc::new(Bell::default());
         let journal = {
@@ -225,11 +231,6 @@ struct Poster {
 
 impl Poster {
     fn run(mut self, stats: &OutboxStats, bell: &Bell, stop: &AtomicBool) {
-        // What a previous run left is posted first; it counts as journaled for `pending`.
-        let count = "SELECT COUNT(*) FROM outbox WHERE seq % ?1 = ?2";
-        if let Ok(left) = self.db.query_row(count, params![self.share, self.part], |r| r.get::<_, i64>(0)) {
-            stats.journaled.fetch_add(u64::try_from(left).unwrap_or(0), Ordering::Relaxed);
-        }
         let mut backoff = Duration::from_millis(100);
         while !stop.load(Ordering::Relaxed) {
             let seen = bell.rings();
