@@ -87,8 +87,22 @@ hex_bytes!(
     /// A SHA-256 digest.
     Digest, 32, "a SHA-256 digest"
 );
+hex_bytes!(
+    /// Names one guardian set: the set id of its Shamir split (see [`crate::shamir::SeedShare::set_id`]).
+    SetId, 16, "a guardian set id"
+);
+hex_bytes!(
+    /// Names one recovery attempt, from the request that starts it to the shares released for it.
+    RequestId, 16, "a recovery request id"
+);
 
 impl EntryNonce {
+    pub fn generate() -> Self {
+        Self(crate::random::array())
+    }
+}
+
+impl RequestId {
     pub fn generate() -> Self {
         Self(crate::random::array())
     }
@@ -190,6 +204,10 @@ pub enum EntryKind {
     Revocation = 4,
     Access = 5,
     Redaction = 6,
+    GuardianSet = 7,
+    RecoveryRequest = 8,
+    RecoveryCancel = 9,
+    KeyRotation = 10,
 }
 
 impl EntryKind {
@@ -205,6 +223,10 @@ impl EntryKind {
             4 => EntryKind::Revocation,
             5 => EntryKind::Access,
             6 => EntryKind::Redaction,
+            7 => EntryKind::GuardianSet,
+            8 => EntryKind::RecoveryRequest,
+            9 => EntryKind::RecoveryCancel,
+            10 => EntryKind::KeyRotation,
             _ => return None,
         })
     }
@@ -217,6 +239,10 @@ impl EntryKind {
             EntryKind::Revocation => "revocation",
             EntryKind::Access => "access",
             EntryKind::Redaction => "redaction",
+            EntryKind::GuardianSet => "guardian-set",
+            EntryKind::RecoveryRequest => "recovery-request",
+            EntryKind::RecoveryCancel => "recovery-cancel",
+            EntryKind::KeyRotation => "key-rotation",
         }
     }
 }
@@ -243,6 +269,30 @@ pub enum Content {
     },
     /// The patient asks the ledger to delete the bodies of all their earlier entries.
     Redaction { tag: Tag },
+    /// The patient's guardian set: what a new device needs to ask the guardians for help (the split's
+    /// parameters and each share's mailbox, keys derived from the share itself, so they name no guardian),
+    /// and, sealed to the patient alone, who the guardians are. Never a share.
+    GuardianSet {
+        tag: Tag,
+        set_id: SetId,
+        threshold: u8,
+        count: u8,
+        /// How long after a recovery request guardians hold their shares back, so the old device can veto.
+        waiting_seconds: u64,
+        mailboxes: Vec<crate::recovery::ShareMailbox>,
+        /// The set this one replaces; shares of that set no longer open anything current.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        supersedes: Option<SetId>,
+        body: SealedBody,
+    },
+    /// A new device asks to recover the patient's wallet. Signed by the device's one-time key, which is
+    /// no member: anyone may ask; only guardians can answer, and the old device is told.
+    RecoveryRequest { tag: Tag, request_id: RequestId, device_box: BoxPublicKey },
+    /// The patient's current key vetoes a recovery request.
+    RecoveryCancel { tag: Tag, request_id: RequestId },
+    /// The patient's current key hands the patient's record on to a new key pair. The body, sealed to the
+    /// new encryption key, holds the seeds the wallet had before, so it can still open older entries.
+    KeyRotation { tag: Tag, new_key: SigningPublicKey, new_box_key: BoxPublicKey, body: SealedBody },
 }
 
 impl Content {
@@ -254,6 +304,10 @@ impl Content {
             Content::Revocation { .. } => EntryKind::Revocation,
             Content::Access { .. } => EntryKind::Access,
             Content::Redaction { .. } => EntryKind::Redaction,
+            Content::GuardianSet { .. } => EntryKind::GuardianSet,
+            Content::RecoveryRequest { .. } => EntryKind::RecoveryRequest,
+            Content::RecoveryCancel { .. } => EntryKind::RecoveryCancel,
+            Content::KeyRotation { .. } => EntryKind::KeyRotation,
         }
     }
 
@@ -264,7 +318,11 @@ impl Content {
             | Content::Grant { tag, .. }
             | Content::Revocation { tag, .. }
             | Content::Access { tag, .. }
-            | Content::Redaction { tag } => Some(*tag),
+            | Content::Redaction { tag }
+            | Content::GuardianSet { tag, .. }
+            | Content::RecoveryRequest { tag, .. }
+            | Content::RecoveryCancel { tag, .. }
+            | Content::KeyRotation { tag, .. } => Some(*tag),
             Content::EnrollMember { .. } => None,
         }
     }
@@ -279,7 +337,11 @@ impl Content {
 
     pub fn body(&self) -> Option<&SealedBody> {
         match self {
-            Content::Grant { body, .. } | Content::Revocation { body, .. } | Content::Access { body, .. } => Some(body),
+            Content::Grant { body, .. }
+            | Content::Revocation { body, .. }
+            | Content::Access { body, .. }
+            | Content::GuardianSet { body, .. }
+            | Content::KeyRotation { body, .. } => Some(body),
             _ => None,
         }
     }
@@ -390,6 +452,15 @@ impl Statement for LedgerEntry {
             return Err(StatementError::invalid::<Self>(format!(
                 "a sealed body must have 1 to {MAX_BODY_BYTES} bytes"
             )));
+        }
+        if let Content::GuardianSet { threshold, count, waiting_seconds, mailboxes, .. } = &self.content {
+            crate::recovery::check_set_shape(*threshold, *count, *waiting_seconds, mailboxes)
+                .map_err(StatementError::invalid::<Self>)?;
+        }
+        if let Content::KeyRotation { new_key, .. } = &self.content
+            && *new_key == self.signer
+        {
+            return Err(StatementError::invalid::<Self>("a key rotation must name a new key"));
         }
         Ok(())
     }

@@ -87,6 +87,13 @@ impl Identity {
         Self { signing, agreement, ledger_tag: crate::entry::Tag::from_bytes(tag) }
     }
 
+    /// The same keys filed under `tag`: after a key rotation a wallet keeps the tag it enrolled with, so
+    /// its whole history stays under one index.
+    pub fn with_ledger_tag(mut self, tag: crate::entry::Tag) -> Self {
+        self.ledger_tag = tag;
+        self
+    }
+
     pub fn signing_public(&self) -> SigningPublicKey {
         SigningPublicKey(self.signing.verifying_key())
     }

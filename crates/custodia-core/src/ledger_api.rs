@@ -118,6 +118,16 @@ pub struct PatientInfo {
     pub index: u64,
 }
 
+/// `GET /v1/recovery/{key}`: what a new device and a guardian need to know about a patient's recovery:
+/// the patient as enrolled now (after any key rotations), and the patient's latest guardian sets,
+/// recovery requests, cancels and rotations, oldest first, each with its proof against `checkpoint`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RecoveryInfo {
+    pub patient: PatientInfo,
+    pub checkpoint: String,
+    pub entries: Vec<TagEntry>,
+}
+
 /// `GET /v1/info`: what a client needs to start, and the limits it must respect.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LedgerInfo {

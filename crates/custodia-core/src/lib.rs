@@ -21,6 +21,7 @@ pub mod policy;
 pub mod printable;
 pub mod purpose;
 pub mod qr;
+pub mod recovery;
 pub mod reqsig;
 pub mod scope;
 pub mod seal;

@@ -554,6 +554,40 @@ mod tests {
             proptest::prop_assert_eq!(&*back.encode(), &*share.encode());
         }
 
+        /// Any k of n shares, in any order, give back the seed; any k - 1 fail with "need k"; k shares of
+        /// which one comes from another split of the same seed fail, naming that share.
+        #[test]
+        fn any_k_recover_and_fewer_or_mixed_fail(
+            count in MIN_THRESHOLD..=10u8,
+            k_pick in 0u8..=255,
+            order in proptest::collection::vec(proptest::num::u8::ANY, 16),
+            secret in proptest::prelude::any::<[u8; 32]>(),
+        ) {
+            let threshold = MIN_THRESHOLD + k_pick % (count - MIN_THRESHOLD + 1);
+            let seed = MasterSeed::from_bytes(secret);
+            let shares = split(&seed, threshold, count).unwrap();
+            // A permutation of 1..=count driven by `order`.
+            let mut indices: Vec<u8> = (1..=count).collect();
+            for (i, r) in order.iter().enumerate().take(usize::from(count)) {
+                indices.swap(i, usize::from(*r) % usize::from(count));
+            }
+            let k = usize::from(threshold);
+            let chosen = pick(&shares, &indices[..k]);
+            let recovered = recover(&chosen).unwrap();
+            proptest::prop_assert_eq!(recovered.expose_secret(), &secret);
+            let fewer = pick(&shares, &indices[..k - 1]);
+            proptest::prop_assert_eq!(
+                recover(&fewer).unwrap_err(),
+                ShamirError::NotEnoughShares { have: k - 1, need: threshold }
+            );
+            let other = split(&seed, threshold, count).unwrap();
+            let mut mixed = pick(&shares, &indices[..k]);
+            let stray = indices[k - 1];
+            mixed[k - 1] = copy(&other[usize::from(stray) - 1]);
+            // With two shares neither set is a majority; the later one is named then too.
+            proptest::prop_assert_eq!(recover(&mixed).unwrap_err(), ShamirError::ForeignShare { index: stray });
+        }
+
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let _ = SeedShare::decode(&bytes);
