@@ -88,10 +88,22 @@ fn not_enrolled(who: &SigningPublicKey, what: &str) -> ApiError {
     ApiError::forbidden("not-enrolled", format!("{who} is not enrolled {what} on this ledger"))
 }
 
+fn retired(key: &SigningPublicKey, successor: &SigningPublicKey, index: u64) -> ApiError {
+    ApiError::forbidden(
+        "key-rotated",
+        format!("{key} was rotated to {successor} at entry {index}; it signs nothing on this ledger any more"),
+    )
+}
+
 /// Who may append what: the permissioned part of the ledger.
 fn authorise(shared: &Shared, signer: &SigningPublicKey, content: &Content) -> Result<Effect, ApiError> {
     let own_tag = |tag: &Tag| -> Result<(), ApiError> {
-        let patient = shared.patient(signer)?.ok_or_else(|| not_enrolled(signer, "as a patient"))?;
+        let Some(patient) = shared.patient(signer)? else {
+            return Err(match shared.store.retired(signer)? {
+                Some((successor, index)) => retired(signer, &successor, index),
+                None => not_enrolled(signer, "as a patient"),
+            });
+        };
         if patient.tag != *tag {
             return Err(ApiError::forbidden(
                 "wrong-tag",
@@ -110,6 +122,9 @@ fn authorise(shared: &Shared, signer: &SigningPublicKey, content: &Content) -> R
             }
             if shared.patient(signer)?.is_some() {
                 return Err(ApiError::conflict("already-enrolled", format!("{signer} is already enrolled")));
+            }
+            if let Some((successor, index)) = shared.store.retired(signer)? {
+                return Err(retired(signer, &successor, index));
             }
             if shared.patient_by_tag(tag)?.is_some() {
                 return Err(ApiError::conflict("already-enrolled", format!("tag {tag} already belongs to a patient")));
@@ -149,6 +164,34 @@ fn authorise(shared: &Shared, signer: &SigningPublicKey, content: &Content) -> R
         Content::Redaction { tag } => {
             own_tag(tag)?;
             Ok(Effect::Redaction { tag: *tag })
+        }
+        Content::GuardianSet { tag, .. } | Content::RecoveryCancel { tag, .. } => {
+            own_tag(tag)?;
+            Ok(Effect::None)
+        }
+        Content::RecoveryRequest { tag, .. } => {
+            // The one-time key of a new device: no member, no patient. Anyone may ask; the patient's
+            // old device sees the request and guardians decide.
+            if shared.member(signer)?.is_some() || shared.patient(signer)?.is_some() {
+                return Err(ApiError::forbidden(
+                    "wrong-role",
+                    format!("{signer} is enrolled; a recovery request is signed by a new device's one-time key"),
+                ));
+            }
+            if shared.patient_by_tag(tag)?.is_none() {
+                return Err(ApiError::not_found(format!("no patient is enrolled under tag {tag}")));
+            }
+            Ok(Effect::None)
+        }
+        Content::KeyRotation { tag, new_key, new_box_key, .. } => {
+            own_tag(tag)?;
+            let taken = shared.member(new_key)?.is_some()
+                || shared.patient(new_key)?.is_some()
+                || shared.store.retired(new_key)?.is_some();
+            if taken {
+                return Err(ApiError::conflict("already-enrolled", format!("{new_key} is already enrolled")));
+            }
+            Ok(Effect::Rotation { old_key: *signer, new_key: *new_key, new_box_key: *new_box_key })
         }
         Content::Access { tag, .. } => {
             let member = shared.member(signer)?.ok_or_else(|| not_enrolled(signer, "as a gateway"))?;

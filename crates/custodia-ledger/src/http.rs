@@ -17,7 +17,7 @@ use custodia_core::entry::{Role, Tag, canonical_envelope};
 use custodia_core::grant::GrantId;
 use custodia_core::ledger_api::{
     AppendRequest, AppendResponse, ConsistencyProof, GrantEntry, GrantState, GrantStatus, InclusionProof, LedgerInfo,
-    Mail, MailList, MailPosted, MemberInfo, PatientInfo, Receipt, TagEntries, TagEntry,
+    Mail, MailList, MailPosted, MemberInfo, PatientInfo, Receipt, RecoveryInfo, TagEntries, TagEntry,
 };
 use custodia_core::reqsig::{RequestSignature, RequestSignatureError};
 use custodia_core::time::Timestamp;
@@ -51,6 +51,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/grants/{id}/entry", get(grant_entry))
         .route("/v1/members/{key}", get(member))
         .route("/v1/patients/{key}", get(patient))
+        .route("/v1/recovery/{key}", get(recovery))
         .route("/v1/mailbox/{key}", post(mail_post).get(mail_list).layer(DefaultBodyLimit::max(mail_limit)))
         .route("/v1/mailbox/{key}/{id}", delete(mail_delete))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
@@ -483,8 +484,11 @@ async fn patient(
                 "only enrolled members and the patient may look a patient up",
             ));
         }
-        let p =
-            shared.patient(&key)?.ok_or_else(|| ApiError::not_found(format!("{key} is not an enrolled patient")))?;
+        // A retired key answers with the patient's record as it stands now, so a gateway holding a grant
+        // signed before a rotation seals its access events to the key the patient holds today.
+        let p = shared
+            .current_patient(&key)?
+            .ok_or_else(|| ApiError::not_found(format!("{key} is not an enrolled patient")))?;
         Ok(Json(PatientInfo { key: p.key, box_key: p.box_key, tag: p.tag, index: p.index }))
     })
     .await
@@ -493,6 +497,39 @@ async fn patient(
 #[derive(Deserialize)]
 struct MailQuery {
     ttl: Option<u64>,
+}
+
+/// Recovery entries served per request: guardian sets, requests, cancels and rotations, newest.
+const RECOVERY_ENTRIES: usize = 64;
+
+/// `GET /v1/recovery/{key}`: signed by anyone (a new device's one-time key, a guardian's share key), since
+/// recovery starts from nothing but the patient's public key. Says that the key is a patient's, under which
+/// tag, and what the patient's guardian sets, recovery requests, cancels and rotations are; never a share,
+/// never who the guardians are.
+async fn recovery(
+    State(shared): State<Arc<Shared>>,
+    Path(key): Path<String>,
+    request: SignedParts,
+) -> ApiResult<Json<RecoveryInfo>> {
+    let key = parse_key(&key)?;
+    blocking(move || {
+        signed_by(&shared, &request, b"")?;
+        let p = shared
+            .current_patient(&key)?
+            .ok_or_else(|| ApiError::not_found(format!("{key} is not an enrolled patient")))?;
+        let checkpoint = latest(&shared);
+        let store = shared.store.as_ref();
+        let mut rows = store.recovery_entries(&p.tag, RECOVERY_ENTRIES)?;
+        rows.retain(|e| e.index < checkpoint.size);
+        rows.reverse();
+        let entries = rows.into_iter().map(|e| tag_entry(store, e, checkpoint.size)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Json(RecoveryInfo {
+            patient: PatientInfo { key: p.key, box_key: p.box_key, tag: p.tag, index: p.index },
+            checkpoint: checkpoint.note.clone(),
+            entries,
+        }))
+    })
+    .await
 }
 
 async fn mail_post(

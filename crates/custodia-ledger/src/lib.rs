@@ -62,6 +62,9 @@ pub enum LedgerError {
     Serve(std::io::Error),
 }
 
+/// How many key rotations a lookup follows from an old key to the patient's current one.
+pub const MAX_ROTATIONS_FOLLOWED: usize = 64;
+
 /// State every request handler shares.
 pub struct Shared {
     pub store: Arc<dyn Store>,
@@ -74,9 +77,10 @@ pub struct Shared {
     jobs: mpsc::Sender<AppendJob>,
     latest: sequencer::Latest,
     notices: broadcast::Sender<Notice>,
-    /// Enrollments never change once made, so positive lookups are cached for the hot path.
+    /// Member enrollments never change once made, so positive lookups are cached for the hot path.
+    /// Patient records are not cached by key: a key rotation moves them to another key.
     members: RwLock<HashMap<SigningPublicKey, MemberRecord>>,
-    patients: RwLock<HashMap<SigningPublicKey, PatientRecord>>,
+    /// Only whether a tag is enrolled is read from here; that never changes.
     patient_tags: RwLock<HashMap<custodia_core::entry::Tag, PatientRecord>>,
     /// Admission is CPU work (signature checks); running more of it at once than there are cores only
     /// starves the sequencer thread.
@@ -112,7 +116,23 @@ impl Shared {
     }
 
     pub fn patient(&self, key: &SigningPublicKey) -> Result<Option<PatientRecord>, StoreError> {
-        cached(&self.patients, key, || self.store.patient(key))
+        self.store.patient(key)
+    }
+
+    /// The patient `key` is, or was before key rotations: their record as it stands now. Follows at most
+    /// [`MAX_ROTATIONS_FOLLOWED`] rotations.
+    pub fn current_patient(&self, key: &SigningPublicKey) -> Result<Option<PatientRecord>, StoreError> {
+        let mut key = *key;
+        for _ in 0..MAX_ROTATIONS_FOLLOWED {
+            if let Some(record) = self.store.patient(&key)? {
+                return Ok(Some(record));
+            }
+            match self.store.retired(&key)? {
+                Some((successor, _)) => key = successor,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     pub fn patient_by_tag(&self, tag: &custodia_core::entry::Tag) -> Result<Option<PatientRecord>, StoreError> {
@@ -229,7 +249,6 @@ pub async fn start(
         latest,
         notices,
         members: RwLock::new(HashMap::new()),
-        patients: RwLock::new(HashMap::new()),
         patient_tags: RwLock::new(HashMap::new()),
         admission: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         closing: tokio::sync::watch::Sender::new(false),

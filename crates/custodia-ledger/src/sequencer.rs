@@ -98,7 +98,11 @@ impl HashReader for BatchHashes<'_> {
 #[derive(Default)]
 struct Pending {
     envelopes: HashSet<custodia_core::entry::Digest>,
-    grants: HashMap<GrantId, SigningPublicKey>,
+    /// Grant id to the tag it is filed under: revocations come from the same patient, whatever key they
+    /// hold now.
+    grants: HashMap<GrantId, Tag>,
+    /// Keys rotated away in this batch, and the keys they were rotated to.
+    retired: HashSet<SigningPublicKey>,
     revoked: HashSet<GrantId>,
     patients: HashSet<SigningPublicKey>,
     tags: HashSet<Tag>,
@@ -230,8 +234,12 @@ impl Sequencer {
                     for e in &job.entries {
                         pending.envelopes.insert(e.envelope_hash);
                         match &e.effect {
-                            Effect::Grant { grant_id, owner, .. } => {
-                                pending.grants.insert(*grant_id, *owner);
+                            Effect::Grant { grant_id, tag, .. } => {
+                                pending.grants.insert(*grant_id, *tag);
+                            }
+                            Effect::Rotation { old_key, new_key, .. } => {
+                                pending.retired.insert(*old_key);
+                                pending.patients.insert(*new_key);
                             }
                             Effect::Revocation { grant_id } => {
                                 pending.revoked.insert(*grant_id);
@@ -268,8 +276,15 @@ impl Sequencer {
             if known.contains(&h) || pending.envelopes.contains(&h) || !own.envelopes.insert(h) {
                 return Err(replayed(h).at(i));
             }
+            if pending.retired.contains(&e.signer) || own.retired.contains(&e.signer) {
+                return Err(ApiError::forbidden(
+                    "key-rotated",
+                    format!("{} was rotated away by an entry just before this one", e.signer),
+                )
+                .at(i));
+            }
             match &e.effect {
-                Effect::Grant { grant_id, owner, .. } => {
+                Effect::Grant { grant_id, tag, .. } => {
                     let taken = pending.grants.contains_key(grant_id)
                         || own.grants.contains_key(grant_id)
                         || self.store.grant(grant_id)?.is_some();
@@ -280,13 +295,13 @@ impl Sequencer {
                         )
                         .at(i));
                     }
-                    own.grants.insert(*grant_id, *owner);
+                    own.grants.insert(*grant_id, *tag);
                 }
                 Effect::Revocation { grant_id } => {
                     let (owner, revoked) = match own.grants.get(grant_id).or_else(|| pending.grants.get(grant_id)) {
-                        Some(owner) => (*owner, false),
+                        Some(tag) => (*tag, false),
                         None => match self.store.grant(grant_id)? {
-                            Some(g) => (g.owner, g.revoked_index.is_some()),
+                            Some(g) => (g.tag, g.revoked_index.is_some()),
                             None => {
                                 return Err(ApiError::new(
                                     StatusCode::NOT_FOUND,
@@ -297,7 +312,7 @@ impl Sequencer {
                             }
                         },
                     };
-                    if owner != e.signer {
+                    if Some(owner) != e.tag {
                         return Err(ApiError::forbidden(
                             "not-owner",
                             format!("grant {grant_id} belongs to another patient; only they can revoke it"),
@@ -326,6 +341,16 @@ impl Sequencer {
                         return Err(
                             ApiError::conflict("already-enrolled", format!("{} is already enrolling", m.key)).at(i)
                         );
+                    }
+                }
+                Effect::Rotation { old_key, new_key, .. } => {
+                    let twice = pending.patients.contains(new_key) || !own.patients.insert(*new_key);
+                    if twice || !own.retired.insert(*old_key) {
+                        return Err(ApiError::conflict(
+                            "already-enrolled",
+                            format!("{new_key} is already enrolling, or {old_key} already rotating"),
+                        )
+                        .at(i));
                     }
                 }
                 Effect::None | Effect::Redaction { .. } => {}

@@ -421,6 +421,7 @@ fn the_openapi_document_covers_every_json_route() {
         "/v1/grants/{id}",
         "/v1/members/{key}",
         "/v1/patients/{key}",
+        "/v1/recovery/{key}",
         "/v1/mailbox/{key}",
         "/v1/mailbox/{key}/{id}",
     ] {

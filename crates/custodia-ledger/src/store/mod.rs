@@ -69,7 +69,17 @@ pub enum Effect {
     Redaction {
         tag: Tag,
     },
+    /// The patient's record passes from `old_key` to `new_key`; the old key is retired for good.
+    Rotation {
+        old_key: SigningPublicKey,
+        new_key: SigningPublicKey,
+        new_box_key: BoxPublicKey,
+    },
 }
+
+/// The kinds [`Store::recovery_entries`] returns.
+pub const RECOVERY_KINDS: [EntryKind; 4] =
+    [EntryKind::GuardianSet, EntryKind::RecoveryRequest, EntryKind::RecoveryCancel, EntryKind::KeyRotation];
 
 /// One sequenced entry, ready to store.
 #[derive(Clone, Debug)]
@@ -168,6 +178,10 @@ pub trait Store: Send + Sync + 'static {
     fn member(&self, key: &SigningPublicKey) -> Result<Option<MemberRecord>, StoreError>;
     fn patient(&self, key: &SigningPublicKey) -> Result<Option<PatientRecord>, StoreError>;
     fn patient_by_tag(&self, tag: &Tag) -> Result<Option<PatientRecord>, StoreError>;
+    /// The key `key` was rotated to, and the index of the rotation, if `key` is a retired patient key.
+    fn retired(&self, key: &SigningPublicKey) -> Result<Option<(SigningPublicKey, u64)>, StoreError>;
+    /// The tag's newest `limit` entries of the [`RECOVERY_KINDS`], newest first.
+    fn recovery_entries(&self, tag: &Tag, limit: usize) -> Result<Vec<StoredEntry>, StoreError>;
 
     /// Stores a message unless the recipient already has `max_waiting`; returns whether it was stored.
     fn mailbox_put(&self, message: &MailMessage, max_waiting: u64) -> Result<bool, StoreError>;

@@ -23,7 +23,7 @@ use super::sqlite::{
 };
 use super::{
     Batch, Effect, GrantRecord, MailMessage, MemberRecord, NewEntry, PatientRecord, Store, StoreError, StoredEntry,
-    TreeState, array, to_i64, to_u64,
+    TreeState, array, signing_key, to_i64, to_u64,
 };
 
 const SCHEMA: &str = "
@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS patients (
     tag BYTEA NOT NULL UNIQUE,
     idx BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS retired_keys (
+    key BYTEA PRIMARY KEY,
+    successor BYTEA NOT NULL,
+    idx BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_by_tag_kind ON entries (tag, kind, idx) WHERE tag IS NOT NULL;
 CREATE TABLE IF NOT EXISTS mailbox (
     id BYTEA PRIMARY KEY,
     recipient BYTEA NOT NULL,
@@ -316,6 +322,9 @@ impl<'a> EntryColumns<'a> {
     }
 }
 
+/// Old key, new key, new encryption key, index.
+type Rotation<'a> = (&'a [u8], &'a [u8], &'a [u8], i64);
+
 /// A batch's effects as column arrays, one set per statement.
 #[derive(Default)]
 struct EffectColumns<'a> {
@@ -338,6 +347,8 @@ struct EffectColumns<'a> {
     revoked_idx: Vec<i64>,
     redacted_tag: Vec<&'a [u8]>,
     redacted_idx: Vec<i64>,
+    /// Old key, new key, new encryption key, index: applied one by one, in order.
+    rotations: Vec<Rotation<'a>>,
 }
 
 impl<'a> EffectColumns<'a> {
@@ -376,6 +387,14 @@ impl<'a> EffectColumns<'a> {
                     c.redacted_tag.push(tag.as_bytes().as_slice());
                     c.redacted_idx.push(idx);
                 }
+                Effect::Rotation { old_key, new_key, new_box_key } => {
+                    c.rotations.push((
+                        old_key.as_bytes().as_slice(),
+                        new_key.as_bytes().as_slice(),
+                        new_box_key.as_bytes().as_slice(),
+                        idx,
+                    ));
+                }
             }
         }
         c
@@ -390,6 +409,10 @@ impl<'a> EffectColumns<'a> {
                 INSERT_PATIENTS,
                 &[&self.patient_key, &self.patient_box_key, &self.patient_tag, &self.patient_idx],
             )?;
+        }
+        for (old, new, new_box, idx) in &self.rotations {
+            db.execute("UPDATE patients SET key = $2, box_key = $3 WHERE key = $1", &[old, new, new_box])?;
+            db.execute("INSERT INTO retired_keys (key, successor, idx) VALUES ($1, $2, $3)", &[old, new, idx])?;
         }
         if !self.member_idx.is_empty() {
             db.execute(
@@ -639,6 +662,31 @@ impl Store for PostgresStore {
             db.query_opt("SELECT key, box_key, tag, idx FROM patients WHERE tag = $1", &[&tag.as_bytes().as_slice()])?
                 .map(|r| patient_record((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
                 .transpose()
+        })
+    }
+
+    fn retired(&self, key: &SigningPublicKey) -> Result<Option<(SigningPublicKey, u64)>, StoreError> {
+        self.read(|db| {
+            db.query_opt("SELECT successor, idx FROM retired_keys WHERE key = $1", &[&key.as_bytes().as_slice()])?
+                .map(|r| {
+                    let successor: Vec<u8> = r.try_get(0)?;
+                    Ok((signing_key(&successor)?, to_u64(r.try_get(1)?)?))
+                })
+                .transpose()
+        })
+    }
+
+    fn recovery_entries(&self, tag: &Tag, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
+        let kinds: Vec<i64> = super::RECOVERY_KINDS.iter().map(|k| i64::from(k.code())).collect();
+        self.read(|db| {
+            db.query(
+                "SELECT idx, kind, leaf, payload, sig FROM entries
+                 WHERE tag = $1 AND kind = ANY($2) ORDER BY idx DESC LIMIT $3",
+                &[&tag.as_bytes().as_slice(), &kinds, &to_i64(limit as u64)],
+            )?
+            .iter()
+            .map(entry_from_row)
+            .collect()
         })
     }
 

@@ -64,6 +64,12 @@ CREATE TABLE IF NOT EXISTS patients (
     tag BLOB NOT NULL UNIQUE,
     idx INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS retired_keys (
+    key BLOB PRIMARY KEY,
+    successor BLOB NOT NULL,
+    idx INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_by_tag_kind ON entries (tag, kind, idx) WHERE tag IS NOT NULL;
 CREATE TABLE IF NOT EXISTS mailbox (
     id BLOB PRIMARY KEY,
     recipient BLOB NOT NULL,
@@ -396,6 +402,29 @@ impl Store for SqliteStore {
         })
     }
 
+    fn retired(&self, key: &SigningPublicKey) -> Result<Option<(SigningPublicKey, u64)>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT successor, idx FROM retired_keys WHERE key = ?1")?
+                .query_row(params![key.as_bytes().as_slice()], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))
+                .optional()?
+                .map(|(successor, idx)| Ok((signing_key(&successor)?, to_u64(idx)?)))
+                .transpose()
+        })
+    }
+
+    fn recovery_entries(&self, tag: &Tag, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT idx, kind, leaf, payload, sig FROM entries
+                 WHERE tag = ?1 AND kind IN (?2, ?3, ?4, ?5) ORDER BY idx DESC LIMIT ?6",
+            )?;
+            let [a, b, cc, d] = super::RECOVERY_KINDS.map(|k| i64::from(k.code()));
+            let rows =
+                stmt.query_map(params![tag.as_bytes().as_slice(), a, b, cc, d, to_i64(limit as u64)], entry_from_row)?;
+            rows.map(|r| stored_entry(r?)).collect()
+        })
+    }
+
     fn mailbox_put(&self, m: &MailMessage, max_waiting: u64) -> Result<bool, StoreError> {
         let mut conn = self.writer.lock().map_err(|_| poisoned())?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -508,6 +537,19 @@ fn apply_effect(tx: &rusqlite::Transaction<'_>, index: u64, effect: &Effect) -> 
         Effect::Revocation { grant_id } => {
             tx.prepare_cached("UPDATE grants SET revoked_idx = ?2 WHERE grant_id = ?1 AND revoked_idx IS NULL")?
                 .execute(params![grant_id.as_bytes().as_slice(), idx])?;
+        }
+        Effect::Rotation { old_key, new_key, new_box_key } => {
+            let moved =
+                tx.prepare_cached("UPDATE patients SET key = ?2, box_key = ?3 WHERE key = ?1")?.execute(params![
+                    old_key.as_bytes().as_slice(),
+                    new_key.as_bytes().as_slice(),
+                    new_box_key.as_bytes().as_slice()
+                ])?;
+            if moved != 1 {
+                return Err(StoreError::Corrupt(format!("rotating {old_key}: it is not a current patient key")));
+            }
+            tx.prepare_cached("INSERT INTO retired_keys (key, successor, idx) VALUES (?1, ?2, ?3)")?
+                .execute(params![old_key.as_bytes().as_slice(), new_key.as_bytes().as_slice(), idx])?;
         }
         Effect::Redaction { tag } => {
             tx.prepare_cached(

@@ -31,6 +31,7 @@ pub(super) fn run_all(store: &dyn Store) {
     effects_are_indexed(&mut log);
     revocation_marks_the_grant(&mut log);
     redaction_deletes_earlier_bodies_of_its_tag(&mut log);
+    rotation_moves_the_patient_and_recovery_entries_are_found(&mut log);
     checkpoints_only_move_forward(&mut log);
     mailbox(store);
 }
@@ -275,6 +276,42 @@ fn revocation_marks_the_grant(log: &mut Log<'_>) {
     assert_eq!(store.grant(&second).unwrap().unwrap().revoked_index, Some(same_batch[1].index));
     log.append(&[revoke(&patient, first)]);
     assert_eq!(store.grant(&first).unwrap().unwrap().revoked_index, Some(revoked[0].index));
+}
+
+fn rotation_moves_the_patient_and_recovery_entries_are_found(log: &mut Log<'_>) {
+    let store = log.store;
+    let (old, new, newer) = (person(40), person(41), person(42));
+    let tag = old.ledger_tag();
+    let item = |kind| Item { kind, tag: Some(tag), effect: Effect::None };
+    let rotate = |from: &Identity, to: &Identity| Item {
+        kind: EntryKind::KeyRotation,
+        tag: Some(tag),
+        effect: Effect::Rotation {
+            old_key: from.signing_public(),
+            new_key: to.signing_public(),
+            new_box_key: to.box_public(),
+        },
+    };
+    let first =
+        log.append(&[enroll(&old), item(EntryKind::GuardianSet), access(tag), item(EntryKind::RecoveryRequest)]);
+    // Two rotations in one batch apply in order.
+    let rotated = log.append(&[access(tag), rotate(&old, &new), item(EntryKind::RecoveryCancel), rotate(&new, &newer)]);
+
+    assert_eq!(store.patient(&old.signing_public()).unwrap(), None);
+    assert_eq!(store.patient(&new.signing_public()).unwrap(), None);
+    let now = PatientRecord { key: newer.signing_public(), box_key: newer.box_public(), tag, index: first[0].index };
+    assert_eq!(store.patient(&newer.signing_public()).unwrap(), Some(now.clone()));
+    assert_eq!(store.patient_by_tag(&tag).unwrap(), Some(now));
+    assert_eq!(store.retired(&old.signing_public()).unwrap(), Some((new.signing_public(), rotated[1].index)));
+    assert_eq!(store.retired(&new.signing_public()).unwrap(), Some((newer.signing_public(), rotated[3].index)));
+    assert_eq!(store.retired(&newer.signing_public()).unwrap(), None);
+
+    let found: Vec<(u64, EntryKind)> =
+        store.recovery_entries(&tag, 10).unwrap().iter().map(|e| (e.index, e.kind)).collect();
+    let expected = [&rotated[3], &rotated[2], &rotated[1], &first[3], &first[1]].map(|e| (e.index, e.kind));
+    assert_eq!(found, expected, "newest first, access events and the enrollment left out");
+    assert_eq!(store.recovery_entries(&tag, 2).unwrap().len(), 2);
+    assert!(store.recovery_entries(&person(43).ledger_tag(), 10).unwrap().is_empty());
 }
 
 fn redaction_deletes_earlier_bodies_of_its_tag(log: &mut Log<'_>) {
