@@ -41,12 +41,18 @@ pub struct Run {
 
 /// Runs `custodia` in `dir` to completion, with the scenarios' passphrase. A panic is never an answer.
 pub fn custodia(dir: &std::path::Path, args: &[&str]) -> Run {
+    custodia_with(dir, args, &[])
+}
+
+/// [`custodia`] with extra environment variables.
+pub fn custodia_with(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = std::process::Command::new(custodia_bin())
         .args(args)
         .current_dir(dir)
         .env("CUSTODIA_PASSPHRASE", PASSPHRASE)
         .env_remove("CUSTODIA_WALLET")
         .env_remove("CUSTODIA_LEDGER")
+        .envs(env.iter().copied())
         .output()
         .expect("custodia runs");
     let run = Run {

@@ -158,6 +158,20 @@ impl From<WalletError> for AppError {
             WalletError::Request(_) | WalletError::RequestElsewhere { .. } | WalletError::BadAnswer(_) => {
                 ErrorCode::BadInput
             }
+            WalletError::Guardians(_) | WalletError::WrongCode { .. } | WalletError::Shares(_) => ErrorCode::BadInput,
+            WalletError::NoGuardians
+            | WalletError::UnknownGuardian(_)
+            | WalletError::UnknownRecoveryRequest(_)
+            | WalletError::NotAPatient(_)
+            | WalletError::NoGuardianSet(_) => ErrorCode::NotFound,
+            WalletError::NotEnoughShares { .. }
+            | WalletError::SupersededSet(_)
+            | WalletError::RecoveryCancelled { .. }
+            | WalletError::TooManyWrongCodes
+            | WalletError::NotRecovering
+            | WalletError::Retired { .. } => ErrorCode::Conflict,
+            WalletError::RecoveredKeyMismatch(_) => ErrorCode::VerificationFailed,
+            WalletError::Delivery { .. } => ErrorCode::LedgerRefused,
             WalletError::Ledger(_) => {
                 let WalletError::Ledger(inner) = e else { unreachable!("matched just above") };
                 return inner.into();

@@ -61,6 +61,12 @@ enum Command {
     Scan(crate::care::ScanArgs),
     /// Make an emergency card: a printable QR code holding a standing break-glass grant.
     Card(crate::care::CardArgs),
+    /// Social recovery: choose and check guardians; as a guardian, hold shares and approve recoveries.
+    #[command(subcommand)]
+    Guardian(crate::recovery::GuardianCommand),
+    /// Recover a lost wallet on a new device with the guardians' help, or veto a recovery.
+    #[command(subcommand)]
+    Recover(crate::recovery::RecoverCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -369,6 +375,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Er(c) => crate::care::er(c),
         Command::Scan(args) => crate::care::scan(args),
         Command::Card(args) => crate::care::card(args),
+        Command::Guardian(c) => crate::recovery::guardian(c),
+        Command::Recover(c) => crate::recovery::recover(c),
     }
 }
 
@@ -531,9 +539,17 @@ fn print_sync(report: &custodia_wallet::wallet::SyncReport, access_events: &[Acc
             })).collect::<Vec<_>>(),
             "access_events": events,
             "redacted": report.redacted.iter().map(|(i, k)| json!({"index": i, "kind": k.as_str()})).collect::<Vec<_>>(),
+            "new_recovery_requests": serde_json::to_value(&report.new_recovery_requests).unwrap_or_default(),
         });
         println!("{out:#}");
         return;
+    }
+    for r in &report.new_recovery_requests {
+        println!(
+            "WARNING: a new device asked your guardians to recover this wallet at {} (request {}). If it was not \
+             you, cancel it now: custodia recover cancel --request {}",
+            r.asked_at, r.request_id, r.request_id
+        );
     }
     println!(
         "Synced with {}: {} new entries, all verified (checkpoint of {} entries).",

@@ -10,6 +10,7 @@ mod commands;
 mod gateway;
 mod ledger_server;
 mod passphrase;
+mod recovery;
 
 use std::process::ExitCode;
 

@@ -17,9 +17,12 @@
 mod client;
 pub mod verify;
 
-use custodia_core::entry::{AccessEvent, Content, EntryKind, LedgerEntry, Role, Tag, seal_statement, statement_digest};
+use custodia_core::entry::{
+    AccessEvent, Content, EntryKind, LedgerEntry, RequestId, Role, SetId, Tag, seal_statement, statement_digest,
+};
 use custodia_core::grant::{VerifiedGrant, VerifiedRevocation};
 use custodia_core::ledger_api::PatientInfo;
+use custodia_core::recovery::ShareMailbox;
 use custodia_core::seal::SealError;
 use custodia_core::statement::{self, StatementError, Verified};
 use custodia_core::time::Timestamp;
@@ -370,6 +373,149 @@ impl Ledger {
                 return Ok((out, true));
             }
         }
+    }
+}
+
+/// A guardian set as the ledger publishes it: what a new device and a guardian may know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicSet {
+    pub index: u64,
+    pub at: Timestamp,
+    pub signer: SigningPublicKey,
+    pub set_id: SetId,
+    pub threshold: u8,
+    pub count: u8,
+    pub waiting_seconds: u64,
+    pub mailboxes: Vec<ShareMailbox>,
+    pub supersedes: Option<SetId>,
+}
+
+/// A recovery request on the ledger, and its veto if the patient's key cancelled it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicRequest {
+    pub index: u64,
+    pub at: Timestamp,
+    pub request_id: RequestId,
+    pub device: SigningPublicKey,
+    pub device_box: BoxPublicKey,
+    pub cancelled: Option<(u64, Timestamp)>,
+}
+
+/// What `GET /v1/recovery/{key}` said, every entry proven into a checkpoint consistent with the session's,
+/// signed by the patient (or, for requests, by anyone), and filed under the patient's tag. Guardian sets
+/// and cancels count only when signed by the patient's current key or one it was rotated from.
+#[derive(Clone, Debug)]
+pub struct RecoveryView {
+    pub patient: PatientInfo,
+    /// The patient's keys, newest first: the current one and those rotated away, as far as the entries go.
+    pub keys: Vec<SigningPublicKey>,
+    pub sets: Vec<PublicSet>,
+    pub requests: Vec<PublicRequest>,
+    /// (index, time, old key, new key), oldest first.
+    pub rotations: Vec<(u64, Timestamp, SigningPublicKey, SigningPublicKey)>,
+    /// The key-rotation entries themselves, for the wallet that holds the new key to open.
+    pub rotation_entries: Vec<LoggedEntry>,
+}
+
+impl RecoveryView {
+    /// The guardian set that counts: the newest one.
+    pub fn current_set(&self) -> Option<&PublicSet> {
+        self.sets.last()
+    }
+
+    pub fn set(&self, id: &SetId) -> Option<&PublicSet> {
+        self.sets.iter().find(|s| s.set_id == *id)
+    }
+
+    pub fn request(&self, id: &RequestId) -> Option<&PublicRequest> {
+        self.requests.iter().find(|r| r.request_id == *id)
+    }
+}
+
+impl Ledger {
+    /// A patient's recovery information (see [`RecoveryView`]), asked as `asker`.
+    pub fn recovery(&mut self, asker: &Identity, key: &SigningPublicKey) -> Result<RecoveryView, LedgerError> {
+        let info = self.client.recovery(asker, key)?;
+        let target = || format!("/v1/recovery/{key}");
+        let pending = self.check(&info.checkpoint)?;
+        let mut logged = Vec::with_capacity(info.entries.len());
+        for served in &info.entries {
+            if logged.last().is_some_and(|l: &LoggedEntry| l.index >= served.index) {
+                return Err(LedgerError::Malformed { target: target(), reason: "entries out of order".into() });
+            }
+            logged.push(verify::check_tag_entry(served, &pending.checkpoint)?);
+        }
+        self.accept(pending);
+        let tag = info.patient.tag;
+        let mut keys = vec![info.patient.key];
+        let entries: Vec<(u64, &LedgerEntry)> =
+            logged.iter().filter_map(|l| l.entry.as_ref().map(|e| (l.index, e.statement()))).collect();
+        if let Some((index, _)) = entries.iter().find(|(_, e)| e.content.tag() != Some(tag)) {
+            return Err(LedgerError::BadEntry { index: *index, reason: format!("it is not filed under tag {tag}") });
+        }
+        let mut rotations = Vec::new();
+        for (index, e) in entries.iter().rev() {
+            if let Content::KeyRotation { new_key, .. } = &e.content
+                && keys.contains(new_key)
+                && !keys.contains(&e.signer)
+            {
+                keys.push(e.signer);
+                rotations.push((*index, e.at, e.signer, *new_key));
+            }
+        }
+        rotations.reverse();
+        if *key != info.patient.key && !keys.contains(key) {
+            return Err(LedgerError::Malformed {
+                target: target(),
+                reason: format!("the answer is about {}, and no rotation from {key} to it is shown", info.patient.key),
+            });
+        }
+        let rotation_entries = logged
+            .iter()
+            .filter(|l| {
+                l.entry
+                    .as_ref()
+                    .is_some_and(|e| matches!(e.content, Content::KeyRotation { .. }) && keys.contains(&e.signer))
+            })
+            .cloned()
+            .collect();
+        let mut sets = Vec::new();
+        let mut requests: Vec<PublicRequest> = Vec::new();
+        for (index, e) in entries {
+            match &e.content {
+                Content::GuardianSet { set_id, threshold, count, waiting_seconds, mailboxes, supersedes, .. }
+                    if keys.contains(&e.signer) =>
+                {
+                    sets.push(PublicSet {
+                        index,
+                        at: e.at,
+                        signer: e.signer,
+                        set_id: *set_id,
+                        threshold: *threshold,
+                        count: *count,
+                        waiting_seconds: *waiting_seconds,
+                        mailboxes: mailboxes.clone(),
+                        supersedes: *supersedes,
+                    });
+                }
+                Content::RecoveryRequest { request_id, device_box, .. } => requests.push(PublicRequest {
+                    index,
+                    at: e.at,
+                    request_id: *request_id,
+                    device: e.signer,
+                    device_box: *device_box,
+                    cancelled: None,
+                }),
+                Content::RecoveryCancel { request_id, .. } if keys.contains(&e.signer) => {
+                    if let Some(r) = requests.iter_mut().find(|r| r.request_id == *request_id && r.cancelled.is_none())
+                    {
+                        r.cancelled = Some((index, e.at));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(RecoveryView { patient: info.patient, keys, sets, requests, rotations, rotation_entries })
     }
 }
 

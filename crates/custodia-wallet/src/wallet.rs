@@ -13,7 +13,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use custodia_core::entry::AccessEvent;
+use custodia_core::entry::{AccessEvent, Tag};
 use custodia_core::grant::{
     GrantId, GrantRequest, Revocation, UnverifiedGrant, UnverifiedRevocation, VerifiedGrant, VerifiedRevocation,
 };
@@ -29,16 +29,26 @@ use crate::ledger::{self as ledger_mod, LedgerError, Member, TrustedCheckpoint};
 use crate::vault::{self, KdfParams, Passphrase, VAULT_FILE_NAME, VaultError, WalletLock};
 
 mod care;
+mod guardians;
 mod on_ledger;
 
 use care::CareState;
 pub use care::{AnswerReceived, CheckedRequest, ReceivedGrant, open_card_grant};
+use guardians::GuardianState;
+pub use guardians::{
+    GuardianContact, GuardianSetView, GuardianView, HeldShareView, Inbox, InboxRequest, RECOVERING_NAME, RecoveryAlert,
+    RecoveryOutcome, RecoveryPhase, RecoveryProgress, RequestState, Retired,
+};
 
 pub use on_ledger::{
     AccessRecord, Enrollment, GrantStanding, GrantSummary, InclusionView, LedgerLink, Posted, SyncReport,
 };
 
-const PLAINTEXT_VERSION: u8 = 1;
+/// Version 2 adds, after the seed, the former seeds, a pending rotation's seed and the shares held as a
+/// guardian; version 1 vaults are still read.
+const PLAINTEXT_VERSION: u8 = 2;
+/// Shares one wallet may hold for others (a hospital's recovery desk holds many).
+const MAX_HELD_SHARES: usize = 65_535;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalletError {
@@ -84,6 +94,43 @@ pub enum WalletError {
     BadAnswer(String),
     #[error("grant {0} is not to this wallet")]
     NotForThisWallet(GrantId),
+    #[error("{0}")]
+    Guardians(String),
+    #[error("this wallet has no guardians (add them with `custodia guardian add`)")]
+    NoGuardians,
+    #[error("{0} is not one of this wallet's guardians")]
+    UnknownGuardian(String),
+    #[error("could not deliver a share to {guardian}: {reason}; nothing was recorded on the ledger")]
+    Delivery { guardian: String, reason: String },
+    #[error("{0}")]
+    Shares(custodia_core::shamir::ShamirError),
+    #[error("need {need} shares, have {have}: wait for more guardians to approve and the waiting period to end")]
+    NotEnoughShares { have: usize, need: u8 },
+    #[error("this share belongs to guardian set {0}, which the patient has superseded: it no longer opens the wallet")]
+    SupersededSet(String),
+    #[error("this recovery was cancelled from the patient's old device at {at}; nothing will be released for it")]
+    RecoveryCancelled { at: Timestamp },
+    #[error(
+        "the verification code does not match the one on the patient's new device; ask them to read it again \
+         ({left} tries left)"
+    )]
+    WrongCode { left: u8 },
+    #[error("too many wrong codes were typed for this request; it can no longer be approved")]
+    TooManyWrongCodes,
+    #[error("no recovery request {0} is in this wallet's inbox (run `custodia guardian inbox` first)")]
+    UnknownRecoveryRequest(String),
+    #[error("this wallet is not recovering anyone (start with `custodia recover start`)")]
+    NotRecovering,
+    #[error("the shares recombine to a key other than {0}, the patient's: at least one share is wrong")]
+    RecoveredKeyMismatch(String),
+    #[error(
+        "this wallet's key was retired at ledger entry {index}, when it was recovered on another device ({successor})"
+    )]
+    Retired { index: u64, successor: String },
+    #[error("{0} is not an enrolled patient on this ledger")]
+    NotAPatient(String),
+    #[error("{0} has no guardians on this ledger, so it cannot be recovered through them")]
+    NoGuardianSet(String),
 }
 
 impl WalletError {
@@ -137,6 +184,10 @@ struct StoredState {
     /// A clinician's or emergency room's side: requests shown and grants received.
     #[serde(default, skip_serializing_if = "CareState::is_empty")]
     care: CareState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tag: Option<Tag>,
+    #[serde(default, skip_serializing_if = "GuardianState::is_empty")]
+    guardians: GuardianState,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -206,6 +257,15 @@ pub struct Wallet {
     grants: Vec<IssuedGrant>,
     ledger: Option<LedgerLink>,
     care: CareState,
+    /// Seeds held before key rotations, newest first: they open older entries.
+    former: Vec<MasterSeed>,
+    /// The tag enrolled with, once a rotation means it is no longer the seed's own.
+    tag: Option<Tag>,
+    /// A rotation's new seed, kept until the ledger is known to have taken the rotation.
+    pending_seed: Option<MasterSeed>,
+    /// Shares held for others, in the order of `guardians.held`.
+    held: Vec<custodia_core::shamir::SeedShare>,
+    guardians: GuardianState,
 }
 
 impl std::fmt::Debug for Wallet {
@@ -265,6 +325,11 @@ impl Wallet {
             grants: Vec::new(),
             ledger: None,
             care: CareState::default(),
+            former: Vec::new(),
+            tag: None,
+            pending_seed: None,
+            held: Vec::new(),
+            guardians: GuardianState::default(),
         };
         wallet.save()?;
         Ok(wallet)
@@ -283,18 +348,23 @@ impl Wallet {
     /// Reads and decrypts the vault under `lock`; on failure the lock is handed back with the error.
     fn unlock_with(dir: &Path, lock: WalletLock, passphrase: Passphrase) -> Result<Wallet, (WalletLock, WalletError)> {
         match Self::read_secrets(dir, &passphrase) {
-            Ok(Loaded { kdf, seed, name, created_at, grants, ledger, care }) => Ok(Wallet {
+            Ok(Loaded { kdf, secrets, name, created_at, grants, ledger, care, tag, guardians }) => Ok(Wallet {
                 dir: dir.to_owned(),
                 _lock: lock,
                 passphrase,
                 kdf,
-                identity: Identity::from_seed(&seed),
-                seed,
+                identity: identity_of(&secrets.seed, tag),
+                seed: secrets.seed,
                 name,
                 created_at,
                 grants,
                 ledger,
                 care,
+                former: secrets.former,
+                tag,
+                pending_seed: secrets.pending,
+                held: secrets.held,
+                guardians,
             }),
             Err(e) => Err((lock, e)),
         }
@@ -308,16 +378,26 @@ impl Wallet {
         let file = vault::read_vault(&path)?;
         let kdf = vault::read_header(&file)?.kdf;
         let plaintext = vault::open(&file, passphrase)?;
-        let (seed, state) = decode_plaintext(&plaintext)?;
-        let identity = Identity::from_seed(&seed);
+        let (secrets, state) = decode_plaintext(&plaintext)?;
+        let identity = identity_of(&secrets.seed, state.tag);
         let me = identity.signing_public();
+        let mine: Vec<SigningPublicKey> =
+            std::iter::once(me).chain(secrets.former.iter().map(|s| Identity::from_seed(s).signing_public())).collect();
+        // Grants issued before a key rotation are signed by the key of their day.
+        let by_mine = |claimed: &SigningPublicKey| if mine.contains(claimed) { *claimed } else { me };
         let grants = state
             .grants
             .iter()
             .map(|g| {
-                let grant = UnverifiedGrant::decode(g.grant.as_bytes())?.verify_signed_by(&me)?;
+                let grant = UnverifiedGrant::decode(g.grant.as_bytes())?;
+                let signer = by_mine(&grant.claimed().patient);
+                let grant = grant.verify_signed_by(&signer)?;
                 let revocation = match &g.revocation {
-                    Some(r) => Some(UnverifiedRevocation::decode(r.as_bytes())?.verify_signed_by(&me)?),
+                    Some(r) => {
+                        let r = UnverifiedRevocation::decode(r.as_bytes())?;
+                        let signer = by_mine(&r.claimed().patient);
+                        Some(r.verify_signed_by(&signer)?)
+                    }
                     None => None,
                 };
                 Ok(IssuedGrant {
@@ -332,7 +412,20 @@ impl Wallet {
             .map_err(|e| WalletError::Corrupt(format!("a stored grant does not verify: {e}")))?;
         let ledger = state.ledger.map(load_ledger).transpose()?;
         let care = state.care.checked(&me)?;
-        Ok(Loaded { kdf, seed, name: state.name, created_at: state.created_at, grants, ledger, care })
+        if secrets.held.len() != state.guardians.held.len() {
+            return Err(WalletError::Corrupt("the shares held and what they are for do not match".into()));
+        }
+        Ok(Loaded {
+            kdf,
+            secrets,
+            name: state.name,
+            created_at: state.created_at,
+            grants,
+            ledger,
+            care,
+            tag: state.tag,
+            guardians: state.guardians,
+        })
     }
 
     /// Forgets every secret, keeping the directory locked for this process.
@@ -359,7 +452,16 @@ impl Wallet {
     /// A copy of the wallet's keys for a long-running service (a gateway) that signs on threads of its own
     /// after the wallet is closed. It holds secrets: keep it in memory only.
     pub fn service_identity(&self) -> Identity {
-        Identity::from_seed(&self.seed)
+        identity_of(&self.seed, self.tag)
+    }
+
+    /// This wallet's identities, the current one first and then those before each key rotation: what
+    /// opens the wallet's entries on the ledger.
+    pub(crate) fn keys(&self) -> Vec<Identity> {
+        let tag = self.identity.ledger_tag();
+        std::iter::once(self.service_identity())
+            .chain(self.former.iter().map(|s| Identity::from_seed(s).with_ledger_tag(tag)))
+            .collect()
     }
 
     pub fn signing_key(&self) -> SigningPublicKey {
@@ -459,10 +561,33 @@ impl Wallet {
                 .collect(),
             ledger: self.ledger.as_ref().map(store_ledger),
             care: self.care.clone(),
+            tag: self.tag,
+            guardians: self.guardians.clone(),
         };
-        let mut plaintext = Zeroizing::new(Vec::with_capacity(4096));
+        let mut plaintext = Zeroizing::new(Vec::with_capacity(
+            4096 + 32 * self.former.len() + custodia_core::shamir::ENCODED_LEN * self.held.len(),
+        ));
         plaintext.push(PLAINTEXT_VERSION);
         plaintext.extend_from_slice(self.seed.expose_secret());
+        let former = self.former.iter().take(custodia_core::recovery::MAX_FORMER_SEEDS);
+        plaintext.push(u8::try_from(former.len()).unwrap_or(u8::MAX));
+        for seed in former {
+            plaintext.extend_from_slice(seed.expose_secret());
+        }
+        match &self.pending_seed {
+            Some(seed) => {
+                plaintext.push(1);
+                plaintext.extend_from_slice(seed.expose_secret());
+            }
+            None => plaintext.push(0),
+        }
+        if self.held.len() > MAX_HELD_SHARES {
+            return Err(WalletError::Guardians(format!("a wallet holds at most {MAX_HELD_SHARES} shares")));
+        }
+        plaintext.extend_from_slice(&u16::try_from(self.held.len()).unwrap_or(u16::MAX).to_be_bytes());
+        for share in &self.held {
+            plaintext.extend_from_slice(&share.encode());
+        }
         serde_json::to_writer(&mut *plaintext, &state).map_err(|e| WalletError::Corrupt(e.to_string()))?;
         let sealed = vault::seal(&plaintext, &self.passphrase, self.kdf)?;
         vault::write_atomic(&vault_path(&self.dir), &sealed)?;
@@ -485,7 +610,9 @@ impl LockedWallet {
 /// What a vault holds, decoded and verified.
 struct Loaded {
     kdf: KdfParams,
-    seed: MasterSeed,
+    secrets: Secrets,
+    tag: Option<Tag>,
+    guardians: GuardianState,
     name: String,
     created_at: Timestamp,
     grants: Vec<IssuedGrant>,
@@ -558,19 +685,62 @@ fn store_ledger(link: &LedgerLink) -> StoredLedger {
     }
 }
 
-fn decode_plaintext(plaintext: &[u8]) -> Result<(MasterSeed, StoredState), WalletError> {
-    let (&version, rest) = plaintext.split_first().ok_or_else(|| WalletError::Corrupt("empty".into()))?;
-    if version != PLAINTEXT_VERSION {
+/// The secret part of the vault plaintext, kept out of the JSON so every byte of it is zeroized.
+struct Secrets {
+    seed: MasterSeed,
+    former: Vec<MasterSeed>,
+    pending: Option<MasterSeed>,
+    held: Vec<custodia_core::shamir::SeedShare>,
+}
+
+fn identity_of(seed: &MasterSeed, tag: Option<Tag>) -> Identity {
+    let identity = Identity::from_seed(seed);
+    match tag {
+        Some(tag) => identity.with_ledger_tag(tag),
+        None => identity,
+    }
+}
+
+/// Reads `version ‖ seed ‖ [v2: n ‖ n former seeds ‖ 0|1 ‖ pending seed ‖ m (u16) ‖ m shares] ‖ JSON`.
+fn decode_plaintext(plaintext: &[u8]) -> Result<(Secrets, StoredState), WalletError> {
+    let short = || WalletError::Corrupt("too short".into());
+    let (&version, mut rest) = plaintext.split_first().ok_or_else(|| WalletError::Corrupt("empty".into()))?;
+    if version != 1 && version != PLAINTEXT_VERSION {
         return Err(WalletError::Corrupt(format!("unknown contents version {version}")));
     }
-    if rest.len() < 32 {
-        return Err(WalletError::Corrupt("too short".into()));
+    let mut take = |n: usize| -> Result<&[u8], WalletError> {
+        if rest.len() < n {
+            return Err(short());
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(head)
+    };
+    let seed_of = |bytes: &[u8]| {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        seed.copy_from_slice(bytes);
+        MasterSeed::from_bytes(*seed)
+    };
+    let seed = seed_of(take(32)?);
+    let mut secrets = Secrets { seed, former: Vec::new(), pending: None, held: Vec::new() };
+    if version == PLAINTEXT_VERSION {
+        let n = usize::from(take(1)?[0]);
+        for _ in 0..n {
+            secrets.former.push(seed_of(take(32)?));
+        }
+        if take(1)?[0] == 1 {
+            secrets.pending = Some(seed_of(take(32)?));
+        }
+        let m = take(2)?;
+        let m = usize::from(u16::from_be_bytes([m[0], m[1]]));
+        for _ in 0..m {
+            let share = custodia_core::shamir::SeedShare::decode(take(custodia_core::shamir::ENCODED_LEN)?)
+                .map_err(|e| WalletError::Corrupt(format!("a held share: {e}")))?;
+            secrets.held.push(share);
+        }
     }
-    let (seed_bytes, json) = rest.split_at(32);
-    let mut seed = Zeroizing::new([0u8; 32]);
-    seed.copy_from_slice(seed_bytes);
-    let state: StoredState = serde_json::from_slice(json).map_err(|e| WalletError::Corrupt(e.to_string()))?;
-    Ok((MasterSeed::from_bytes(*seed), state))
+    let state: StoredState = serde_json::from_slice(rest).map_err(|e| WalletError::Corrupt(e.to_string()))?;
+    Ok((secrets, state))
 }
 
 /// Creates the wallet directory readable by its owner only: the vault is encrypted, but its size and
@@ -675,7 +845,7 @@ mod tests {
         let grant = request(other.signing_key()).sign(w.identity(), now()).unwrap();
         // The state as the first version wrote it: no ledger, no entry indexes.
         let old = json!({"name": "Ada", "created_at": now(), "grants": [{"grant": grant.to_json()}]});
-        let mut plaintext = vec![PLAINTEXT_VERSION];
+        let mut plaintext = vec![1];
         plaintext.extend_from_slice(w.seed.expose_secret());
         plaintext.extend_from_slice(old.to_string().as_bytes());
         drop(w);

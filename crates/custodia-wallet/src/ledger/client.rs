@@ -11,7 +11,7 @@ use custodia_core::entry::Tag;
 use custodia_core::grant::GrantId;
 use custodia_core::ledger_api::{
     AppendRequest, AppendResponse, ConsistencyProof, GrantEntry, GrantStatus, InclusionProof, LedgerInfo, MailList,
-    MailPosted, MemberInfo, PROBLEM_PREFIX, PatientInfo, Problem, TagEntries,
+    MailPosted, MemberInfo, PROBLEM_PREFIX, PatientInfo, Problem, RecoveryInfo, TagEntries,
 };
 use custodia_core::time::Timestamp;
 use custodia_core::{Identity, SigningPublicKey, reqsig};
@@ -234,6 +234,11 @@ impl LedgerClient {
     /// `GET /v1/patients/{key}`, signed by `asker` (an enrolled member, or the patient).
     pub fn patient(&self, asker: &Identity, key: &SigningPublicKey) -> Result<PatientInfo, LedgerError> {
         self.json(Method::GET, &format!("/v1/patients/{key}"), None, Some(asker))
+    }
+
+    /// `GET /v1/recovery/{key}`, signed by `asker` (any key).
+    pub fn recovery(&self, asker: &Identity, key: &SigningPublicKey) -> Result<RecoveryInfo, LedgerError> {
+        self.json(Method::GET, &format!("/v1/recovery/{key}"), None, Some(asker))
     }
 
     /// `POST /v1/mailbox/{recipient}?ttl=SECONDS`: leaves sealed bytes for `recipient`.

@@ -4,12 +4,16 @@
 //! network authority, and a patient's entries say what a patient's entries may say.
 
 use custodia_core::entry::{
-    AccessEvent, Content, EntryKind, LEAF_LEN, Leaf, LedgerEntry, Role, Tag, open_statement, statement_digest,
+    AccessEvent, Content, EntryKind, LEAF_LEN, Leaf, LedgerEntry, RequestId, Role, SetId, Tag, open_statement,
+    statement_digest,
 };
 use custodia_core::grant::{Grant, Revocation, VerifiedGrant, VerifiedRevocation};
+use custodia_core::keys::BoxPublicKey;
 use custodia_core::ledger_api::{MemberInfo, TagEntry};
+use custodia_core::recovery::{GuardianRoster, ShareMailbox};
 use custodia_core::statement::{Unverified, Verified};
-use custodia_core::{Identity, SigningPublicKey};
+use custodia_core::time::Timestamp;
+use custodia_core::{Identity, MasterSeed, SigningPublicKey};
 use custodia_log::checkpoint::Checkpoint;
 use custodia_log::note::NoteVerifier;
 use custodia_log::{Hash, leaf_hash};
@@ -240,8 +244,24 @@ pub fn check_member(
     Ok((member, bytes))
 }
 
+/// A guardian set as its ledger entry states it, with the roster sealed inside.
+#[derive(Debug)]
+pub struct LearnedSet {
+    pub index: u64,
+    pub at: Timestamp,
+    /// The patient key that posted it.
+    pub signer: SigningPublicKey,
+    pub set_id: SetId,
+    pub threshold: u8,
+    pub count: u8,
+    pub waiting_seconds: u64,
+    pub mailboxes: Vec<ShareMailbox>,
+    pub supersedes: Option<SetId>,
+    pub roster: Verified<GuardianRoster>,
+}
+
 /// What one of a patient's entries told the patient, after every check.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Learned {
     Enrollment {
         index: u64,
@@ -261,6 +281,28 @@ pub enum Learned {
     Redaction {
         index: u64,
     },
+    GuardianSet(Box<LearnedSet>),
+    RecoveryRequest {
+        index: u64,
+        at: Timestamp,
+        request_id: RequestId,
+        device: SigningPublicKey,
+        device_box: BoxPublicKey,
+    },
+    RecoveryCancel {
+        index: u64,
+        at: Timestamp,
+        request_id: RequestId,
+    },
+    /// `former_seeds` is `None` when this wallet does not hold the new key: its key was rotated away by
+    /// another device (a recovery).
+    KeyRotation {
+        index: u64,
+        at: Timestamp,
+        old_key: SigningPublicKey,
+        new_key: SigningPublicKey,
+        former_seeds: Option<Vec<MasterSeed>>,
+    },
     /// An entry whose body the patient redacted: its leaf is proven, its contents are gone.
     Redacted {
         index: u64,
@@ -268,13 +310,15 @@ pub enum Learned {
     },
 }
 
-/// Interprets one of `patient`'s entries (already checked by [`check_tag_entry`]): it is filed under the
-/// patient's tag; enrollments, grants, revocations and redactions are signed by the patient; access events
-/// by a gateway that `gateway` vouches for (enrolled before the entry, with role gateway); sealed bodies
-/// open with the patient's key and hold a statement signed by the right key that matches the entry's
-/// public fields. Any failure names the entry's index.
+/// Interprets one of the patient's entries (already checked by [`check_tag_entry`]). `keys` are the
+/// wallet's identities, the current one first and then those it held before key rotations, all under one
+/// tag. The entry is filed under that tag; enrollments, grants, revocations, redactions, guardian sets,
+/// cancels and rotations are signed by one of the wallet's keys; access events by a gateway that `gateway`
+/// vouches for (enrolled before the entry, with role gateway); recovery requests by anyone (a new device).
+/// Sealed bodies open with the wallet's keys and hold a statement signed by the right key that matches the
+/// entry's public fields. Any failure names the entry's index.
 pub fn learn(
-    patient: &Identity,
+    keys: &[Identity],
     logged: &LoggedEntry,
     mut gateway: impl FnMut(&SigningPublicKey) -> Result<Member, LedgerError>,
 ) -> Result<Learned, LedgerError> {
@@ -283,17 +327,25 @@ pub fn learn(
     let Some(entry) = &logged.entry else {
         return Ok(Learned::Redacted { index, kind: logged.leaf.kind });
     };
-    let me = patient.signing_public();
-    let tag: Tag = patient.ledger_tag();
+    let Some(current) = keys.first() else {
+        return Err(bad("the wallet has no key to read it with".into()));
+    };
+    let tag: Tag = current.ledger_tag();
     match entry.content.tag() {
         Some(t) if t == tag => {}
         Some(t) => return Err(bad(format!("it is filed under tag {t}, not this wallet's"))),
         None => return Err(bad("it is a member enrollment, which no patient's tag holds".into())),
     }
     let kind = entry.content.kind();
-    if kind != EntryKind::Access && entry.signer != me {
-        return Err(bad(format!("this {} entry is signed by {}, not by this wallet", kind.as_str(), entry.signer)));
-    }
+    let signed_by_me = keys.iter().find(|k| k.signing_public() == entry.signer);
+    let patient = match (kind, signed_by_me) {
+        (EntryKind::Access | EntryKind::RecoveryRequest, _) => current,
+        (_, Some(identity)) => identity,
+        (_, None) => {
+            return Err(bad(format!("this {} entry is signed by {}, not by this wallet", kind.as_str(), entry.signer)));
+        }
+    };
+    let me = patient.signing_public();
     match &entry.content {
         Content::EnrollPatient { box_key, .. } => {
             if *box_key != patient.box_public() {
@@ -341,11 +393,13 @@ pub fn learn(
             if member.index >= index {
                 return Err(bad(format!("its gateway was enrolled only later, at entry {}", member.index)));
             }
-            let event = open_statement::<AccessEvent>(patient, kind, &tag, body)
-                .map_err(|e| bad(format!("its body: {e}")))?
+            // Sealed to whichever key the patient held when the gateway looked it up.
+            let opened = keys.iter().find_map(|k| open_statement::<AccessEvent>(k, kind, &tag, body).ok());
+            let event = opened
+                .ok_or_else(|| bad("its body does not open with any of this wallet's keys".into()))?
                 .verify_signed_by(&entry.signer)
                 .map_err(|e| bad(format!("the access event inside: {e}")))?;
-            if event.patient != me {
+            if !keys.iter().any(|k| k.signing_public() == event.patient) {
                 return Err(bad(format!("the access event is about {}, not this wallet", event.patient)));
             }
             if event.grant_id != *grant_id {
@@ -354,6 +408,50 @@ pub fn learn(
             Ok(Learned::Access { index, event: Box::new(event) })
         }
         Content::Redaction { .. } => Ok(Learned::Redaction { index }),
+        Content::GuardianSet { set_id, threshold, count, waiting_seconds, mailboxes, supersedes, body, .. } => {
+            let roster = open_statement::<GuardianRoster>(patient, kind, &tag, body)
+                .map_err(|e| bad(format!("its body: {e}")))?
+                .verify_signed_by(&me)
+                .map_err(|e| bad(format!("the guardian roster inside: {e}")))?;
+            if roster.set_id != *set_id || roster.guardians.len() != usize::from(*count) {
+                return Err(bad("the sealed roster is of another guardian set than the entry".into()));
+            }
+            Ok(Learned::GuardianSet(Box::new(LearnedSet {
+                index,
+                at: entry.at,
+                signer: me,
+                set_id: *set_id,
+                threshold: *threshold,
+                count: *count,
+                waiting_seconds: *waiting_seconds,
+                mailboxes: mailboxes.clone(),
+                supersedes: *supersedes,
+                roster,
+            })))
+        }
+        Content::RecoveryRequest { request_id, device_box, .. } => Ok(Learned::RecoveryRequest {
+            index,
+            at: entry.at,
+            request_id: *request_id,
+            device: entry.signer,
+            device_box: *device_box,
+        }),
+        Content::RecoveryCancel { request_id, .. } => {
+            Ok(Learned::RecoveryCancel { index, at: entry.at, request_id: *request_id })
+        }
+        Content::KeyRotation { new_key, new_box_key, body, .. } => {
+            // Only the wallet that rotated (or a later one) holds the new key; the old device learns that
+            // its key was retired and nothing else.
+            let new_identity = keys.iter().find(|k| k.signing_public() == *new_key && k.box_public() == *new_box_key);
+            let former_seeds = match new_identity {
+                Some(identity) => Some(
+                    custodia_core::recovery::open_former_seeds(identity, &tag, body)
+                        .map_err(|e| bad(format!("its body: {e}")))?,
+                ),
+                None => None,
+            };
+            Ok(Learned::KeyRotation { index, at: entry.at, old_key: me, new_key: *new_key, former_seeds })
+        }
         Content::EnrollMember { .. } => Err(bad("a member enrollment under a patient's tag".into())),
     }
 }
@@ -633,11 +731,11 @@ mod tests {
         let (grant, entry) = grant_entry(&p);
         let (served, cp) = serve(&[entry, access_entry(&p, &gateway())]);
         let logged: Vec<_> = served.iter().map(|s| check_tag_entry(s, &cp).unwrap()).collect();
-        match learn(&p, &logged[0], |_| panic!("no gateway for a grant")).unwrap() {
+        match learn(std::slice::from_ref(&p), &logged[0], |_| panic!("no gateway for a grant")).unwrap() {
             Learned::Grant { index: 3, grant: learned } => assert_eq!(learned.id, grant.id),
             other => panic!("{other:?}"),
         }
-        match learn(&p, &logged[1], |_| Ok(gateway_member(0))).unwrap() {
+        match learn(std::slice::from_ref(&p), &logged[1], |_| Ok(gateway_member(0))).unwrap() {
             Learned::Access { index: 4, event } => assert_eq!(event.reader_name, "Dr Hopper"),
             other => panic!("{other:?}"),
         }
@@ -706,17 +804,28 @@ mod tests {
         let (_, theirs) = grant_entry(&stranger);
         let (served, cp) = serve(&[theirs, access_entry(&p, &gateway())]);
         let logged: Vec<_> = served.iter().map(|s| check_tag_entry(s, &cp).unwrap()).collect();
-        let err = learn(&p, &logged[0], |_| panic!()).unwrap_err();
+        let err = learn(std::slice::from_ref(&p), &logged[0], |_| panic!()).unwrap_err();
         assert!(err.to_string().contains("not this wallet's"), "{err}");
         // An access event from a member that is not a gateway, or was enrolled after the event.
         let mut provider = gateway_member(0);
         provider.role = Role::Provider;
-        assert!(learn(&p, &logged[1], |_| Ok(provider.clone())).unwrap_err().to_string().contains("not as a gateway"));
-        assert!(learn(&p, &logged[1], |_| Ok(gateway_member(10))).unwrap_err().to_string().contains("only later"));
+        assert!(
+            learn(std::slice::from_ref(&p), &logged[1], |_| Ok(provider.clone()))
+                .unwrap_err()
+                .to_string()
+                .contains("not as a gateway")
+        );
+        assert!(
+            learn(std::slice::from_ref(&p), &logged[1], |_| Ok(gateway_member(10)))
+                .unwrap_err()
+                .to_string()
+                .contains("only later")
+        );
         // A gateway the ledger does not know: the lookup's error is the answer.
-        let err =
-            learn(&p, &logged[1], |k| Err(LedgerError::BadMember { key: k.to_string(), reason: "unknown".into() }))
-                .unwrap_err();
+        let err = learn(std::slice::from_ref(&p), &logged[1], |k| {
+            Err(LedgerError::BadMember { key: k.to_string(), reason: "unknown".into() })
+        })
+        .unwrap_err();
         assert!(matches!(err, LedgerError::BadMember { .. }));
     }
 

@@ -130,6 +130,9 @@ pub struct SyncReport {
     /// Entries read in this sync whose bodies the patient had redacted: their leaves are proven, their
     /// contents gone.
     pub redacted: Vec<(u64, EntryKind)>,
+    /// Recovery requests for this wallet found in this sync and not cancelled: if the patient did not
+    /// make them, someone is trying to take the wallet over, and the patient should cancel them.
+    pub new_recovery_requests: Vec<super::RecoveryAlert>,
 }
 
 impl Wallet {
@@ -343,17 +346,35 @@ impl Wallet {
     /// (including ones issued from another device with the same seed), and access events. Any entry that
     /// fails is an error naming its index, and then nothing of the sync is kept.
     pub fn sync(&mut self, now: Timestamp) -> Result<SyncReport, WalletError> {
-        let (mut ledger, mut link) = self.session()?;
+        let (mut ledger, _) = self.session()?;
         // The ledger's head first: a fork is found even if the forked ledger refuses everything else.
         ledger.refresh()?;
+        self.settle_rotation(&mut ledger)?;
+        let (mut ledger, mut link) = self.session()?;
         let (logged, more) = ledger.tag_entries(&self.identity, link.synced_through)?;
         let mut grants = self.grants.clone();
         let mut redacted = Vec::new();
         let mut new_access_events = Vec::new();
+        let mut recovery = Vec::new();
+        let mut keys = self.keys();
         for entry in &logged {
-            let learned = verify::learn(&self.identity, entry, |key| Self::member_in(&mut ledger, &mut link, key))?;
+            let learned = verify::learn(&keys, entry, |key| Self::member_in(&mut ledger, &mut link, key))?;
             let leaf = leaf_hash(&entry.leaf.to_bytes());
-            absorb(learned, leaf, &mut grants, &mut link, &mut redacted, &mut new_access_events)?;
+            match learned {
+                learned @ (Learned::GuardianSet(_)
+                | Learned::RecoveryRequest { .. }
+                | Learned::RecoveryCancel { .. }
+                | Learned::KeyRotation { .. }) => {
+                    let rotation = matches!(learned, Learned::KeyRotation { .. });
+                    self.learn_recovery(learned)?;
+                    recovery.push(entry.index);
+                    if rotation {
+                        // Seeds a rotation carries open the entries after it.
+                        keys = self.keys();
+                    }
+                }
+                learned => absorb(learned, leaf, &mut grants, &mut link, &mut redacted, &mut new_access_events)?,
+            }
             link.synced_through = Some(entry.index);
         }
         link.access_events.sort_by_key(|a| a.index);
@@ -372,6 +393,12 @@ impl Wallet {
                 Err(e) => return Err(e.into()),
             }
         }
+        let new_recovery_requests = self
+            .recovery_alerts()
+            .iter()
+            .filter(|a| a.cancelled_at.is_none() && recovery.contains(&a.index))
+            .cloned()
+            .collect();
         if logged.is_empty() {
             // Nothing of this wallet's changed: keep the newer checkpoint in memory and leave the vault
             // alone (rewriting a large vault every poll costs more than it protects; after a crash the
@@ -402,12 +429,13 @@ impl Wallet {
             grants,
             new_access_events,
             redacted,
+            new_recovery_requests,
         })
     }
 
     /// A session with the ledger at `url` for the authority and gateway roles: the wallet's own ledger
     /// (its stored key and checkpoint) if it is enrolled there, else a new connection.
-    fn session_for(
+    pub(super) fn session_for(
         &self,
         url: &str,
         verifier_key: Option<&str>,
@@ -572,7 +600,11 @@ fn absorb(
                 link.access_events.push(record);
             }
         }
-        Learned::Redaction { .. } => {}
+        Learned::Redaction { .. }
+        | Learned::GuardianSet(_)
+        | Learned::RecoveryRequest { .. }
+        | Learned::RecoveryCancel { .. }
+        | Learned::KeyRotation { .. } => {}
         Learned::Redacted { index, kind } => redacted.push((index, kind)),
     }
     Ok(())
