@@ -216,6 +216,7 @@ fn guardians_recover_a_lost_wallet_and_old_shares_stop_working() {
     let approved = json(&approve(dir, "ann", &request, &code, None).stdout);
     assert_eq!(approved["state"], "approved", "{approved}");
     let status = json(&ok(dir, &["recover", "status", "--wallet", "new-phone", "--json"]));
+    assert_eq!(status["approved"].as_array().unwrap().len(), 1, "the new device sees Ann's approval: {status}");
     assert_eq!(status["received"].as_array().unwrap().len(), 0, "nothing is released inside the waiting period");
     // A day later Ann's wallet releases her share; one share is not enough.
     let later = inbox(dir, "ann", Some(LATER));

@@ -291,6 +291,17 @@ fn show_inbox(inbox: &Inbox, json: bool) {
     if inbox.proofs_sent > 0 {
         println!("Answered {} check(s) that you still hold a share.", inbox.proofs_sent);
     }
+    let new = inbox.break_glass.len().saturating_sub(inbox.new_break_glass);
+    for n in &inbox.break_glass[new..] {
+        println!(
+            "EMERGENCY ACCESS: {} ({}) read {}'s records with their emergency card at {}: {}",
+            n.reader_name,
+            n.organisation,
+            n.patient_name,
+            n.at,
+            n.resources.join(", ")
+        );
+    }
     for id in &inbox.released {
         println!("Released your share for recovery request {id}.");
     }
@@ -333,8 +344,10 @@ fn show_progress(p: &RecoveryProgress, json: bool) {
     let have = p.received.len();
     match p.phase {
         RecoveryPhase::Waiting => println!(
-            "{have} of {} needed guardians have released their share; guardians release from {}",
-            p.threshold, p.release_at
+            "{} of {} needed guardians have approved, {have} released their share; shares are released from {}",
+            p.approved.len(),
+            p.threshold,
+            p.release_at
         ),
         RecoveryPhase::Ready => {
             println!("{have} shares received, {} needed: run `custodia recover finish`", p.threshold)

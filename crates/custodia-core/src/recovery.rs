@@ -38,6 +38,8 @@ pub const MAX_FORMER_SEEDS: usize = 64;
 /// The largest sealed mail this module opens; a share offer is under 2 KiB.
 pub const MAX_MAIL_BYTES: usize = 8 * 1024;
 const MAX_TEXT_CHARS: usize = 200;
+/// An access event naming a few resources is well under this; the cap keeps a notice inside one mail.
+const MAX_EVENT_BYTES: usize = 6 * 1024;
 const MAX_URL_CHARS: usize = 300;
 
 const SHARE_IDENTITY_LABEL: &[u8] = b"custodia/v1/share-identity";
@@ -201,6 +203,12 @@ pub enum MailBody {
     Proof { set_id: SetId, index: u8, nonce: EntryNonce },
     /// New device to a share mailbox: a recovery request is on the ledger at `entry_index`.
     RecoveryNotice { patient: SigningPublicKey, request_id: RequestId, entry_index: u64 },
+    /// Gateway to a share mailbox: the patient's records were read with their emergency card. `event` is the
+    /// gateway's signed access event (DSSE JSON), so the guardian can check it as the patient would.
+    BreakGlass { event: String },
+    /// Share mailbox to new device: the guardian approved `request_id`; the share follows after the
+    /// waiting period.
+    RecoveryApproved { patient: SigningPublicKey, request_id: RequestId, set_id: SetId, index: u8 },
     /// Share mailbox to new device: the share (attached), released for `request_id`.
     ShareRelease { patient: SigningPublicKey, request_id: RequestId, set_id: SetId, index: u8, share_digest: Digest },
 }
@@ -237,6 +245,11 @@ impl Statement for RecoveryMail {
 
     fn validate(&self) -> Result<(), StatementError> {
         let bad = |reason: String| StatementError::invalid::<Self>(reason);
+        if let MailBody::BreakGlass { event } = &self.body
+            && event.len() > MAX_EVENT_BYTES
+        {
+            return Err(bad(format!("an access event in a notice may have at most {MAX_EVENT_BYTES} bytes")));
+        }
         if let MailBody::ShareOffer { ledger, patient_name, threshold, count, waiting_seconds, index, .. } = &self.body
         {
             check_text("the ledger's address", ledger, MAX_URL_CHARS).map_err(bad)?;
@@ -311,6 +324,12 @@ pub fn open_mail(me: &Identity, sealed: &[u8]) -> Result<OpenedMail, MailError> 
         return Err(MailError::Malformed("too large"));
     }
     let plain = seal::open(me, MAIL_AAD, sealed)?;
+    parse_mail(&me.signing_public(), &plain)
+}
+
+/// Parses and verifies an opened mail's plaintext (`u32 length ‖ signed statement JSON ‖ share?`) for the
+/// recipient `me`.
+pub fn parse_mail(me: &SigningPublicKey, plain: &[u8]) -> Result<OpenedMail, MailError> {
     let (len, rest) = plain.split_first_chunk::<4>().ok_or(MailError::Malformed("truncated"))?;
     let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|_| MailError::Malformed("truncated"))?;
     if rest.len() < len {
@@ -318,7 +337,7 @@ pub fn open_mail(me: &Identity, sealed: &[u8]) -> Result<OpenedMail, MailError> 
     }
     let (json, attachment) = rest.split_at(len);
     let mail = Unverified::<RecoveryMail>::decode(json)?.verify()?;
-    if mail.to != me.signing_public() {
+    if mail.to != *me {
         return Err(MailError::NotForMe);
     }
     let share = match mail.body.attached() {

@@ -36,8 +36,8 @@ use care::CareState;
 pub use care::{AnswerReceived, CheckedRequest, ReceivedGrant, open_card_grant};
 use guardians::GuardianState;
 pub use guardians::{
-    GuardianContact, GuardianSetView, GuardianView, HeldShareView, Inbox, InboxRequest, RECOVERING_NAME, RecoveryAlert,
-    RecoveryOutcome, RecoveryPhase, RecoveryProgress, RequestState, Retired,
+    BreakGlassNotice, GuardianContact, GuardianSetView, GuardianView, HeldShareView, Inbox, InboxRequest,
+    RECOVERING_NAME, RecoveryAlert, RecoveryOutcome, RecoveryPhase, RecoveryProgress, RequestState, Retired,
 };
 
 pub use on_ledger::{

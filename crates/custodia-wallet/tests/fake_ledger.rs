@@ -508,10 +508,12 @@ fn enroll_grant_access_revoke_sync() {
     let _ = (w.doctor, w.authority);
 }
 
-/// A wallet restored from the same seed on another device: a vault with the seed and nothing else.
+/// A wallet restored from the same seed on another device: a vault with the seed and nothing else (in
+/// the first version's layout, which wallets still read).
 fn restore(from: &Wallet, to: &std::path::Path) -> Wallet {
     let plaintext = custodia_wallet::vault::open(&vault_bytes(from), &pass()).unwrap();
-    let mut restored = plaintext[..33].to_vec();
+    let mut restored = vec![1];
+    restored.extend_from_slice(&plaintext[1..33]);
     restored.extend_from_slice(br#"{"name":"restored","created_at":"2026-11-21T09:00:00Z","grants":[]}"#);
     std::fs::create_dir_all(to).unwrap();
     let sealed = custodia_wallet::vault::seal(&restored, &pass(), KdfParams::TESTING).unwrap();

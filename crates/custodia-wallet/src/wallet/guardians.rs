@@ -80,6 +80,9 @@ pub(crate) struct GuardianState {
     /// This wallet's key was rotated away by another device (the patient recovered elsewhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retired: Option<Retired>,
+    /// As a guardian: emergency-card reads of the records of patients this wallet guards.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    notices: Vec<BreakGlassNotice>,
 }
 
 impl GuardianState {
@@ -90,6 +93,7 @@ impl GuardianState {
             && self.alerts.is_empty()
             && self.recovering.is_none()
             && self.retired.is_none()
+            && self.notices.is_empty()
     }
 }
 
@@ -171,6 +175,27 @@ impl SeenRequest {
         verification_code(&self.request_id, &self.device, &self.device_box)
     }
 }
+
+/// An emergency-card read of a guarded patient's records, as the gateway that served it signed it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassNotice {
+    /// The access event's id.
+    pub id: String,
+    pub patient: SigningPublicKey,
+    pub patient_name: String,
+    pub gateway: SigningPublicKey,
+    pub reader: SigningPublicKey,
+    pub reader_name: String,
+    pub organisation: String,
+    pub at: Timestamp,
+    pub outcome: custodia_core::entry::Outcome,
+    /// `Type/id` of each record read.
+    pub resources: Vec<String>,
+}
+
+/// Notices a guardian's wallet keeps; older ones are dropped first.
+const MAX_NOTICES: usize = 500;
 
 /// A recovery request on the patient's own tag, as the patient's wallet learned it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -289,6 +314,10 @@ pub struct Inbox {
     pub released: Vec<RequestId>,
     /// As a patient: acknowledgements and proofs collected in this run.
     pub acknowledgements: usize,
+    /// Emergency-card reads of guarded patients' records, newest last.
+    pub break_glass: Vec<BreakGlassNotice>,
+    /// How many of them arrived in this run.
+    pub new_break_glass: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -318,6 +347,8 @@ pub struct RecoveryProgress {
     pub release_at: Timestamp,
     pub threshold: u8,
     pub count: u8,
+    /// Share indexes whose guardians approved (released ones included).
+    pub approved: Vec<u8>,
     /// Share indexes received so far.
     pub received: Vec<u8>,
     pub phase: RecoveryPhase,
@@ -829,6 +860,7 @@ impl Wallet {
         self.save()?;
         inbox.shares = self.held_shares();
         inbox.requests = self.inbox_requests();
+        inbox.break_glass = self.guardians.notices.clone();
         Ok(inbox)
     }
 
@@ -1056,6 +1088,46 @@ impl Wallet {
                 inbox.proofs_sent += 1;
                 Ok(true)
             }
+            MailBody::BreakGlass { event } => {
+                // The gateway's signature, its enrollment as a gateway, and the patient: as the patient's
+                // own wallet checks an access event.
+                let Ok(event) =
+                    custodia_core::statement::Unverified::<custodia_core::entry::AccessEvent>::decode(event.as_bytes())
+                        .and_then(|e| e.verify_signed_by(&mail.from))
+                else {
+                    return Ok(true);
+                };
+                let gateway = match ledger.member(&mail.from) {
+                    Ok(m) => m,
+                    Err(LedgerError::NotAMember(_)) => return Ok(true),
+                    Err(e) => return Err(e.into()),
+                };
+                if gateway.role != custodia_core::entry::Role::Gateway
+                    || !event.break_glass
+                    || event.patient != meta.patient
+                {
+                    return Ok(true);
+                }
+                let id = event.id.to_string();
+                if !self.guardians.notices.iter().any(|n| n.id == id) {
+                    self.guardians.notices.push(BreakGlassNotice {
+                        id,
+                        patient: event.patient,
+                        patient_name: meta.patient_name.clone(),
+                        gateway: mail.from,
+                        reader: event.reader,
+                        reader_name: event.reader_name.clone(),
+                        organisation: event.organisation.clone(),
+                        at: event.at,
+                        outcome: event.outcome,
+                        resources: event.resources.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect(),
+                    });
+                    let excess = self.guardians.notices.len().saturating_sub(MAX_NOTICES);
+                    self.guardians.notices.drain(..excess);
+                    inbox.new_break_glass += 1;
+                }
+                Ok(true)
+            }
             MailBody::RecoveryNotice { patient, request_id, .. } => {
                 if self.guardians.requests.iter().any(|r| r.request_id == *request_id && r.set_id == meta.set_id) {
                     return Ok(true);
@@ -1139,7 +1211,20 @@ impl Wallet {
             let left = MAX_WRONG_CODES.saturating_sub(self.guardians.requests[position].wrong_codes);
             return Err(WalletError::WrongCode { left });
         }
-        self.guardians.requests[position].approved_at.get_or_insert(now);
+        if self.guardians.requests[position].approved_at.is_none() {
+            self.guardians.requests[position].approved_at = Some(now);
+            self.save()?;
+            // Tells the new device at once, so the patient sees who approved while the waiting runs.
+            let body = MailBody::RecoveryApproved {
+                patient: request.patient,
+                request_id,
+                set_id: request.set_id,
+                index: self.held[share_at].index(),
+            };
+            let sealed = seal_mail(&sid, &request.device, &request.device_box, body, None, now)
+                .map_err(|e| WalletError::Corrupt(e.to_string()))?;
+            ledger.client().mail_post(&sid, &request.device, MAIL_TTL_SECONDS, &sealed)?;
+        }
         let mut views = BTreeMap::from([(request.patient.to_string(), view)]);
         let mut inbox = Inbox::default();
         self.release_due(&mut views, &mut inbox, now)?;
@@ -1261,7 +1346,7 @@ impl Wallet {
             mailboxes: set.mailboxes.clone(),
         });
         wallet.save()?;
-        let progress = wallet.progress(&view, &[])?;
+        let progress = wallet.progress(&view, &Collected::default())?;
         Ok((wallet, progress))
     }
 
@@ -1281,33 +1366,46 @@ impl Wallet {
         Ok((ledger, view))
     }
 
-    /// Released shares waiting in this device's mailbox for the recovery under way, checked: from a
-    /// mailbox of the request's guardian set, for this request, the share matching what was signed.
-    fn collect_releases(&self, ledger: &Ledger) -> Result<(Vec<SeedShare>, Vec<String>), WalletError> {
+    /// What the guardians sent this device for the recovery under way, checked: from a mailbox of the
+    /// request's guardian set, for this request, a share matching what was signed. Returns the released
+    /// shares, the indexes approved (released or not), and the ids of the mails read.
+    fn collect_releases(&self, ledger: &Ledger) -> Result<Collected, WalletError> {
         let r = self.recovering()?;
-        let mut shares: Vec<SeedShare> = Vec::new();
-        let mut ids = Vec::new();
+        let mut collected = Collected::default();
         for mail in ledger.client().mail_list(&self.identity)?.messages {
             let Some(bytes) = decode_mail(&mail) else { continue };
             let Ok(opened) = open_mail(&self.identity, &bytes) else { continue };
-            let MailBody::ShareRelease { request_id, set_id, index, .. } = opened.mail.body else { continue };
-            let Some(share) = opened.share else { continue };
-            let from_set = r.mailboxes.iter().any(|m| m.index == index && m.key == opened.mail.from);
-            if request_id != r.request_id || opened.mail.from != mail.from {
+            if opened.mail.from != mail.from {
                 continue;
             }
+            let (request_id, set_id, index) = match opened.mail.body {
+                MailBody::ShareRelease { request_id, set_id, index, .. }
+                | MailBody::RecoveryApproved { request_id, set_id, index, .. } => (request_id, set_id, index),
+                _ => continue,
+            };
+            if request_id != r.request_id {
+                continue;
+            }
+            let from_set = r.mailboxes.iter().any(|m| m.index == index && m.key == opened.mail.from);
             if set_id != r.set_id || !from_set {
                 return Err(WalletError::SupersededSet(set_id.to_string()));
             }
-            if !shares.iter().any(|s| s.index() == share.index()) {
-                shares.push(share);
-                ids.push(mail.id);
+            if !collected.approved.contains(&index) {
+                collected.approved.push(index);
+            }
+            collected.mail_ids.push(mail.id);
+            if let Some(share) = opened.share
+                && !collected.shares.iter().any(|s| s.index() == share.index())
+            {
+                collected.shares.push(share);
             }
         }
-        Ok((shares, ids))
+        collected.approved.sort_unstable();
+        Ok(collected)
     }
 
-    fn progress(&self, view: &RecoveryView, shares: &[SeedShare]) -> Result<RecoveryProgress, WalletError> {
+    fn progress(&self, view: &RecoveryView, collected: &Collected) -> Result<RecoveryProgress, WalletError> {
+        let shares = &collected.shares;
         let r = self.recovering()?;
         let public = view.request(&r.request_id);
         let cancelled_at = public.and_then(|p| p.cancelled.map(|(_, at)| at));
@@ -1334,6 +1432,7 @@ impl Wallet {
             release_at: ts_add(asked_at, r.waiting_seconds),
             threshold: r.threshold,
             count: r.count,
+            approved: collected.approved.clone(),
             received,
             phase,
             cancelled_at,
@@ -1343,8 +1442,8 @@ impl Wallet {
     /// Where the recovery under way stands: shares received, the waiting period, a veto.
     pub fn recovery_status(&self) -> Result<RecoveryProgress, WalletError> {
         let (ledger, view) = self.recovery_session()?;
-        let (shares, _) = self.collect_releases(&ledger)?;
-        self.progress(&view, &shares)
+        let collected = self.collect_releases(&ledger)?;
+        self.progress(&view, &collected)
     }
 
     /// Gives up the recovery under way on this device (the request stays on the ledger, unanswered).
@@ -1360,8 +1459,9 @@ impl Wallet {
     /// re-splits it to the same guardians, so the shares just used are worthless.
     pub fn finish_recovery(&mut self, now: Timestamp) -> Result<RecoveryOutcome, WalletError> {
         let (ledger, view) = self.recovery_session()?;
-        let (shares, mail_ids) = self.collect_releases(&ledger)?;
-        let progress = self.progress(&view, &shares)?;
+        let collected = self.collect_releases(&ledger)?;
+        let progress = self.progress(&view, &collected)?;
+        let Collected { shares, mail_ids, .. } = collected;
         match progress.phase {
             RecoveryPhase::Cancelled => {
                 return Err(WalletError::RecoveryCancelled { at: progress.cancelled_at.unwrap_or(now) });
@@ -1456,6 +1556,14 @@ impl Wallet {
             set_id: Some(set_id),
         })
     }
+}
+
+/// What a new device's mailbox held for its recovery.
+#[derive(Default)]
+struct Collected {
+    shares: Vec<SeedShare>,
+    approved: Vec<u8>,
+    mail_ids: Vec<String>,
 }
 
 /// The name a recovering wallet has until the patient's own name is restored from the ledger.
