@@ -95,6 +95,8 @@ fn emergency_room_request_card_and_every_refusal_end_up_in_the_patients_verified
         ("er", "Dr Rosa Lee"),
         ("gp", "Dr Grace Hopper"),
         ("patient", "Alice Martin"),
+        ("mum", "Joan Martin"),
+        ("brother", "Luc Martin"),
     ] {
         ok(dir, &["wallet", "init", "--wallet", wallet, "--name", name]);
     }
@@ -142,6 +144,15 @@ fn emergency_room_request_card_and_every_refusal_end_up_in_the_patients_verified
         "St Mary's Hospital",
     );
     ok(dir, &["wallet", "enroll", "--wallet", "patient", "--ledger", url]);
+    // Two guardians, who must hear of any emergency-card read.
+    for g in ["mum", "brother"] {
+        ok(dir, &["wallet", "enroll", "--wallet", g, "--ledger", url]);
+        ok(dir, &["wallet", "show", "--wallet", g, "--qr", &format!("{g}.png")]);
+    }
+    ok(dir, &["guardian", "add", "--wallet", "patient", "--contact", "mum.png", "--contact", "brother.png"]);
+    for g in ["mum", "brother"] {
+        ok(dir, &["guardian", "inbox", "--wallet", g]);
+    }
     ok(dir, &["gateway", "link", "--dir", "gw", "--patient", &patient_key, "--fhir-id", "p1"]);
     let gateway = Server::start(dir, &["gateway", "serve", "--dir", "gw", "--ledger", url, "--listen", "127.0.0.1:0"]);
     let gw = gateway.url.as_str();
@@ -317,6 +328,21 @@ fn emergency_room_request_card_and_every_refusal_end_up_in_the_patients_verified
     assert!(gp_card.stderr.contains("emergency providers"), "{}", gp_card.stderr);
     let card_psy = fetch("er", &["--type", "DocumentReference", "--card", "card.png"]);
     assert_eq!(card_psy.code, 1, "the card's narrow scope does not cover notes");
+    // Both guardians are told, with who read what, checked against the gateway's signature.
+    for g in ["mum", "brother"] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let notices = loop {
+            let inbox = json(&ok(dir, &["guardian", "inbox", "--wallet", g, "--json"]));
+            let notices = inbox["break_glass"].as_array().unwrap().clone();
+            if notices.len() >= 2 || Instant::now() > deadline {
+                break notices;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        assert!(notices.len() >= 2, "{g} is told of both card reads: {notices:?}");
+        assert!(notices.iter().all(|n| n["reader"] == er_key.as_str() && n["patient_name"] == "Alice Martin"));
+        assert!(notices.iter().any(|n| n["resources"].to_string().contains("p1-blood-type")), "{notices:?}");
+    }
 
     // 7. All of it in the patient's verified log.
     let log = access_log(dir, "patient", 19);

@@ -19,6 +19,9 @@ use std::time::Duration;
 
 use custodia_core::entry::{AccessEvent, Content, EntryKind, LedgerEntry, seal_statement};
 use custodia_core::ledger_api::PatientInfo;
+use custodia_core::recovery::{MailBody, seal_mail};
+use custodia_core::statement::Verified;
+use custodia_core::time::Timestamp;
 use custodia_core::{Identity, SigningPublicKey, statement};
 use custodia_wallet::Ledger;
 use rusqlite::{Connection, params};
@@ -219,6 +222,9 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
     }
 }
 
+/// How long an emergency-card notice waits in a guardian's share mailbox.
+const NOTICE_TTL_SECONDS: u64 = 14 * 86_400;
+
 struct Poster {
     db: Connection,
     gateway: Arc<Identity>,
@@ -269,6 +275,7 @@ impl Poster {
         let Some(&(last, _)) = rows.last() else { return Ok(0) };
         let now = crate::now();
         let mut entries = Vec::with_capacity(rows.len());
+        let mut break_glass = Vec::new();
         for (seq, json) in &rows {
             let event: AccessEvent = match serde_json::from_str(json) {
                 Ok(e) => e,
@@ -287,6 +294,9 @@ impl Poster {
                 }
             };
             let signed = statement::sign(event, &self.gateway).map_err(|e| e.to_string())?;
+            if signed.break_glass {
+                break_glass.push(signed.clone());
+            }
             let body = seal_statement(&signed, &[patient.box_key], EntryKind::Access, &patient.tag)
                 .map_err(|e| e.to_string())?;
             let content = Content::Access { tag: patient.tag, grant_id: signed.grant_id, body };
@@ -300,6 +310,35 @@ impl Poster {
         }
         let delete = "DELETE FROM outbox WHERE seq <= ?1 AND seq % ?2 = ?3";
         self.db.execute(delete, params![last, self.share, self.part]).map_err(|e| e.to_string())?;
+        for event in break_glass {
+            if let Err(e) = self.notify_guardians(&event, now) {
+                eprintln!(
+                    "custodia-gateway: could not tell {}'s guardians of an emergency-card read: {e}",
+                    event.patient
+                );
+            }
+        }
         Ok(rows.len())
+    }
+
+    /// Tells the patient's guardians of an emergency-card read, through the share mailboxes of the
+    /// patient's current guardian set (the ledger says where they are, never who they are). Best effort:
+    /// the event itself is already on the ledger for the patient.
+    fn notify_guardians(&mut self, event: &Verified<AccessEvent>, now: Timestamp) -> Result<(), String> {
+        let view = match self.ledger.recovery(&self.gateway, &event.patient) {
+            Ok(view) => view,
+            Err(e) => return Err(e.to_string()),
+        };
+        let Some(set) = view.current_set() else { return Ok(()) };
+        let body = MailBody::BreakGlass { event: event.to_compact_json() };
+        for mailbox in &set.mailboxes {
+            let sealed = seal_mail(&self.gateway, &mailbox.key, &mailbox.box_key, body.clone(), None, now)
+                .map_err(|e| e.to_string())?;
+            self.ledger
+                .client()
+                .mail_post(&self.gateway, &mailbox.key, NOTICE_TTL_SECONDS, &sealed)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
