@@ -244,6 +244,27 @@ fn guardians_recover_a_lost_wallet_and_old_shares_stop_working() {
     let log = ok(dir, &["wallet", "sync", "--wallet", "new-phone", "--json"]);
     assert!(log.contains("hba1c-1"), "the access log is restored: {log}");
 
+    // A gateway logging a read under the grant signed before the rotation seals it to the new key.
+    ok(
+        dir,
+        &[
+            "ledger",
+            "post-access",
+            "--wallet",
+            "gw",
+            "--ledger",
+            url,
+            "--patient",
+            &patient,
+            "--grant",
+            &grant_id,
+            "--resource",
+            "Observation/hba1c-2",
+        ],
+    );
+    let log = ok(dir, &["wallet", "sync", "--wallet", "new-phone", "--json"]);
+    assert!(log.contains("hba1c-2"), "a read after the rotation reaches the recovered wallet: {log}");
+
     // The restored wallet still governs the old grant, and the lost phone's key is retired.
     ok(dir, &["grant", "revoke", "--wallet", "new-phone", &grant_id]);
     let old = custodia(

@@ -324,13 +324,20 @@ impl Ledger {
 
     /// A patient's encryption key and tag, as the ledger records them: a signed request by `asker`, an
     /// enrolled member or the patient.
-    pub fn patient(&self, asker: &Identity, key: &SigningPublicKey) -> Result<PatientInfo, LedgerError> {
+    ///
+    /// A key the patient has since rotated away answers with the patient's current record (a gateway
+    /// holding a grant signed before the rotation seals its events to the key the patient holds now); the
+    /// rotations from `key` to it are then checked in the patient's recovery entries.
+    pub fn patient(&mut self, asker: &Identity, key: &SigningPublicKey) -> Result<PatientInfo, LedgerError> {
         let info = self.client.patient(asker, key)?;
         if info.key != *key {
-            return Err(LedgerError::Malformed {
-                target: format!("/v1/patients/{key}"),
-                reason: format!("the answer is about {}", info.key),
-            });
+            let view = self.recovery(asker, key)?;
+            if view.patient != info || !view.keys.contains(key) {
+                return Err(LedgerError::Malformed {
+                    target: format!("/v1/patients/{key}"),
+                    reason: format!("the answer is about {}, and no rotation from {key} to it is shown", info.key),
+                });
+            }
         }
         Ok(info)
     }
