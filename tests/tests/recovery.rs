@@ -286,6 +286,8 @@ fn guardians_recover_a_lost_wallet_and_old_shares_stop_working() {
         ],
     );
     failed(&old, "rotated");
+    // The lost phone, if found, learns it was retired rather than failing to reach the ledger.
+    failed(&custodia(dir, &["wallet", "sync", "--wallet", "lost-phone"]), "recovered on another device");
 
     // Guardians take the new set's shares; their old ones are superseded.
     for g in ["ann", "ben", "cy"] {

@@ -820,6 +820,25 @@ impl Wallet {
         Ok(())
     }
 
+    /// Checks the ledger's public recovery record for this wallet's key: if another device rotated it
+    /// away, remembers that (and the successor) and answers [`WalletError::Retired`].
+    pub(super) fn learn_retirement(&mut self, ledger: &mut Ledger) -> Result<(), WalletError> {
+        let me = self.signing_key();
+        let view = ledger.recovery(&self.identity, &me)?;
+        if view.patient.key == me || !view.keys.contains(&me) {
+            return Ok(());
+        }
+        let (index, at) = view
+            .rotations
+            .iter()
+            .find(|(_, _, old, _)| *old == me)
+            .map(|(index, at, _, _)| (*index, *at))
+            .unwrap_or((view.patient.index, self.created_at));
+        self.guardians.retired = Some(Retired { index, at, successor: view.patient.key });
+        self.save()?;
+        Err(WalletError::Retired { index, successor: view.patient.key.to_string() })
+    }
+
     fn keys_include(&self, key: &SigningPublicKey) -> bool {
         self.former.iter().any(|s| Identity::from_seed(s).signing_public() == *key)
     }

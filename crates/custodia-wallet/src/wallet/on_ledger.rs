@@ -351,7 +351,16 @@ impl Wallet {
         ledger.refresh()?;
         self.settle_rotation(&mut ledger)?;
         let (mut ledger, mut link) = self.session()?;
-        let (logged, more) = ledger.tag_entries(&self.identity, link.synced_through)?;
+        let (logged, more) = match ledger.tag_entries(&self.identity, link.synced_through) {
+            Ok(read) => read,
+            // Refused: perhaps this wallet's key was rotated away by a recovery on another device, which
+            // the ledger's public recovery record shows.
+            Err(LedgerError::Problem { code, status, detail, entry }) if code == "forbidden" => {
+                self.learn_retirement(&mut ledger)?;
+                return Err(LedgerError::Problem { code, status, detail, entry }.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut grants = self.grants.clone();
         let mut redacted = Vec::new();
         let mut new_access_events = Vec::new();
