@@ -67,6 +67,18 @@ commands![
     open_request,
     answer_request,
     create_emergency_card,
+    guardians,
+    guardian_contact,
+    set_guardians,
+    remove_guardian,
+    check_guardians,
+    guardian_inbox,
+    approve_recovery,
+    cancel_recovery,
+    start_recovery,
+    recovery_status,
+    finish_recovery,
+    abandon_recovery,
 ];
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 // A throwaway Custodia network for the browser tests and the UI benchmark.
 //
 // startNetwork() makes, in a fresh temp dir, with the `custodia` command at $CUSTODIA_BIN (default
-// ../target/debug/custodia from ui/): a network authority, a hospital gateway and a clinician ("Dr Grace
-// Hopper", St Mary's Hospital) wallet; a ledger (init + serve on port 0) with the gateway and the
+// $CARGO_TARGET_DIR/debug/custodia, else ../target/debug/custodia from ui/): a network authority, a hospital
+// gateway and a clinician ("Dr Grace Hopper", St Mary's Hospital) wallet; a ledger (init + serve on port 0) with the gateway and the
 // clinician enrolled. network.startApp() then runs `custodia app serve` for a patient wallet folder (a fresh,
 // empty one unless told otherwise), and network.startGateway() serves the gateway over the synthetic
 // dataset. stop() ends every child process, also when the test fails or the process exits, and removes the
@@ -20,7 +20,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const UI_DIR = path.resolve(here, '..');
 export const REPO_ROOT = path.resolve(UI_DIR, '..');
 export const UI_DIST = path.join(UI_DIR, 'dist');
-export const BIN = path.resolve(UI_DIR, process.env.CUSTODIA_BIN ?? '../target/debug/custodia');
+export const BIN = path.resolve(
+  UI_DIR,
+  process.env.CUSTODIA_BIN ?? path.join(process.env.CARGO_TARGET_DIR || '../target', 'debug', 'custodia'),
+);
 
 export const PASSPHRASE = 'correct horse battery staple';
 export const CLINICIAN = { name: 'Dr Grace Hopper', org: "St Mary's Hospital" };

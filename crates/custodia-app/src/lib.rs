@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use custodia_core::consent::to_fhir_consent;
+use custodia_core::entry::RequestId;
 use custodia_core::grant::{GrantId, GrantRequest};
 use custodia_core::labels::SensitivityLabel;
 use custodia_core::purpose::{PURPOSE_CODES, PurposeOfUse};
@@ -21,7 +22,7 @@ use custodia_core::time::Timestamp;
 use custodia_core::{SigningPublicKey, statement::StatementError};
 use custodia_wallet::ledger::LedgerError;
 use custodia_wallet::vault::{KdfParams, Passphrase, VaultError};
-use custodia_wallet::wallet::{CheckedRequest, LockedWallet, Wallet, WalletError};
+use custodia_wallet::wallet::{CheckedRequest, GuardianContact, LockedWallet, Wallet, WalletError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -64,6 +65,18 @@ pub const COMMANDS: &[&str] = &[
     "open_request",
     "answer_request",
     "create_emergency_card",
+    "guardians",
+    "guardian_contact",
+    "set_guardians",
+    "remove_guardian",
+    "check_guardians",
+    "guardian_inbox",
+    "approve_recovery",
+    "cancel_recovery",
+    "start_recovery",
+    "recovery_status",
+    "finish_recovery",
+    "abandon_recovery",
 ];
 
 /// The largest image `scan_image` takes, before base64.
@@ -177,7 +190,19 @@ impl From<WalletError> for AppError {
                 return inner.into();
             }
         };
-        AppError::new(code, e.to_string())
+        // The wallet's own words point at the command line for these; the app says where to go instead.
+        let message = match &e {
+            WalletError::NotEnrolled => {
+                "this wallet is not connected to a ledger yet; connect it in Settings".to_owned()
+            }
+            WalletError::NoGuardians => "this wallet has no guardians yet; choose them under Guardians".to_owned(),
+            WalletError::UnknownRecoveryRequest(id) => {
+                format!("no recovery request {id} is in your inbox; refresh the inbox and try again")
+            }
+            WalletError::NotRecovering => "this wallet is not recovering anyone".to_owned(),
+            _ => e.to_string(),
+        };
+        AppError::new(code, message)
     }
 }
 
@@ -363,6 +388,33 @@ struct IndexArgs {
     index: u64,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyArgs {
+    key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboxArgs {
+    #[serde(default)]
+    ledger: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveArgs {
+    request_id: String,
+    code: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelRecoveryArgs {
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
 impl App {
     pub fn new(wallet_dir: PathBuf, default_ledger: Option<String>) -> Arc<App> {
         Self::with_kdf(wallet_dir, default_ledger, KdfParams::DEFAULT)
@@ -403,6 +455,8 @@ impl App {
         match command {
             "status" => self.status(&inner, args),
             "create_wallet" => self.create_wallet(&mut inner, args),
+            "start_recovery" => self.start_recovery(&mut inner, args),
+            "abandon_recovery" => self.abandon_recovery(&mut inner, args),
             "unlock" => self.unlock(&mut inner, args),
             "lock" => {
                 let _: Empty = self::args(args)?;
@@ -481,6 +535,64 @@ impl App {
         reply
     }
 
+    /// A new device: makes the wallet (like `create_wallet`) as a one-time device key, asks the patient's
+    /// guardians for help on the ledger, and leaves the session unlocked in recovering mode.
+    fn start_recovery(&self, inner: &mut Inner, args: Value) -> Result<Value, AppError> {
+        let StartRecoveryArgs { ledger_url, patient_key, passphrase: text, verifier_key } = self::args(args)?;
+        if !matches!(inner.session, Session::Closed) {
+            return Err(AppError::new(ErrorCode::WalletExists, "this app already has a wallet open"));
+        }
+        let patient: SigningPublicKey = patient_key.trim().parse().map_err(|_| {
+            AppError::bad_input(
+                "the patient key is not valid: it starts with cusig1 (on your contact card, or ask a guardian)",
+            )
+        })?;
+        let pass = passphrase(text)?;
+        let vault = self.wallet_dir.join(custodia_wallet::vault::VAULT_FILE_NAME);
+        if vault.exists() {
+            return Err(AppError::new(ErrorCode::WalletExists, "there is already a wallet on this device"));
+        }
+        let (url, verifier_key) = (ledger_url.trim(), verifier_key.as_deref().map(str::trim).filter(|k| !k.is_empty()));
+        // Checked before the wallet is made, so a mistyped key or ledger leaves nothing behind.
+        recovery_preflight(url, verifier_key, &patient)?;
+        let started = Wallet::start_recovery(&self.wallet_dir, pass, self.kdf, url, verifier_key, &patient, now()?);
+        let (wallet, progress) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                // The wallet made for the attempt holds only a fresh device key, never the patient's, and no
+                // recovery state: removed, so the patient can try again (or create a wallet) on this device.
+                // (Not when the wallet could not be made because another process holds or just made one.)
+                if !matches!(e, WalletError::AlreadyExists(_) | WalletError::Vault(VaultError::Locked)) {
+                    remove_vault(&vault);
+                }
+                return Err(e.into());
+            }
+        };
+        let reply = to_json(RecoveryStarted {
+            summary: summary(&wallet, self.settings().auto_lock_minutes),
+            progress: views::RecoveryProgress::of(&progress),
+        });
+        inner.session = Session::Unlocked(Unlocked::new(wallet));
+        reply
+    }
+
+    /// Gives up the recovery under way on this device and removes its wallet (a fresh device key, never
+    /// the patient's), so the device is back to a first run.
+    fn abandon_recovery(&self, inner: &mut Inner, args: Value) -> Result<Value, AppError> {
+        let _: Empty = self::args(args)?;
+        let u = unlocked(inner)?;
+        if !u.wallet.is_recovering() {
+            return Err(WalletError::NotRecovering.into());
+        }
+        u.wallet.abandon_recovery()?;
+        // Dropping the wallet releases the directory's lock before its vault goes.
+        inner.session = Session::Closed;
+        let vault = self.wallet_dir.join(custodia_wallet::vault::VAULT_FILE_NAME);
+        std::fs::remove_file(&vault)
+            .map_err(|e| AppError::new(ErrorCode::Internal, format!("could not remove the unused wallet: {e}")))?;
+        Ok(json!({}))
+    }
+
     fn unlock(&self, inner: &mut Inner, args: Value) -> Result<Value, AppError> {
         let PassphraseArgs { passphrase: text } = self::args(args)?;
         let pass = passphrase(text)?;
@@ -543,6 +655,71 @@ fn unlocked(inner: &mut Inner) -> Result<&mut Unlocked, AppError> {
         Session::Unlocked(u) => Ok(u),
         _ => Err(AppError::locked()),
     }
+}
+
+/// Looks the patient up on the ledger with a throwaway key, as a new device would: enrolled, with guardians.
+fn recovery_preflight(url: &str, verifier_key: Option<&str>, patient: &SigningPublicKey) -> Result<(), AppError> {
+    let (mut ledger, _) = custodia_wallet::ledger::Ledger::connect(url, verifier_key)?;
+    let asker = custodia_core::Identity::from_seed(&custodia_core::MasterSeed::generate());
+    let view = match ledger.recovery(&asker, patient) {
+        Err(LedgerError::Problem { code, .. }) if code == "not-found" => {
+            return Err(WalletError::NotAPatient(patient.to_string()).into());
+        }
+        other => other?,
+    };
+    if view.current_set().is_none() {
+        return Err(WalletError::NoGuardianSet(patient.to_string()).into());
+    }
+    Ok(())
+}
+
+/// Removes a vault this app just made for a recovery that did not start.
+fn remove_vault(vault: &Path) {
+    if let Err(e) = std::fs::remove_file(vault)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!("custodia: could not remove the wallet made for a failed recovery ({}): {e}", vault.display());
+    }
+}
+
+/// A guardian named by a contact card's QR text or by signing key.
+fn guardian_of(w: &mut Wallet, text: &str) -> Result<(GuardianContact, bool), AppError> {
+    let text = text.trim();
+    let (contact, from_card) = match text.parse::<SigningPublicKey>() {
+        Ok(key) => (w.guardian_contact(&key)?, false),
+        Err(_) => match QrPayload::decode(text) {
+            Ok(QrPayload::Contact(card)) => (GuardianContact::from(card), true),
+            Ok(_) => return Err(AppError::bad_input("that Custodia QR code is not a contact card")),
+            Err(e) => {
+                return Err(AppError::bad_input(format!("that is neither a contact card nor a Custodia key: {e}")));
+            }
+        },
+    };
+    if contact.key == w.signing_key() {
+        return Err(AppError::bad_input("that is this wallet's own contact card: you cannot be your own guardian"));
+    }
+    Ok((contact, from_card))
+}
+
+fn guardians_view(w: &Wallet) -> Guardians {
+    use custodia_core::recovery::{DEFAULT_WAITING_SECONDS, MAX_GUARDIANS, MAX_WAITING_SECONDS, MIN_GUARDIANS};
+    Guardians {
+        set: w.guardian_set().as_ref().map(GuardianSet::of),
+        held: w.held_shares().iter().map(HeldShare::of).collect(),
+        alerts: w.recovery_alerts().iter().map(views::RecoveryAlert::of).collect(),
+        retired: w.retired().map(|r| RetiredView {
+            index: r.index as i64,
+            at: ms(r.at),
+            successor: r.successor.to_string(),
+        }),
+        default_thresholds: (MIN_GUARDIANS..=MAX_GUARDIANS).map(custodia_core::recovery::default_threshold).collect(),
+        default_waiting_seconds: DEFAULT_WAITING_SECONDS,
+        max_waiting_seconds: MAX_WAITING_SECONDS,
+    }
+}
+
+fn request_id(text: &str) -> Result<RequestId, AppError> {
+    text.trim().parse().map_err(|_| AppError::bad_input(format!("{text:?} is not a recovery request id")))
 }
 
 /// Scanned requests the app keeps for an answer.
@@ -821,6 +998,7 @@ fn unlocked_command(u: &mut Unlocked, command: &str, args: Value, settings: &App
                 checkpoint_size: report.checkpoint_size as i64,
                 new_events: report.new_access_events.iter().map(|a| AccessRow::of(a, members)).collect(),
                 complete: report.complete,
+                new_recovery_alerts: report.new_recovery_requests.iter().map(views::RecoveryAlert::of).collect(),
             })
         }
         "access_log" => {
@@ -852,6 +1030,97 @@ fn unlocked_command(u: &mut Unlocked, command: &str, args: Value, settings: &App
             let FilterArgs { filter } = self::args(args)?;
             let positions: Vec<usize> = u.log.positions(&filter).collect();
             to_json(log::export_audit_bundle(&positions, u.wallet.access_events()))
+        }
+        "guardians" => {
+            let _: Empty = self::args(args)?;
+            to_json(guardians_view(&u.wallet))
+        }
+        "guardian_contact" => {
+            let TextArgs { text } = self::args(args)?;
+            let (c, from_card) = guardian_of(&mut u.wallet, &text)?;
+            to_json(GuardianCandidate {
+                fingerprint: custodia_core::Fingerprint::of(&c.key, &c.box_key).to_string(),
+                name: c.name,
+                key: c.key.to_string(),
+                from_card,
+            })
+        }
+        "set_guardians" => {
+            let a: SetGuardiansArgs = self::args(args)?;
+            let most = custodia_core::recovery::MAX_GUARDIANS;
+            if a.contacts.len() > usize::from(most) {
+                return Err(AppError::bad_input(format!("choose at most {most} guardians")));
+            }
+            let mut contacts = Vec::with_capacity(a.contacts.len());
+            for text in &a.contacts {
+                contacts.push(guardian_of(&mut u.wallet, text)?.0);
+            }
+            let count = u8::try_from(contacts.len()).unwrap_or(u8::MAX);
+            let threshold = a.threshold.unwrap_or_else(|| custodia_core::recovery::default_threshold(count));
+            let waiting = a.waiting_seconds.unwrap_or(custodia_core::recovery::DEFAULT_WAITING_SECONDS);
+            u.wallet.set_guardians(contacts, threshold, waiting, now)?;
+            to_json(guardians_view(&u.wallet))
+        }
+        "remove_guardian" => {
+            let KeyArgs { key } = self::args(args)?;
+            let key: SigningPublicKey =
+                key.trim().parse().map_err(|_| AppError::bad_input("that is not a guardian's key"))?;
+            u.wallet.remove_guardian(&key, now)?;
+            to_json(guardians_view(&u.wallet))
+        }
+        "check_guardians" => {
+            let _: Empty = self::args(args)?;
+            u.wallet.check_guardians(now)?;
+            to_json(guardians_view(&u.wallet))
+        }
+        "cancel_recovery" => {
+            let CancelRecoveryArgs { request_id: only } = self::args(args)?;
+            let only = only.as_deref().map(request_id).transpose()?;
+            let cancelled = u.wallet.cancel_recovery(only, now)?;
+            to_json(RecoveryCancelled { cancelled: cancelled.iter().map(ToString::to_string).collect() })
+        }
+        "guardian_inbox" => {
+            let InboxArgs { ledger } = self::args(args)?;
+            let ledger = ledger.as_deref().map(str::trim).filter(|l| !l.is_empty());
+            let inbox = u.wallet.guardian_inbox(ledger, now)?;
+            to_json(GuardianInbox::of(&inbox))
+        }
+        "approve_recovery" => {
+            let ApproveArgs { request_id: id, code } = self::args(args)?;
+            let id = request_id(&id)?;
+            let code = code.trim();
+            if code.is_empty() {
+                return Err(AppError::bad_input("type the six-digit code the patient reads from their new device"));
+            }
+            let r = u.wallet.approve_recovery(id, code, now)?;
+            to_json(views::InboxRequest::of(&r))
+        }
+        "recovery_status" => {
+            let _: Empty = self::args(args)?;
+            to_json(views::RecoveryProgress::of(&u.wallet.recovery_status()?))
+        }
+        "finish_recovery" => {
+            let _: Empty = self::args(args)?;
+            let outcome = u.wallet.finish_recovery(now)?;
+            // The restored wallet knows its grantees by key only: look each up again (as enrolled members,
+            // checked against the authority's enrollment), so grants show names. Best effort: one that cannot
+            // be found now stays a key, as it would for any grant to someone no longer enrolled.
+            let mut grantees: Vec<SigningPublicKey> =
+                u.wallet.grants().iter().filter(|g| !g.grant.emergency_card).map(|g| g.grant.grantee).collect();
+            grantees.sort_by_key(ToString::to_string);
+            grantees.dedup();
+            for key in grantees {
+                let _ = u.wallet.member(&key);
+            }
+            u.reindex();
+            let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            to_json(RecoveryFinished {
+                summary: summary(&u.wallet, settings.auto_lock_minutes),
+                patient: outcome.patient.to_string(),
+                grants: count(outcome.grants),
+                access_events: count(outcome.access_events),
+                guardians: count(outcome.guardians),
+            })
         }
         _ => Err(AppError::new(ErrorCode::UnknownCommand, format!("unknown command {command:?}"))),
     }
@@ -928,6 +1197,27 @@ fn home(u: &Unlocked, now: Timestamp) -> Home {
                 index: None,
             }),
         Some(_) => {}
+    }
+    if let Some(r) = w.retired() {
+        attention.push(Attention {
+            kind: AttentionKind::Retired,
+            message: format!(
+                "This wallet was recovered on another device on {}; this copy can no longer act for you.",
+                r.at.to_string().chars().take(10).collect::<String>()
+            ),
+            grant_id: None,
+            index: Some(r.index as i64),
+        });
+    }
+    for a in w.recovery_alerts().iter().filter(|a| a.cancelled_at.is_none()) {
+        attention.push(Attention {
+            kind: AttentionKind::RecoveryRequest,
+            message: "Someone asked your guardians to recover this wallet on another device. If it was not you, \
+                      cancel it now."
+                .into(),
+            grant_id: None,
+            index: Some(a.index as i64),
+        });
     }
     for g in w.grants() {
         let id = g.grant.id.to_string();

@@ -67,6 +67,24 @@ fn typescript_bindings_are_current() {
         ts_decl::<RequestAnswer>(),
         ts_decl::<EmergencyCardArgs>(),
         ts_decl::<EmergencyCardView>(),
+        ts_decl::<Guardian>(),
+        ts_decl::<GuardianSet>(),
+        ts_decl::<HeldShare>(),
+        ts_decl::<RecoveryAlert>(),
+        ts_decl::<RetiredView>(),
+        ts_decl::<Guardians>(),
+        ts_decl::<GuardianCandidate>(),
+        ts_decl::<SetGuardiansArgs>(),
+        ts_decl::<InboxRequestState>(),
+        ts_decl::<InboxRequest>(),
+        ts_decl::<BreakGlassRead>(),
+        ts_decl::<GuardianInbox>(),
+        ts_decl::<StartRecoveryArgs>(),
+        ts_decl::<RecoveryPhase>(),
+        ts_decl::<RecoveryProgress>(),
+        ts_decl::<RecoveryStarted>(),
+        ts_decl::<RecoveryFinished>(),
+        ts_decl::<RecoveryCancelled>(),
     ] {
         text.push_str(&decl);
     }
@@ -423,4 +441,177 @@ fn an_emergency_card_is_made_posted_and_printed_in_three_formats() {
     drop(ledger);
     assert_eq!(code(&app, "create_emergency_card", args(json!(scopes))), ErrorCode::LedgerUnreachable);
     assert_eq!(call(&app, "grants", json!({})).as_array().unwrap().len(), held);
+}
+
+fn patient_app(dir: &Path, folder: &str, name: &str, ledger: &Ledger) -> Arc<App> {
+    let app = App::with_kdf(dir.join(folder), Some(ledger.url.clone()), KdfParams::TESTING);
+    call(&app, "create_wallet", json!({"name": name, "passphrase": PASS}));
+    call(&app, "enroll", json!({"ledger_url": ledger.url}));
+    app
+}
+
+fn device(dir: &Path, folder: &str) -> Arc<App> {
+    App::with_kdf(dir.join(folder), None, KdfParams::TESTING)
+}
+
+fn state_of<'a>(inbox: &'a Value, id: &str) -> Option<&'a str> {
+    inbox["requests"].as_array().unwrap().iter().find(|r| r["request_id"] == id).and_then(|r| r["state"].as_str())
+}
+
+#[test]
+fn a_patient_chooses_guardians_cancels_a_stranger_and_recovers_on_a_new_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = wallet(dir.path(), "authority");
+    let ledger = ledger(dir.path(), authority.identity());
+    let patient = patient_app(dir.path(), "patient", "Ada", &ledger);
+    let old_key = call(&patient, "status", json!({}))["summary"]["key"].as_str().unwrap().to_owned();
+    // Ann's wallet is an app too (a guardian's side through the bridge); Ben and Cy are wallets.
+    let ann = patient_app(dir.path(), "ann", "Ann", &ledger);
+    let ann_card = call(&ann, "contact_qr", json!({}))["text"].as_str().unwrap().to_owned();
+    let mut ben = wallet(dir.path(), "Ben");
+    let mut cy = wallet(dir.path(), "Cy");
+    for w in [&mut ben, &mut cy] {
+        w.enroll(&ledger.url, None, now().unwrap()).unwrap();
+    }
+    let (ben_key, cy_card) = (ben.signing_key().to_string(), QrPayload::Contact(cy.contact_card()).encode());
+
+    // Nobody yet; candidates are named by their card, or by key through the ledger.
+    let none = call(&patient, "guardians", json!({}));
+    assert_eq!((none["set"].clone(), none["default_waiting_seconds"].as_u64()), (Value::Null, Some(86_400)));
+    assert_eq!(none["default_thresholds"], json!([2, 2, 3, 3, 4, 4, 5, 5, 6]), "a majority of 2 to 10");
+    let candidate = call(&patient, "guardian_contact", json!({"text": ann_card}));
+    assert_eq!((candidate["name"].as_str(), candidate["from_card"].as_bool()), (Some("Ann"), Some(true)));
+    assert!(candidate["fingerprint"].as_str().is_some_and(|f| !f.is_empty()));
+    let by_key = call(&patient, "guardian_contact", json!({"text": ben_key}));
+    assert_eq!((by_key["key"].as_str(), by_key["from_card"].as_bool()), (Some(ben_key.as_str()), Some(false)));
+    let own = call(&patient, "contact_qr", json!({}))["text"].clone();
+    assert_eq!(code(&patient, "guardian_contact", json!({"text": own})), ErrorCode::BadInput);
+    assert_eq!(code(&patient, "guardian_contact", json!({"text": "hello"})), ErrorCode::BadInput);
+    let stranger = wallet(dir.path(), "stranger").signing_key().to_string();
+    assert_eq!(code(&patient, "guardian_contact", json!({"text": stranger})), ErrorCode::NotFound);
+
+    // Two of three, a one-second waiting period (the default is a day).
+    let contacts = json!([ann_card, ben_key, cy_card]);
+    assert_eq!(code(&patient, "set_guardians", json!({"contacts": [ann_card]})), ErrorCode::BadInput);
+    assert_eq!(code(&patient, "set_guardians", json!({"contacts": contacts, "threshold": 1})), ErrorCode::BadInput);
+    assert_eq!(code(&patient, "check_guardians", json!({})), ErrorCode::NotFound, "no guardians yet");
+    let set = call(&patient, "set_guardians", json!({"contacts": contacts, "waiting_seconds": 1}));
+    assert_eq!((set["set"]["threshold"].as_u64(), set["set"]["count"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(set["set"]["guardians"][0]["name"], "Ann");
+    assert!(set["set"]["guardians"][0]["accepted_at"].is_null());
+
+    // The guardians accept; the patient collects their acknowledgements and asks for proofs.
+    let inbox = call(&ann, "guardian_inbox", json!({}));
+    assert_eq!(inbox["accepted"], 1);
+    assert_eq!(
+        (inbox["shares"][0]["patient_name"].as_str(), inbox["shares"][0]["superseded"].as_bool()),
+        (Some("Ada"), Some(false))
+    );
+    assert_eq!(call(&ann, "guardians", json!({}))["held"][0]["patient"], old_key.as_str());
+    for w in [&mut ben, &mut cy] {
+        assert_eq!(w.guardian_inbox(None, now().unwrap()).unwrap().accepted, 1);
+    }
+    let checked = call(&patient, "check_guardians", json!({}));
+    assert!(checked["set"]["guardians"].as_array().unwrap().iter().all(|g| g["accepted_at"].is_number()), "{checked}");
+    assert!(checked["set"]["challenged_at"].is_number());
+
+    // A stranger starts a recovery: the patient's sync finds it, Home warns, and the patient cancels it.
+    let rogue = device(dir.path(), "rogue");
+    let start = |app: &App, patient_key: &str| {
+        app.dispatch(
+            "start_recovery",
+            json!({"ledger_url": ledger.url, "patient_key": patient_key, "passphrase": PASS}),
+        )
+    };
+    let rogue_started = start(&rogue, &old_key).unwrap();
+    let rogue_id = rogue_started["progress"]["request_id"].as_str().unwrap().to_owned();
+    let synced = call(&patient, "sync", json!({}));
+    assert_eq!(synced["new_recovery_alerts"][0]["request_id"], rogue_id.as_str(), "{synced}");
+    let kinds: Vec<Value> =
+        call(&patient, "home", json!({}))["attention"].as_array().unwrap().iter().map(|a| a["kind"].clone()).collect();
+    assert!(kinds.contains(&json!("recovery_request")), "{kinds:?}");
+    assert!(call(&patient, "guardians", json!({}))["alerts"][0]["cancelled_at"].is_null());
+    assert_eq!(code(&patient, "cancel_recovery", json!({"request_id": "nope"})), ErrorCode::BadInput);
+    let vetoed = call(&patient, "cancel_recovery", json!({}));
+    assert_eq!(vetoed["cancelled"], json!([rogue_id]));
+    assert!(call(&patient, "guardians", json!({}))["alerts"][0]["cancelled_at"].is_number());
+    let kinds = call(&patient, "home", json!({}))["attention"].to_string();
+    assert!(!kinds.contains("recovery_request"), "{kinds}");
+    assert_eq!(call(&rogue, "recovery_status", json!({}))["phase"], "cancelled");
+    assert_eq!(code(&rogue, "finish_recovery", json!({})), ErrorCode::Conflict);
+    // Giving up removes the device's wallet: the app is back to a first run.
+    call(&rogue, "abandon_recovery", json!({}));
+    assert_eq!(call(&rogue, "status", json!({}))["state"], "none");
+    assert_eq!(code(&patient, "abandon_recovery", json!({})), ErrorCode::Conflict, "not a recovering wallet");
+
+    // Mistakes leave nothing behind: a bad key, someone not enrolled, a patient without guardians.
+    let phone = device(dir.path(), "new-phone");
+    assert_eq!(start(&phone, "cusig1nope").unwrap_err().code, ErrorCode::BadInput);
+    assert_eq!(start(&phone, &stranger).unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(start(&phone, &ben_key).unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(call(&phone, "status", json!({}))["state"], "none");
+
+    // The phone is lost. On the new one: the code, and a wallet that says it is recovering.
+    let started = start(&phone, &old_key).unwrap();
+    assert_eq!(started["summary"]["recovering"], true);
+    let progress = &started["progress"];
+    let (id, the_code) =
+        (progress["request_id"].as_str().unwrap().to_owned(), progress["code"].as_str().unwrap().to_owned());
+    assert_eq!(the_code.len(), 7, "six digits in two groups");
+    assert_eq!((progress["phase"].as_str(), progress["threshold"].as_u64()), (Some("waiting"), Some(2)));
+    assert_eq!(code(&phone, "create_wallet", json!({"name": "x", "passphrase": PASS})), ErrorCode::WalletExists);
+    call(&phone, "lock", json!({}));
+    assert_eq!(
+        call(&phone, "unlock", json!({"passphrase": PASS}))["recovering"],
+        true,
+        "still recovering after a lock"
+    );
+    assert_eq!(call(&phone, "status", json!({}))["summary"]["recovering"], true);
+
+    // Ann approves through the app: a wrong code first, plainly refused.
+    let inbox = call(&ann, "guardian_inbox", json!({}));
+    assert_eq!(state_of(&inbox, &id), Some("awaiting_code"), "{inbox}");
+    let wrong = if the_code.starts_with('1') { "222 222" } else { "111 111" };
+    let refused = ann.dispatch("approve_recovery", json!({"request_id": id, "code": wrong})).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::BadInput);
+    assert!(refused.message.contains("tries left"), "{}", refused.message);
+    assert_eq!(code(&ann, "approve_recovery", json!({"request_id": id, "code": " "})), ErrorCode::BadInput);
+    let approved = call(&ann, "approve_recovery", json!({"request_id": id, "code": the_code}));
+    assert!(matches!(approved["state"].as_str(), Some("approved" | "released")), "{approved}");
+    let ben_inbox = ben.guardian_inbox(None, now().unwrap()).unwrap();
+    let asked = ben_inbox.requests.iter().find(|r| r.request_id.to_string() == id).expect("Ben is asked too");
+    ben.approve_recovery(asked.request_id, &the_code, now().unwrap()).unwrap();
+    let status = call(&phone, "recovery_status", json!({}));
+    assert_eq!(status["approved"].as_array().unwrap().len(), 2, "{status}");
+
+    // After the waiting period the guardians' inboxes release the shares; the new device finishes.
+    std::thread::sleep(Duration::from_millis(2100));
+    let released = call(&ann, "guardian_inbox", json!({}));
+    assert!(state_of(&released, &id) == Some("released"), "{released}");
+    ben.guardian_inbox(None, now().unwrap()).unwrap();
+    assert_eq!(call(&phone, "recovery_status", json!({}))["phase"], "ready");
+    let finished = call(&phone, "finish_recovery", json!({}));
+    assert_eq!(finished["summary"]["name"], "Ada");
+    assert_eq!(finished["summary"]["recovering"], false);
+    assert_eq!(finished["patient"], old_key.as_str());
+    assert_ne!(finished["summary"]["key"], old_key.as_str(), "recovery ends with a key rotation");
+    assert_eq!(finished["guardians"], 3);
+    assert_eq!(call(&phone, "status", json!({}))["summary"]["recovering"], false);
+    assert_eq!(call(&phone, "guardians", json!({}))["set"]["count"], 3);
+    assert_eq!(code(&phone, "recovery_status", json!({})), ErrorCode::Conflict);
+
+    // The lost phone's copy can no longer act: the ledger refuses its key (if it learns of the rotation, it
+    // says so on Home and under Guardians).
+    match patient.dispatch("sync", json!({})) {
+        Ok(_) => {
+            assert!(call(&patient, "guardians", json!({}))["retired"]["successor"].is_string());
+            assert!(call(&patient, "home", json!({}))["attention"].to_string().contains("retired"));
+        }
+        Err(e) => assert_eq!(e.code, ErrorCode::LedgerRefused, "{e:?}"),
+    }
+    // The new one can drop a guardian.
+    let cy_key = cy.signing_key().to_string();
+    let fewer = call(&phone, "remove_guardian", json!({"key": cy_key}));
+    assert_eq!(fewer["set"]["count"], 2);
+    assert_eq!(code(&phone, "remove_guardian", json!({"key": cy_key})), ErrorCode::NotFound);
 }

@@ -40,6 +40,8 @@ pub struct Summary {
     pub created_at: i64,
     pub ledger: Option<LedgerView>,
     pub auto_lock_minutes: u32,
+    /// A new device waiting for the patient's guardians: the app shows the recovery's progress, not Home.
+    pub recovering: bool,
 }
 
 #[derive(Clone, Debug, Serialize, TS)]
@@ -371,6 +373,9 @@ pub struct SyncResult {
     pub checkpoint_size: i64,
     pub new_events: Vec<AccessRow>,
     pub complete: bool,
+    /// Recovery requests for this wallet found in this sync and not cancelled: if the patient did not make
+    /// them, someone is trying to take the wallet over.
+    pub new_recovery_alerts: Vec<RecoveryAlert>,
 }
 
 #[derive(Clone, Debug, Serialize, TS)]
@@ -389,6 +394,10 @@ pub enum AttentionKind {
     Unposted,
     NotEnrolled,
     NeverSynced,
+    /// Someone asked this wallet's guardians to recover it on another device.
+    RecoveryRequest,
+    /// This wallet's key was retired when it was recovered on another device.
+    Retired,
 }
 
 #[derive(Clone, Debug, Serialize, TS)]
@@ -430,6 +439,7 @@ pub fn summary(w: &Wallet, auto_lock_minutes: u32) -> Summary {
             synced_through: l.synced_through.map(|i| i as i64),
         }),
         auto_lock_minutes,
+        recovering: w.is_recovering(),
     }
 }
 
@@ -492,4 +502,402 @@ pub struct EmergencyCardView {
     pub svg: String,
     pub png_base64: String,
     pub pdf_base64: String,
+}
+
+/// One of the patient's guardians.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Guardian {
+    /// The guardian's share number (1 to the number of guardians).
+    pub index: u8,
+    pub name: String,
+    pub key: String,
+    /// When the guardian's wallet acknowledged its share (unix ms).
+    #[ts(type = "number | null")]
+    pub accepted_at: Option<i64>,
+    /// When the guardian last proved it still holds a valid share (unix ms).
+    #[ts(type = "number | null")]
+    pub proved_at: Option<i64>,
+}
+
+/// The patient's guardians: any `threshold` of the `count` together can recover the wallet.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct GuardianSet {
+    pub set_id: String,
+    pub threshold: u8,
+    pub count: u8,
+    /// How long guardians hold their shares back after a recovery request, for a veto.
+    #[ts(type = "number")]
+    pub waiting_seconds: u64,
+    #[ts(type = "number")]
+    pub created_at: i64,
+    #[ts(type = "number | null")]
+    pub entry_index: Option<i64>,
+    /// When the guardians were last asked to prove they hold their shares.
+    #[ts(type = "number | null")]
+    pub challenged_at: Option<i64>,
+    pub guardians: Vec<Guardian>,
+}
+
+impl GuardianSet {
+    pub fn of(s: &custodia_wallet::wallet::GuardianSetView) -> GuardianSet {
+        GuardianSet {
+            set_id: s.set_id.to_string(),
+            threshold: s.threshold,
+            count: s.count,
+            waiting_seconds: s.waiting_seconds,
+            created_at: ms(s.created_at),
+            entry_index: s.entry_index.map(|i| i as i64),
+            challenged_at: s.challenged_at.map(ms),
+            guardians: s
+                .guardians
+                .iter()
+                .map(|g| Guardian {
+                    index: g.index,
+                    name: g.name.clone(),
+                    key: g.key.to_string(),
+                    accepted_at: g.accepted_at.map(ms),
+                    proved_at: g.proved_at.map(ms),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A share this wallet holds as someone's guardian.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct HeldShare {
+    pub patient: String,
+    pub patient_name: String,
+    pub ledger: String,
+    pub set_id: String,
+    pub index: u8,
+    pub threshold: u8,
+    pub count: u8,
+    #[ts(type = "number")]
+    pub received_at: i64,
+    /// The patient has since chosen other guardians or rotated keys: this share opens nothing current.
+    pub superseded: bool,
+}
+
+impl HeldShare {
+    pub fn of(s: &custodia_wallet::wallet::HeldShareView) -> HeldShare {
+        HeldShare {
+            patient: s.patient.to_string(),
+            patient_name: s.patient_name.clone(),
+            ledger: s.ledger.clone(),
+            set_id: s.set_id.to_string(),
+            index: s.index,
+            threshold: s.threshold,
+            count: s.count,
+            received_at: ms(s.received_at),
+            superseded: s.superseded,
+        }
+    }
+}
+
+/// A recovery request for this wallet, seen on the ledger: someone (the patient on a new device, or not)
+/// asked this wallet's guardians for their shares. The old device can cancel it.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct RecoveryAlert {
+    #[ts(type = "number")]
+    pub index: i64,
+    pub request_id: String,
+    /// The asking device's one-time key.
+    pub device: String,
+    #[ts(type = "number")]
+    pub asked_at: i64,
+    /// Set once it was cancelled (from this device or another with the same key).
+    #[ts(type = "number | null")]
+    pub cancelled_at: Option<i64>,
+}
+
+impl RecoveryAlert {
+    pub fn of(a: &custodia_wallet::wallet::RecoveryAlert) -> RecoveryAlert {
+        RecoveryAlert {
+            index: a.index as i64,
+            request_id: a.request_id.to_string(),
+            device: a.device.to_string(),
+            asked_at: ms(a.asked_at),
+            cancelled_at: a.cancelled_at.map(ms),
+        }
+    }
+}
+
+/// This wallet's key was rotated away by another device: the patient recovered the wallet elsewhere.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct RetiredView {
+    #[ts(type = "number")]
+    pub index: i64,
+    #[ts(type = "number")]
+    pub at: i64,
+    pub successor: String,
+}
+
+/// `guardians`: the patient's guardian set, the shares this wallet holds for others, recovery requests
+/// for this wallet, and whether it was retired. Read from the wallet alone (no ledger call).
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Guardians {
+    pub set: Option<GuardianSet>,
+    pub held: Vec<HeldShare>,
+    /// Oldest first; the open ones have no `cancelled_at`.
+    pub alerts: Vec<RecoveryAlert>,
+    pub retired: Option<RetiredView>,
+    /// The proposed threshold for 2 to 10 guardians (index 0 is for 2): a majority.
+    pub default_thresholds: Vec<u8>,
+    #[ts(type = "number")]
+    pub default_waiting_seconds: u64,
+    #[ts(type = "number")]
+    pub max_waiting_seconds: u64,
+}
+
+/// `guardian_contact`: someone who could be a guardian, from their contact card or key.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct GuardianCandidate {
+    pub name: String,
+    pub key: String,
+    pub fingerprint: String,
+    /// Named by a scanned contact card (else looked up on the ledger by key).
+    pub from_card: bool,
+}
+
+/// `set_guardians`'s arguments: each contact is a contact card's QR text or a signing key.
+#[derive(Clone, Debug, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(optional_fields)]
+pub struct SetGuardiansArgs {
+    pub contacts: Vec<String>,
+    /// Default: a majority.
+    pub threshold: Option<u8>,
+    /// Default: a day.
+    #[ts(optional, type = "number")]
+    pub waiting_seconds: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum InboxRequestState {
+    /// Waiting for the guardian to type the code the patient reads from the new device.
+    AwaitingCode,
+    /// Approved; the share goes out when the waiting period ends.
+    Approved,
+    Released,
+    Cancelled,
+    /// Too many wrong codes were typed.
+    Locked,
+}
+
+impl From<custodia_wallet::wallet::RequestState> for InboxRequestState {
+    fn from(s: custodia_wallet::wallet::RequestState) -> Self {
+        use custodia_wallet::wallet::RequestState as S;
+        match s {
+            S::AwaitingCode => InboxRequestState::AwaitingCode,
+            S::Approved => InboxRequestState::Approved,
+            S::Released => InboxRequestState::Released,
+            S::Cancelled => InboxRequestState::Cancelled,
+            S::Locked => InboxRequestState::Locked,
+        }
+    }
+}
+
+/// A recovery request in a guardian's inbox.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct InboxRequest {
+    pub request_id: String,
+    pub patient: String,
+    pub patient_name: String,
+    pub device: String,
+    #[ts(type = "number")]
+    pub asked_at: i64,
+    /// When the waiting period ends and an approved share may go out.
+    #[ts(type = "number")]
+    pub release_at: i64,
+    pub state: InboxRequestState,
+}
+
+impl InboxRequest {
+    pub fn of(r: &custodia_wallet::wallet::InboxRequest) -> InboxRequest {
+        InboxRequest {
+            request_id: r.request_id.to_string(),
+            patient: r.patient.to_string(),
+            patient_name: r.patient_name.clone(),
+            device: r.device.to_string(),
+            asked_at: ms(r.asked_at),
+            release_at: ms(r.release_at),
+            state: r.state.into(),
+        }
+    }
+}
+
+/// An emergency-card read of the records of someone this wallet guards, as the gateway that served it signed it.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct BreakGlassRead {
+    /// The access event's id.
+    pub id: String,
+    pub patient: String,
+    pub patient_name: String,
+    pub reader_name: String,
+    pub organisation: String,
+    #[ts(type = "number")]
+    pub at: i64,
+    pub outcome: AccessOutcome,
+    /// `Type/id` of each record read.
+    pub resources: Vec<String>,
+}
+
+impl BreakGlassRead {
+    pub fn of(n: &custodia_wallet::wallet::BreakGlassNotice) -> BreakGlassRead {
+        BreakGlassRead {
+            id: n.id.clone(),
+            patient: n.patient.to_string(),
+            patient_name: n.patient_name.clone(),
+            reader_name: n.reader_name.clone(),
+            organisation: n.organisation.clone(),
+            at: ms(n.at),
+            outcome: match n.outcome {
+                Outcome::Allowed => AccessOutcome::Allowed,
+                Outcome::Denied => AccessOutcome::Denied,
+            },
+            resources: n.resources.clone(),
+        }
+    }
+}
+
+/// `guardian_inbox`: what a guardian's inbox run did and what the wallet holds.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct GuardianInbox {
+    pub shares: Vec<HeldShare>,
+    /// Newest first.
+    pub requests: Vec<InboxRequest>,
+    /// Shares accepted in this run.
+    pub accepted: u32,
+    /// Checks answered in this run.
+    pub proofs_sent: u32,
+    /// Requests whose shares went out in this run.
+    pub released: Vec<String>,
+    /// As a patient: guardians' acknowledgements and proofs collected in this run.
+    pub acknowledgements: u32,
+    /// Emergency-card reads of the records of the people this wallet guards, newest first.
+    pub break_glass: Vec<BreakGlassRead>,
+    /// How many of them arrived in this run.
+    pub new_break_glass: u32,
+}
+
+impl GuardianInbox {
+    pub fn of(i: &custodia_wallet::wallet::Inbox) -> GuardianInbox {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut requests: Vec<InboxRequest> = i.requests.iter().map(InboxRequest::of).collect();
+        requests.sort_by_key(|r| std::cmp::Reverse(r.asked_at));
+        GuardianInbox {
+            shares: i.shares.iter().map(HeldShare::of).collect(),
+            requests,
+            accepted: count(i.accepted),
+            proofs_sent: count(i.proofs_sent),
+            released: i.released.iter().map(ToString::to_string).collect(),
+            acknowledgements: count(i.acknowledgements),
+            break_glass: i.break_glass.iter().rev().map(BreakGlassRead::of).collect(),
+            new_break_glass: count(i.new_break_glass),
+        }
+    }
+}
+
+/// `start_recovery`'s arguments. Works with no wallet: the new device's wallet is made with `passphrase`.
+#[derive(Clone, Debug, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(optional_fields)]
+pub struct StartRecoveryArgs {
+    pub ledger_url: String,
+    /// The patient's signing key (on their contact card, or shown by any of their guardians).
+    pub patient_key: String,
+    pub passphrase: String,
+    /// The ledger's checkpoint key (otherwise trusted on first use).
+    pub verifier_key: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryPhase {
+    /// Fewer shares than needed have come back.
+    Waiting,
+    /// Enough shares are in: finish.
+    Ready,
+    /// Cancelled from the patient's old device.
+    Cancelled,
+    /// The patient's guardians changed since the request: start again.
+    Superseded,
+}
+
+/// Where a recovery on this (new) device stands.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct RecoveryProgress {
+    pub request_id: String,
+    pub patient: String,
+    pub ledger: String,
+    /// What the patient reads to each guardian: six digits, in two groups.
+    pub code: String,
+    #[ts(type = "number")]
+    pub entry_index: i64,
+    #[ts(type = "number")]
+    pub asked_at: i64,
+    /// When the waiting period ends and guardians who approved release their shares.
+    #[ts(type = "number")]
+    pub release_at: i64,
+    pub threshold: u8,
+    pub count: u8,
+    /// Share numbers whose guardians approved (released ones included).
+    pub approved: Vec<u8>,
+    /// Share numbers received.
+    pub received: Vec<u8>,
+    pub phase: RecoveryPhase,
+    #[ts(type = "number | null")]
+    pub cancelled_at: Option<i64>,
+}
+
+impl RecoveryProgress {
+    pub fn of(p: &custodia_wallet::wallet::RecoveryProgress) -> RecoveryProgress {
+        use custodia_wallet::wallet::RecoveryPhase as P;
+        RecoveryProgress {
+            request_id: p.request_id.to_string(),
+            patient: p.patient.to_string(),
+            ledger: p.ledger.clone(),
+            code: p.code.clone(),
+            entry_index: p.entry_index as i64,
+            asked_at: ms(p.asked_at),
+            release_at: ms(p.release_at),
+            threshold: p.threshold,
+            count: p.count,
+            approved: p.approved.clone(),
+            received: p.received.clone(),
+            phase: match p.phase {
+                P::Waiting => RecoveryPhase::Waiting,
+                P::Ready => RecoveryPhase::Ready,
+                P::Cancelled => RecoveryPhase::Cancelled,
+                P::Superseded => RecoveryPhase::Superseded,
+            },
+            cancelled_at: p.cancelled_at.map(ms),
+        }
+    }
+}
+
+/// `start_recovery`: the new device's wallet (unlocked, recovering) and the recovery's progress.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct RecoveryStarted {
+    pub summary: Summary,
+    pub progress: RecoveryProgress,
+}
+
+/// `finish_recovery`: the patient's wallet, restored on this device and rotated to a new key.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct RecoveryFinished {
+    pub summary: Summary,
+    /// The key recovered (now retired in favour of `summary.key`).
+    pub patient: String,
+    pub grants: u32,
+    pub access_events: u32,
+    pub guardians: u32,
+}
+
+/// `cancel_recovery`: the requests vetoed.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct RecoveryCancelled {
+    pub cancelled: Vec<String>,
 }

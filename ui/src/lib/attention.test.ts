@@ -109,6 +109,15 @@ describe('attention', () => {
     expect(attentionView(item('expiring', 'a b')).action).toMatchObject({ href: '#/grants/a%20b' });
   });
 
+  it('sends a recovery request and a retired wallet to Guardians, as alarms', () => {
+    expect(attentionView(item('recovery_request'))).toMatchObject({
+      severity: 'alarm',
+      tag: 'Recovery request',
+      action: { kind: 'link', href: '#/guardians', label: 'Review and cancel' },
+    });
+    expect(attentionView(item('retired'))).toMatchObject({ severity: 'alarm', action: { href: '#/guardians' } });
+  });
+
   it('puts alarms first and keeps order otherwise', () => {
     const items = [item('expiring', 'x'), item('unposted', 'y'), item('denied'), item('never_synced'), item('break_glass')];
     expect(sortAttention(items).map((a) => a.kind)).toEqual(['denied', 'break_glass', 'unposted', 'expiring', 'never_synced']);

@@ -130,6 +130,15 @@ export function attentionView(a: Attention): AttentionView {
       };
     case 'never_synced':
       return { severity: 'info', tag: 'Not checked yet', icon: 'ℹ', action: null };
+    case 'recovery_request':
+      return {
+        severity: 'alarm',
+        tag: 'Recovery request',
+        icon: '⚠',
+        action: { kind: 'link', href: '#/guardians', label: 'Review and cancel' },
+      };
+    case 'retired':
+      return { severity: 'alarm', tag: 'Replaced', icon: '⚠', action: { kind: 'link', href: '#/guardians', label: 'Details' } };
     default:
       return { severity: 'info', tag: 'Note', icon: 'ℹ', action: null };
   }

@@ -15,12 +15,14 @@ describe('routes', () => {
     expect(parseHash('#/log?outcome=denied&bg=1')).toEqual({ name: 'log', query: 'outcome=denied&bg=1' });
     expect(parseHash('#/settings/')).toEqual({ name: 'settings' });
     expect(parseHash('#/card')).toEqual({ name: 'card' });
+    expect(parseHash('#/guardians')).toEqual({ name: 'guardians' });
+    expect(parseHash('#/inbox/')).toEqual({ name: 'inbox' });
     expect(parseHash('#/nowhere')).toEqual({ name: 'not-found', path: '/nowhere' });
     expect(parseHash('#/grants/%E0%A4%A')).toMatchObject({ name: 'not-found' });
   });
 
   it('round-trips through href', () => {
-    for (const h of ['#/home', '#/scan', '#/grants', '#/grants/new', '#/grants/a%20b', '#/log', '#/log?q=x', '#/settings', '#/card']) {
+    for (const h of ['#/home', '#/scan', '#/grants', '#/grants/new', '#/grants/a%20b', '#/log', '#/log?q=x', '#/settings', '#/card', '#/guardians', '#/inbox']) {
       expect(href(parseHash(h))).toBe(h);
     }
   });
@@ -31,5 +33,7 @@ describe('routes', () => {
     expect(section(parseHash('#/scan'))).toBe('scan');
     expect(section(parseHash('#/zzz'))).toBeNull();
     expect(section(parseHash('#/card'))).toBeNull();
+    expect(section(parseHash('#/guardians'))).toBe('settings');
+    expect(section(parseHash('#/inbox'))).toBe('settings');
   });
 });

@@ -1,5 +1,5 @@
 // Hash routes: `#/home`, `#/scan`, `#/grants`, `#/grants/new`, `#/grants/ID`, `#/log?…`, `#/settings`,
-// `#/card` (the emergency card).
+// `#/card` (the emergency card), `#/guardians` (the patient's guardians), `#/inbox` (as someone's guardian).
 
 export type Route =
   | { name: 'home' }
@@ -10,6 +10,8 @@ export type Route =
   | { name: 'log'; query: string }
   | { name: 'settings' }
   | { name: 'card' }
+  | { name: 'guardians' }
+  | { name: 'inbox' }
   | { name: 'not-found'; path: string };
 
 export function parseHash(hash: string): Route {
@@ -32,6 +34,8 @@ export function parseHash(hash: string): Route {
   if (path === '/log') return { name: 'log', query };
   if (path === '/settings') return { name: 'settings' };
   if (path === '/card') return { name: 'card' };
+  if (path === '/guardians') return { name: 'guardians' };
+  if (path === '/inbox') return { name: 'inbox' };
   return { name: 'not-found', path };
 }
 
@@ -53,6 +57,10 @@ export function href(route: Route): string {
       return '#/settings';
     case 'card':
       return '#/card';
+    case 'guardians':
+      return '#/guardians';
+    case 'inbox':
+      return '#/inbox';
     case 'not-found':
       return `#${route.path}`;
   }
@@ -74,6 +82,9 @@ export function section(route: Route): 'home' | 'scan' | 'grants' | 'new-grant' 
       return route.name;
     case 'grant':
       return 'grants';
+    case 'guardians':
+    case 'inbox':
+      return 'settings';
     default:
       return null;
   }

@@ -3,7 +3,7 @@
 import { command, errorMessage, onLocked, toBridgeError } from './bridge';
 import { navigate } from './router.svelte';
 import { clearToasts } from './toasts.svelte';
-import type { Status, Summary } from './types';
+import type { RecoveryProgress, Status, Summary } from './types';
 
 export type Phase =
   | 'loading'
@@ -14,6 +14,8 @@ export type Phase =
   /** Wallet just created and unlocked: onboarding, ledger step. */
   | 'onboarding-ledger'
   | 'locked'
+  /** Unlocked, a new device waiting for the patient's guardians: the recovery screen, not Home. */
+  | 'recovering'
   | 'unlocked';
 
 class Session {
@@ -24,6 +26,8 @@ class Session {
   problem = $state('');
   /** Shown on the unlock screen, e.g. "Locked after 10 minutes without activity." */
   lockNotice = $state('');
+  /** The recovery's progress as `start_recovery` gave it (the recovery screen refreshes it). */
+  recovery = $state<RecoveryProgress | null>(null);
 }
 
 export const session = new Session();
@@ -40,7 +44,7 @@ export async function loadStatus(): Promise<void> {
     session.problem = '';
     if (status.state === 'unlocked' && status.summary) {
       session.summary = status.summary;
-      session.phase = 'unlocked';
+      session.phase = status.summary.recovering ? 'recovering' : 'unlocked';
     } else if (status.state === 'none') {
       session.summary = null;
       session.phase = 'none';
@@ -55,12 +59,32 @@ export async function loadStatus(): Promise<void> {
   }
 }
 
-/** After `unlock`: the landing page is Home. */
+/** After `unlock` (and a finished recovery): the landing page is Home, or the recovery screen on a new device. */
 export function enterUnlocked(summary: Summary): void {
   session.summary = summary;
   session.lockNotice = '';
+  if (summary.recovering) {
+    session.phase = 'recovering';
+    return;
+  }
+  session.recovery = null;
   session.phase = 'unlocked';
   navigate('#/home');
+}
+
+/** After `start_recovery`: the new device's wallet is unlocked and waits for the guardians. */
+export function recoveryStarted(summary: Summary, progress: RecoveryProgress): void {
+  session.summary = summary;
+  session.recovery = progress;
+  session.lockNotice = '';
+  session.phase = 'recovering';
+}
+
+/** After `abandon_recovery`: the device's wallet is gone, back to a first run. */
+export function recoveryAbandoned(): void {
+  session.summary = null;
+  session.recovery = null;
+  session.phase = 'none';
 }
 
 /** After `create_wallet`: the wallet is unlocked, the ledger step comes next. */
@@ -95,7 +119,7 @@ export async function lockNow(notice = ''): Promise<void> {
 /** Any `locked` error from any command routes to the unlock screen. */
 export function installLockedHandler(): void {
   onLocked(() => {
-    if (session.phase === 'unlocked' || session.phase === 'onboarding-ledger') {
+    if (session.phase === 'unlocked' || session.phase === 'onboarding-ledger' || session.phase === 'recovering') {
       becameLocked('Your wallet was locked. Enter your passphrase to continue.');
     }
   });

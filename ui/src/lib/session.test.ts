@@ -8,7 +8,7 @@ vi.mock('./router.svelte', () => ({ navigate: (...a: unknown[]) => navigate(...a
 const bridge = await import('./bridge');
 const s = await import('./session.svelte');
 
-const summary = { name: 'Ada', key: 'k', fingerprint: 'f', created_at: 0, ledger: null, auto_lock_minutes: 7 };
+const summary = { name: 'Ada', key: 'k', fingerprint: 'f', created_at: 0, ledger: null, auto_lock_minutes: 7, recovering: false };
 
 beforeEach(() => {
   command.mockReset();
@@ -53,6 +53,30 @@ describe('session', () => {
     expect(s.session.phase).toBe('locked');
     expect(s.session.summary).toBeNull();
     expect(s.session.lockNotice).toMatch(/locked/);
+  });
+
+  it('shows the recovery screen, not Home, while a new device waits for guardians', async () => {
+    const recovering = { ...summary, recovering: true };
+    command.mockResolvedValueOnce({ state: 'unlocked', wallet_dir: '/w', default_ledger: null, auto_lock_minutes: 10, summary: recovering });
+    await s.loadStatus();
+    expect(s.session.phase).toBe('recovering');
+    s.enterUnlocked(recovering);
+    expect(s.session.phase).toBe('recovering');
+    expect(navigate).not.toHaveBeenCalled();
+
+    s.recoveryAbandoned();
+    expect(s.session.phase).toBe('none');
+    expect(s.session.summary).toBeNull();
+
+    const progress = { request_id: 'r', phase: 'waiting' } as unknown as import('./types').RecoveryProgress;
+    s.recoveryStarted(recovering, progress);
+    expect(s.session.phase).toBe('recovering');
+    expect(s.session.recovery).toBe(progress);
+    // Finished: the restored wallet lands on Home.
+    s.enterUnlocked(summary);
+    expect(s.session.phase).toBe('unlocked');
+    expect(s.session.recovery).toBeNull();
+    expect(navigate).toHaveBeenCalledWith('#/home');
   });
 
   it('locks on request even if the lock call fails', async () => {

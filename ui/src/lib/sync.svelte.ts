@@ -29,7 +29,17 @@ export const sync = new SyncState();
 let timer: ReturnType<typeof setInterval> | null = null;
 let generation = 0;
 
+/** The words for a recovery request on this wallet found by a sync. */
+export const RECOVERY_ALERT = {
+  title: 'Someone asked to recover your wallet',
+  body: 'Someone asked your guardians to recover this wallet on another device. If it was not you, cancel it now under Guardians.',
+};
+
 function announce(result: SyncResult): void {
+  if (result.new_recovery_alerts.length) {
+    showToast({ ...RECOVERY_ALERT, tone: 'alarm', href: '#/guardians', linkLabel: 'See the request' });
+    notifyDesktop(RECOVERY_ALERT.title, RECOVERY_ALERT.body);
+  }
   if (!result.new_events.length) return;
   for (const words of summariseEvents(result.new_events)) {
     showToast({
@@ -54,7 +64,7 @@ export async function syncNow(): Promise<void> {
       sync.problem = null;
       sync.lastOk = Date.now();
       sync.checkpointSize = result.checkpoint_size;
-      if (result.new_events.length) {
+      if (result.new_events.length || result.new_recovery_alerts.length) {
         announce(result);
         sync.version++;
       }

@@ -31,7 +31,12 @@ function event(i: number, patch: Partial<AccessRow> = {}): AccessRow {
   };
 }
 
-const result = (new_events: AccessRow[], complete = true): SyncResult => ({ checkpoint_size: 10, new_events, complete });
+const result = (new_events: AccessRow[], complete = true): SyncResult => ({
+  checkpoint_size: 10,
+  new_events,
+  complete,
+  new_recovery_alerts: [],
+});
 
 beforeEach(() => {
   command.mockReset();
@@ -56,6 +61,17 @@ describe('sync', () => {
     expect(notify).toHaveBeenCalledTimes(2);
     expect(sync.version).toBe(before + 1);
     expect(sync.problem).toBeNull();
+  });
+
+  it('warns loudly of a recovery request for this wallet', async () => {
+    const alert = { index: 9, request_id: 'r1', device: 'cusig1device', asked_at: 1, cancelled_at: null };
+    command.mockResolvedValueOnce({ ...result([]), new_recovery_alerts: [alert] });
+    const before = sync.version;
+    await syncNow();
+    expect(toasts.items).toHaveLength(1);
+    expect(toasts.items[0]).toMatchObject({ tone: 'alarm', href: '#/guardians', title: 'Someone asked to recover your wallet' });
+    expect(notify).toHaveBeenCalledWith('Someone asked to recover your wallet', expect.stringMatching(/If it was not you, cancel it/));
+    expect(sync.version).toBe(before + 1);
   });
 
   it('does nothing visible when there is nothing new', async () => {

@@ -6,6 +6,8 @@ export type Toast = {
   body: string;
   tone: 'info' | 'success' | 'alarm';
   href?: string;
+  /** The link's words (default: "See all reads"). */
+  linkLabel?: string;
 };
 
 class Toasts {

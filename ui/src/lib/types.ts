@@ -13,6 +13,7 @@ export type {
   AppError,
   Attention,
   AttentionKind,
+  BreakGlassRead,
   Code,
   Contact,
   EmergencyCardArgs,
@@ -22,13 +23,30 @@ export type {
   GrantDetail,
   GrantStatus,
   GrantView,
+  Guardian,
+  GuardianCandidate,
+  GuardianInbox,
+  GuardianSet,
+  Guardians,
+  HeldShare,
   Histogram,
   Home,
+  InboxRequest,
+  InboxRequestState,
   LedgerView,
   Party,
   Proof,
+  RecoveryAlert,
+  RecoveryCancelled,
+  RecoveryFinished,
+  RecoveryPhase,
+  RecoveryProgress,
+  RecoveryStarted,
   RequestAnswer,
   Resource,
+  RetiredView,
+  SetGuardiansArgs,
+  StartRecoveryArgs,
   Status,
   Summary,
   SyncResult,
@@ -49,10 +67,20 @@ import type {
   Export,
   GrantDetail,
   GrantView,
+  GuardianCandidate,
+  GuardianInbox,
+  Guardians,
   Home,
+  InboxRequest,
   Proof,
   QrView,
+  RecoveryCancelled,
+  RecoveryFinished,
+  RecoveryProgress,
+  RecoveryStarted,
   RequestAnswer,
+  SetGuardiansArgs,
+  StartRecoveryArgs,
   Status,
   Summary,
   SyncResult,
@@ -104,6 +132,18 @@ export type Commands = {
   open_request: { args: { text: string }; result: AccessRequestView };
   answer_request: { args: AnswerRequestArgs; result: RequestAnswer };
   create_emergency_card: { args: EmergencyCardArgs; result: EmergencyCardView };
+  guardians: { args: Empty; result: Guardians };
+  guardian_contact: { args: { text: string }; result: GuardianCandidate };
+  set_guardians: { args: SetGuardiansArgs; result: Guardians };
+  remove_guardian: { args: { key: string }; result: Guardians };
+  check_guardians: { args: Empty; result: Guardians };
+  guardian_inbox: { args: { ledger?: string }; result: GuardianInbox };
+  approve_recovery: { args: { request_id: string; code: string }; result: InboxRequest };
+  cancel_recovery: { args: { request_id?: string }; result: RecoveryCancelled };
+  start_recovery: { args: StartRecoveryArgs; result: RecoveryStarted };
+  recovery_status: { args: Empty; result: RecoveryProgress };
+  finish_recovery: { args: Empty; result: RecoveryFinished };
+  abandon_recovery: { args: Empty; result: Empty };
 };
 
 export type CommandName = keyof Commands;

@@ -8,7 +8,11 @@ export type Status = { state: WalletState, wallet_dir: string, default_ledger: s
  * Only while unlocked.
  */
 summary: Summary | null, };
-export type Summary = { name: string, key: string, fingerprint: string, created_at: number, ledger: LedgerView | null, auto_lock_minutes: number, };
+export type Summary = { name: string, key: string, fingerprint: string, created_at: number, ledger: LedgerView | null, auto_lock_minutes: number, 
+/**
+ * A new device waiting for the patient's guardians: the app shows the recovery's progress, not Home.
+ */
+recovering: boolean, };
 export type LedgerView = { url: string, checkpoint_size: number, synced_through: number | null, };
 export type Party = { key: string, name: string | null, organisation: string | null, role: string | null, verified: boolean, };
 export type Code = { code: string, display: string, };
@@ -69,9 +73,14 @@ export type Proof = { index: number, leaf_hash: string, checkpoint_size: number,
 checkpoint: string, path: Array<string>, verified: boolean, };
 export type Export = { filename: string, content_type: string, text: string, };
 export type Contact = { fingerprint: string, last_granted: number | null, key: string, name: string | null, organisation: string | null, role: string | null, verified: boolean, };
-export type SyncResult = { checkpoint_size: number, new_events: Array<AccessRow>, complete: boolean, };
+export type SyncResult = { checkpoint_size: number, new_events: Array<AccessRow>, complete: boolean, 
+/**
+ * Recovery requests for this wallet found in this sync and not cancelled: if the patient did not make
+ * them, someone is trying to take the wallet over.
+ */
+new_recovery_alerts: Array<RecoveryAlert>, };
 export type Home = { active_grants: Array<GrantView>, recent_reads: Array<AccessRow>, attention: Array<Attention>, };
-export type AttentionKind = "break_glass" | "denied" | "expiring" | "unposted" | "not_enrolled" | "never_synced";
+export type AttentionKind = "break_glass" | "denied" | "expiring" | "unposted" | "not_enrolled" | "never_synced" | "recovery_request" | "retired";
 export type Attention = { kind: AttentionKind, message: string, grant_id: string | null, index: number | null, };
 export type QrView = { text: string, svg: string, };
 export type Decoded = { text: string, };
@@ -96,6 +105,144 @@ export type EmergencyCardArgs = { scopes: Array<string>, labels?: Array<string>,
  */
 name?: string, };
 export type EmergencyCardView = { grant: GrantView, svg: string, png_base64: string, pdf_base64: string, };
+export type Guardian = { 
+/**
+ * The guardian's share number (1 to the number of guardians).
+ */
+index: number, name: string, key: string, 
+/**
+ * When the guardian's wallet acknowledged its share (unix ms).
+ */
+accepted_at: number | null, 
+/**
+ * When the guardian last proved it still holds a valid share (unix ms).
+ */
+proved_at: number | null, };
+export type GuardianSet = { set_id: string, threshold: number, count: number, 
+/**
+ * How long guardians hold their shares back after a recovery request, for a veto.
+ */
+waiting_seconds: number, created_at: number, entry_index: number | null, 
+/**
+ * When the guardians were last asked to prove they hold their shares.
+ */
+challenged_at: number | null, guardians: Array<Guardian>, };
+export type HeldShare = { patient: string, patient_name: string, ledger: string, set_id: string, index: number, threshold: number, count: number, received_at: number, 
+/**
+ * The patient has since chosen other guardians or rotated keys: this share opens nothing current.
+ */
+superseded: boolean, };
+export type RecoveryAlert = { index: number, request_id: string, 
+/**
+ * The asking device's one-time key.
+ */
+device: string, asked_at: number, 
+/**
+ * Set once it was cancelled (from this device or another with the same key).
+ */
+cancelled_at: number | null, };
+export type RetiredView = { index: number, at: number, successor: string, };
+export type Guardians = { set: GuardianSet | null, held: Array<HeldShare>, 
+/**
+ * Oldest first; the open ones have no `cancelled_at`.
+ */
+alerts: Array<RecoveryAlert>, retired: RetiredView | null, 
+/**
+ * The proposed threshold for 2 to 10 guardians (index 0 is for 2): a majority.
+ */
+default_thresholds: Array<number>, default_waiting_seconds: number, max_waiting_seconds: number, };
+export type GuardianCandidate = { name: string, key: string, fingerprint: string, 
+/**
+ * Named by a scanned contact card (else looked up on the ledger by key).
+ */
+from_card: boolean, };
+export type SetGuardiansArgs = { contacts: Array<string>, 
+/**
+ * Default: a majority.
+ */
+threshold?: number, 
+/**
+ * Default: a day.
+ */
+waiting_seconds?: number, };
+export type InboxRequestState = "awaiting_code" | "approved" | "released" | "cancelled" | "locked";
+export type InboxRequest = { request_id: string, patient: string, patient_name: string, device: string, asked_at: number, 
+/**
+ * When the waiting period ends and an approved share may go out.
+ */
+release_at: number, state: InboxRequestState, };
+export type BreakGlassRead = { 
+/**
+ * The access event's id.
+ */
+id: string, patient: string, patient_name: string, reader_name: string, organisation: string, at: number, outcome: AccessOutcome, 
+/**
+ * `Type/id` of each record read.
+ */
+resources: Array<string>, };
+export type GuardianInbox = { shares: Array<HeldShare>, 
+/**
+ * Newest first.
+ */
+requests: Array<InboxRequest>, 
+/**
+ * Shares accepted in this run.
+ */
+accepted: number, 
+/**
+ * Checks answered in this run.
+ */
+proofs_sent: number, 
+/**
+ * Requests whose shares went out in this run.
+ */
+released: Array<string>, 
+/**
+ * As a patient: guardians' acknowledgements and proofs collected in this run.
+ */
+acknowledgements: number, 
+/**
+ * Emergency-card reads of the records of the people this wallet guards, newest first.
+ */
+break_glass: Array<BreakGlassRead>, 
+/**
+ * How many of them arrived in this run.
+ */
+new_break_glass: number, };
+export type StartRecoveryArgs = { ledger_url: string, 
+/**
+ * The patient's signing key (on their contact card, or shown by any of their guardians).
+ */
+patient_key: string, passphrase: string, 
+/**
+ * The ledger's checkpoint key (otherwise trusted on first use).
+ */
+verifier_key?: string, };
+export type RecoveryPhase = "waiting" | "ready" | "cancelled" | "superseded";
+export type RecoveryProgress = { request_id: string, patient: string, ledger: string, 
+/**
+ * What the patient reads to each guardian: six digits, in two groups.
+ */
+code: string, entry_index: number, asked_at: number, 
+/**
+ * When the waiting period ends and guardians who approved release their shares.
+ */
+release_at: number, threshold: number, count: number, 
+/**
+ * Share numbers whose guardians approved (released ones included).
+ */
+approved: Array<number>, 
+/**
+ * Share numbers received.
+ */
+received: Array<number>, phase: RecoveryPhase, cancelled_at: number | null, };
+export type RecoveryStarted = { summary: Summary, progress: RecoveryProgress, };
+export type RecoveryFinished = { summary: Summary, 
+/**
+ * The key recovered (now retired in favour of `summary.key`).
+ */
+patient: string, grants: number, access_events: number, guardians: number, };
+export type RecoveryCancelled = { cancelled: Array<string>, };
 
 export type Command =
   | 'status'
@@ -125,4 +272,16 @@ export type Command =
   | 'export_audit_bundle'
   | 'open_request'
   | 'answer_request'
-  | 'create_emergency_card';
+  | 'create_emergency_card'
+  | 'guardians'
+  | 'guardian_contact'
+  | 'set_guardians'
+  | 'remove_guardian'
+  | 'check_guardians'
+  | 'guardian_inbox'
+  | 'approve_recovery'
+  | 'cancel_recovery'
+  | 'start_recovery'
+  | 'recovery_status'
+  | 'finish_recovery'
+  | 'abandon_recovery';
