@@ -600,15 +600,13 @@ fn a_patient_chooses_guardians_cancels_a_stranger_and_recovers_on_a_new_device()
     assert_eq!(call(&phone, "guardians", json!({}))["set"]["count"], 3);
     assert_eq!(code(&phone, "recovery_status", json!({})), ErrorCode::Conflict);
 
-    // The lost phone's copy can no longer act: the ledger refuses its key (if it learns of the rotation, it
-    // says so on Home and under Guardians).
-    match patient.dispatch("sync", json!({})) {
-        Ok(_) => {
-            assert!(call(&patient, "guardians", json!({}))["retired"]["successor"].is_string());
-            assert!(call(&patient, "home", json!({}))["attention"].to_string().contains("retired"));
-        }
-        Err(e) => assert_eq!(e.code, ErrorCode::LedgerRefused, "{e:?}"),
-    }
+    // The lost phone's copy can no longer act: its sync learns from the ledger that its key was retired, and
+    // says so, on Home and under Guardians.
+    let refused = patient.dispatch("sync", json!({})).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Conflict, "{refused:?}");
+    assert!(refused.message.contains("recovered on another device"), "{refused:?}");
+    assert!(call(&patient, "guardians", json!({}))["retired"]["successor"].is_string());
+    assert!(call(&patient, "home", json!({}))["attention"].to_string().contains("retired"));
     // The new one can drop a guardian.
     let cy_key = cy.signing_key().to_string();
     let fewer = call(&phone, "remove_guardian", json!({"key": cy_key}));
