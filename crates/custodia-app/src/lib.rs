@@ -553,8 +553,6 @@ impl App {
             return Err(AppError::new(ErrorCode::WalletExists, "there is already a wallet on this device"));
         }
         let (url, verifier_key) = (ledger_url.trim(), verifier_key.as_deref().map(str::trim).filter(|k| !k.is_empty()));
-        // Checked before the wallet is made, so a mistyped key or ledger leaves nothing behind.
-        recovery_preflight(url, verifier_key, &patient)?;
         let started = Wallet::start_recovery(&self.wallet_dir, pass, self.kdf, url, verifier_key, &patient, now()?);
         let (wallet, progress) = match started {
             Ok(started) => started,
@@ -655,22 +653,6 @@ fn unlocked(inner: &mut Inner) -> Result<&mut Unlocked, AppError> {
         Session::Unlocked(u) => Ok(u),
         _ => Err(AppError::locked()),
     }
-}
-
-/// Looks the patient up on the ledger with a throwaway key, as a new device would: enrolled, with guardians.
-fn recovery_preflight(url: &str, verifier_key: Option<&str>, patient: &SigningPublicKey) -> Result<(), AppError> {
-    let (mut ledger, _) = custodia_wallet::ledger::Ledger::connect(url, verifier_key)?;
-    let asker = custodia_core::Identity::from_seed(&custodia_core::MasterSeed::generate());
-    let view = match ledger.recovery(&asker, patient) {
-        Err(LedgerError::Problem { code, .. }) if code == "not-found" => {
-            return Err(WalletError::NotAPatient(patient.to_string()).into());
-        }
-        other => other?,
-    };
-    if view.current_set().is_none() {
-        return Err(WalletError::NoGuardianSet(patient.to_string()).into());
-    }
-    Ok(())
 }
 
 /// Removes a vault this app just made for a recovery that did not start.

@@ -1321,14 +1321,17 @@ impl Wallet {
         now: Timestamp,
     ) -> Result<(Wallet, RecoveryProgress), WalletError> {
         let (mut ledger, _) = Ledger::connect(url, verifier_key)?;
-        let mut wallet = Wallet::create(dir, RECOVERING_NAME, passphrase, kdf, now)?;
-        let view = match ledger.recovery(&wallet.identity, patient) {
+        // Looked up before the wallet is made (with a throwaway key: the lookup is any signer's), so a
+        // mistyped key or a patient without guardians leaves nothing behind.
+        let asker = Identity::from_seed(&MasterSeed::generate());
+        let view = match ledger.recovery(&asker, patient) {
             Err(LedgerError::Problem { code, .. }) if code == "not-found" => {
                 return Err(WalletError::NotAPatient(patient.to_string()));
             }
             other => other?,
         };
         let set = view.current_set().cloned().ok_or_else(|| WalletError::NoGuardianSet(patient.to_string()))?;
+        let mut wallet = Wallet::create(dir, RECOVERING_NAME, passphrase, kdf, now)?;
         let request_id = RequestId::generate();
         let device_box = wallet.identity.box_public();
         let content = Content::RecoveryRequest { tag: view.patient.tag, request_id, device_box };
