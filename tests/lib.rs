@@ -8,11 +8,15 @@ pub fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The `custodia` binary of this build, built first if a plain `cargo test -p custodia-tests` has not.
+/// The `custodia` binary: the one `CUSTODIA_BIN` names (`cargo xtask test` builds the workspace once and
+/// names it), or this build's, built first if a plain `cargo test -p custodia-tests` has not.
 pub fn custodia_bin() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(bin) = std::env::var_os("CUSTODIA_BIN") {
+                return PathBuf::from(bin);
+            }
             // Test executables live in target/<profile>/deps; binaries one level up.
             let exe = std::env::current_exe().expect("the test knows where it runs from");
             let profile_dir = exe.parent().and_then(|d| d.parent()).expect("a target/<profile>/deps layout");
@@ -119,4 +123,92 @@ pub fn key_of(dir: &std::path::Path, wallet: &str) -> (String, String) {
     let shown = json(&ok(dir, &["wallet", "show", "--wallet", wallet, "--json"]));
     let key = |k: &str| shown[k].as_str().expect("wallet show prints its keys").to_owned();
     (key("signing_key"), key("encryption_key"))
+}
+
+/// What the network authority's `ledger enroll` says of a member.
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    pub key: &'a str,
+    pub box_key: &'a str,
+    pub role: &'a str,
+    pub name: &'a str,
+    pub org: &'a str,
+}
+
+/// Enrolls `member` on the ledger at `url`, signed by the authority's wallet.
+pub fn enroll_member(dir: &std::path::Path, authority: &str, url: &str, member: Member<'_>) {
+    let Member { key, box_key, role, name, org } = member;
+    ok(
+        dir,
+        &[
+            "ledger",
+            "enroll",
+            "--wallet",
+            authority,
+            "--ledger",
+            url,
+            "--key",
+            key,
+            "--box-key",
+            box_key,
+            "--role",
+            role,
+            "--name",
+            name,
+            "--org",
+            org,
+        ],
+    );
+}
+
+/// The variable naming the PostgreSQL server the tests may use (`cargo xtask test` starts one and sets it).
+pub const POSTGRES_URL_VAR: &str = "CUSTODIA_TEST_POSTGRES";
+
+/// A database of its own on the test PostgreSQL server, dropped when this is.
+#[derive(Debug)]
+pub struct PostgresDatabase {
+    admin: postgres::Config,
+    name: String,
+    /// The database as `custodia ledger serve --db` takes it: `postgres://user@host:port/name`.
+    pub url: String,
+}
+
+impl PostgresDatabase {
+    /// A fresh database, or `None` when no server is named outside CI (the test then says it skipped). In
+    /// CI a missing server is a failure: the PostgreSQL mode must be tested there.
+    pub fn create(test: &str) -> Option<Self> {
+        let Ok(server) = std::env::var(POSTGRES_URL_VAR) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must test the PostgreSQL mode: set {POSTGRES_URL_VAR} (cargo xtask test starts a server and sets it)"
+            );
+            eprintln!("{test}: skipped, {POSTGRES_URL_VAR} is not set (cargo xtask test starts a server and sets it)");
+            return None;
+        };
+        let admin: postgres::Config = server.parse().expect("CUSTODIA_TEST_POSTGRES is a connection string");
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).expect("the system has randomness");
+        let name = format!("custodia_e2e_{}", data_encoding::HEXLOWER.encode(&nonce));
+        let mut client = admin.connect(postgres::NoTls).expect("the test PostgreSQL server accepts connections");
+        client.batch_execute(&format!("CREATE DATABASE {name}")).expect("the test database is created");
+        let host = match admin.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(host)) => host.clone(),
+            _ => panic!("{POSTGRES_URL_VAR} must name a TCP host"),
+        };
+        let port = admin.get_ports().first().copied().unwrap_or(5432);
+        let user = admin.get_user().unwrap_or("postgres");
+        let url = format!("postgres://{user}@{host}:{port}/{name}");
+        Some(Self { admin, name, url })
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let dropped = self.admin.connect(postgres::NoTls).and_then(|mut client| {
+            client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+        });
+        if let Err(e) = dropped {
+            eprintln!("could not drop the test database {}: {e}", self.name);
+        }
+    }
 }

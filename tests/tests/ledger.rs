@@ -19,7 +19,7 @@ use custodia_core::{Identity, MasterSeed, statement};
 use custodia_log::checkpoint::Checkpoint;
 use custodia_log::note::NoteVerifier;
 use custodia_log::{Hash, leaf_hash};
-use custodia_tests::{custodia, custodia_bin, json, key_of, ok};
+use custodia_tests::{Member, PostgresDatabase, custodia, custodia_bin, enroll_member, json, key_of, ok};
 
 /// The crash test's gateway: its appending threads derive the same key.
 const GATEWAY_SEED: [u8; 32] = [42; 32];
@@ -352,4 +352,136 @@ fn a_killed_ledger_keeps_every_acknowledged_entry() {
         signed(&gateway, Content::Access { tag: patient.ledger_tag(), grant_id: None, body: SealedBody(vec![1; 10]) });
     let response = append(&http, &ledger.url, &[more]).unwrap();
     assert_eq!(response.entries[0].index, now_cp.size);
+}
+
+/// Syncs `wallet` until it shows `events` verified reads: a front end publishes entries another one
+/// sequenced with its next checkpoint refresh, within a second or so.
+fn sync_until_reads(dir: &Path, wallet: &str, events: usize) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let synced = json(&ok(dir, &["wallet", "sync", "--wallet", wallet, "--json"]));
+        let seen = synced["access_events"].as_array().map_or(0, Vec::len);
+        if seen >= events || std::time::Instant::now() > deadline {
+            return synced;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Two `custodia ledger serve --db postgres://...` front ends over one database, as the README offers
+/// for scaling past one machine: each patient enrolls, grants and revokes through one front end while
+/// the gateway logs their reads through the other, every sync verifies against either front end's
+/// checkpoints, and an audit from the tiles of either finds one tree.
+#[test]
+fn two_front_ends_over_one_postgres_database_keep_one_tree() {
+    let Some(db) = PostgresDatabase::create("two_front_ends_over_one_postgres_database_keep_one_tree") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for (wallet, name) in [
+        ("authority", "Network authority"),
+        ("doctor", "Dr Hopper"),
+        ("gateway", "Gateway"),
+        ("ada", "Ada"),
+        ("bo", "Bo"),
+    ] {
+        ok(dir, &["wallet", "init", "--wallet", wallet, "--name", name]);
+    }
+    let (authority, _) = key_of(dir, "authority");
+    let (doctor, doctor_box) = key_of(dir, "doctor");
+    let (gateway, gateway_box) = key_of(dir, "gateway");
+    let verifier = init_ledger(dir, "ledger", &authority);
+    let front =
+        [LedgerProcess::start(dir, "ledger", Some(&db.url)), LedgerProcess::start(dir, "ledger", Some(&db.url))];
+
+    let patients = [("ada", &front[0].url, &front[1].url), ("bo", &front[1].url, &front[0].url)];
+    for (wallet, own, _) in patients {
+        ok(dir, &["wallet", "enroll", "--wallet", wallet, "--ledger", own, "--verifier-key", &verifier]);
+    }
+    let member = |key, box_key, role, name| Member { key, box_key, role, name, org: "St Mary's" };
+    enroll_member(dir, "authority", &front[0].url, member(&doctor, &doctor_box, "provider", "Dr Hopper"));
+    enroll_member(dir, "authority", &front[1].url, member(&gateway, &gateway_box, "gateway", "Gateway"));
+
+    let mut grant_ids = Vec::new();
+    for (wallet, _, other) in patients {
+        ok(
+            dir,
+            &[
+                "grant",
+                "create",
+                "--wallet",
+                wallet,
+                "--to",
+                &doctor,
+                "--scope",
+                "patient/Observation.rs",
+                "--purpose",
+                "TREAT",
+                "--for",
+                "1d",
+                "--post",
+            ],
+        );
+        let grant_id =
+            json(&ok(dir, &["grant", "list", "--wallet", wallet, "--json"]))[0]["id"].as_str().unwrap().to_owned();
+        let (patient, _) = key_of(dir, wallet);
+        ok(
+            dir,
+            &[
+                "ledger",
+                "post-access",
+                "--wallet",
+                "gateway",
+                "--ledger",
+                other,
+                "--patient",
+                &patient,
+                "--grant",
+                &grant_id,
+                "--resource",
+                "Observation/hba1c-1",
+                "--reader",
+                &doctor,
+            ],
+        );
+        grant_ids.push(grant_id);
+    }
+
+    // Each patient's front end serves the read the other one sequenced, proved against its checkpoint.
+    for ((wallet, _, _), grant_id) in patients.iter().zip(&grant_ids) {
+        let synced = sync_until_reads(dir, wallet, 1);
+        let events = synced["access_events"].as_array().unwrap();
+        assert_eq!(events.len(), 1, "{wallet} sees the read logged through the other front end: {synced:#}");
+        assert_eq!(events[0]["verified"], true);
+        assert_eq!(synced["grants"][0]["id"], grant_id.as_str());
+        ok(dir, &["grant", "revoke", "--wallet", wallet, grant_id]);
+    }
+    // Revoked through one front end, revoked as seen through the other.
+    let http = reqwest::blocking::Client::new();
+    for (grant_id, (_, _, other)) in grant_ids.iter().zip(patients) {
+        let status: serde_json::Value =
+            http.get(format!("{other}/v1/grants/{grant_id}")).send().unwrap().json().unwrap();
+        assert_eq!(status["state"], "revoked", "{status}");
+    }
+
+    // Both front ends publish the same checkpoint, and an audit through either rebuilds the same tree.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let checkpoints = loop {
+        let notes: Vec<String> =
+            front.iter().map(|f| http.get(format!("{}/checkpoint", f.url)).send().unwrap().text().unwrap()).collect();
+        if notes[0] == notes[1] || std::time::Instant::now() > deadline {
+            break notes;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(checkpoints[0], checkpoints[1], "the front ends publish one checkpoint");
+    let audits: Vec<serde_json::Value> = front
+        .iter()
+        .map(|f| json(&ok(dir, &["ledger", "audit", "--ledger", &f.url, "--verifier-key", &verifier, "--json"])))
+        .collect();
+    assert_eq!(audits[0]["root"], audits[1]["root"]);
+    assert_eq!(audits[0]["size"], audits[1]["size"]);
+    // Two patients, two members, two grants, two reads, two revocations.
+    assert_eq!(audits[0]["size"], 10, "{:#}", audits[0]);
 }

@@ -128,29 +128,32 @@ async fn append(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult<Jso
     }
     let permit = shared.admission.acquire().await.map_err(|_| ApiError::unavailable("the ledger is shutting down"))?;
     let admitting = shared.clone();
+    // Admission reads the store (enrollments, grants), so it runs on a blocking thread, never on an async
+    // worker: the PostgreSQL client blocks on a runtime of its own.
     let admitted = blocking(move || {
         let now = now();
-        request
+        let admitted = request
             .entries
             .iter()
             .enumerate()
             .map(|(i, raw)| admit(&admitting, raw.get().as_bytes(), now).map_err(|e| e.at(i)))
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut per_signer: HashMap<SigningPublicKey, u32> = HashMap::new();
+        for a in &admitted {
+            *per_signer.entry(a.signer).or_default() += 1;
+        }
+        for (signer, count) in per_signer {
+            // Enrolled gateways log every read of a hospital; the network vouched for them, so they are not
+            // held to a per-key rate meant for patients' wallets.
+            let gateway = admitting.member(&signer)?.is_some_and(|m| m.role == Role::Gateway);
+            if !gateway && !admitting.rate.allow(&signer, count) {
+                return Err(rate_limited(&signer, admitting.limits.entries_per_key_per_second));
+            }
+        }
+        Ok(admitted)
     })
     .await?;
     drop(permit);
-    let mut per_signer: HashMap<SigningPublicKey, u32> = HashMap::new();
-    for a in &admitted {
-        *per_signer.entry(a.signer).or_default() += 1;
-    }
-    for (signer, count) in per_signer {
-        // Enrolled gateways log every read of a hospital; the network vouched for them, so they are not
-        // held to a per-key rate meant for patients' wallets.
-        let gateway = shared.member(&signer).ok().flatten().is_some_and(|m| m.role == Role::Gateway);
-        if !gateway && !shared.rate.allow(&signer, count) {
-            return Err(rate_limited(&signer, shared.limits.entries_per_key_per_second));
-        }
-    }
     let (reply, receipt) = tokio::sync::oneshot::channel();
     shared
         .jobs
