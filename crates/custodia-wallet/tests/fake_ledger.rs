@@ -75,6 +75,8 @@ struct Stored {
     kind: EntryKind,
     tag: Option<custodia_core::entry::Tag>,
     envelope: String,
+    /// The patient redacted this entry's body: its leaf stays, its envelope is no longer served.
+    redacted: bool,
 }
 
 #[derive(Default)]
@@ -215,7 +217,8 @@ impl Fake {
                         index: i,
                         kind: self.entries[i as usize].kind,
                         leaf: data_encoding::BASE64.encode(&self.log.leaves[i as usize]),
-                        envelope: Some(RawValue::from_string(self.entries[i as usize].envelope.clone()).unwrap()),
+                        envelope: (!self.entries[i as usize].redacted)
+                            .then(|| RawValue::from_string(self.entries[i as usize].envelope.clone()).unwrap()),
                         inclusion: self.log.inclusion(i, size),
                     })
                     .collect();
@@ -308,11 +311,23 @@ impl Fake {
             {
                 return problem(409, "already-enrolled", "this key is enrolled");
             }
+            if let Content::Redaction { tag } = &entry.content {
+                // As the ledger does: grant and access-event bodies go; revocations and enrollments stay.
+                for stored in &mut self.entries {
+                    stored.redacted |=
+                        stored.tag == Some(*tag) && matches!(stored.kind, EntryKind::Grant | EntryKind::Access);
+                }
+            }
             let e = entry.envelope();
             let envelope = canonical_envelope(&e.payload, &e.signatures[0].sig);
             let leaf = Leaf::for_envelope(entry.content.kind(), 1_800_000_000_000, envelope.as_bytes()).to_bytes();
             let index = self.log.push(leaf);
-            self.entries.push(Stored { kind: entry.content.kind(), tag: entry.content.tag(), envelope });
+            self.entries.push(Stored {
+                kind: entry.content.kind(),
+                tag: entry.content.tag(),
+                envelope,
+                redacted: false,
+            });
             placed.push((index, leaf));
         }
         let size = self.log.size();
@@ -508,12 +523,17 @@ fn enroll_grant_access_revoke_sync() {
     let _ = (w.doctor, w.authority);
 }
 
+/// The seed inside a wallet's vault (the first byte of the plaintext is its layout).
+fn seed_of(w: &Wallet) -> [u8; 32] {
+    let plaintext = custodia_wallet::vault::open(&vault_bytes(w), &pass()).unwrap();
+    plaintext[1..33].try_into().unwrap()
+}
+
 /// A wallet restored from the same seed on another device: a vault with the seed and nothing else (in
 /// the first version's layout, which wallets still read).
 fn restore(from: &Wallet, to: &std::path::Path) -> Wallet {
-    let plaintext = custodia_wallet::vault::open(&vault_bytes(from), &pass()).unwrap();
     let mut restored = vec![1];
-    restored.extend_from_slice(&plaintext[1..33]);
+    restored.extend_from_slice(&seed_of(from));
     restored.extend_from_slice(br#"{"name":"restored","created_at":"2026-11-21T09:00:00Z","grants":[]}"#);
     std::fs::create_dir_all(to).unwrap();
     let sealed = custodia_wallet::vault::seal(&restored, &pass(), KdfParams::TESTING).unwrap();
@@ -546,6 +566,35 @@ fn a_restored_wallet_finds_its_enrollment_grants_and_access_events_on_the_ledger
     assert_eq!(restored.access_events().len(), 1);
     assert!(restored.sync(now()).unwrap().new_access_events.is_empty(), "an event already held is not new again");
     assert_eq!(restored.grants()[0].grant.id, grant.id);
+}
+
+/// Redaction takes a grant's body off the ledger but keeps its revocation, which gateways must still see:
+/// a wallet restored afterwards meets a revocation of a grant it cannot read, and syncs on, every time.
+#[test]
+fn a_revocation_of_a_redacted_grant_does_not_stop_syncing() {
+    let mut w = world();
+    let grant = w.patient.issue_grant(request(w.doctor.signing_key()), now()).unwrap();
+    w.patient.post_grant(grant.id, now()).unwrap();
+    access(&mut w, grant.id);
+    w.patient.revoke_grant(grant.id, now(), "").unwrap();
+    w.patient.post_revocation(grant.id, now()).unwrap();
+    let patient = Identity::from_seed(&MasterSeed::from_bytes(seed_of(&w.patient)));
+    let redaction = LedgerEntry::new(patient.signing_public(), now(), Content::Redaction { tag: patient.ledger_tag() });
+    let envelope = custodia_core::statement::sign(redaction, &patient).unwrap().to_compact_json();
+    let appended = w.server.fake.lock().unwrap().append(format!("{{\"entries\":[{envelope}]}}").as_bytes());
+    assert_eq!(appended.status, 200);
+
+    let mut restored = restore(&w.patient, &w._dir.path().join("restored"));
+    restored.enroll(&w.server.url, None, now()).unwrap();
+    let report = restored.sync(now()).unwrap();
+    assert!(report.grants.is_empty(), "a redacted grant cannot be shown: {:?}", report.grants);
+    assert!(report.redacted.iter().any(|(_, kind)| *kind == EntryKind::Grant), "{:?}", report.redacted);
+    assert!(report.complete);
+    let again = restored.sync(now()).unwrap();
+    assert!(again.grants.is_empty() && again.new_entries == 0, "the next sync goes on from there");
+    // The wallet that issued the grant still holds it, revoked.
+    let report = w.patient.sync(now()).unwrap();
+    assert_eq!(report.grants[0].status, GrantStanding::Revoked);
 }
 
 #[test]
@@ -647,7 +696,7 @@ fn audit_checks_every_tile() {
         for i in 0..300u32 {
             let leaf = Leaf::for_envelope(EntryKind::Access, 1_800_000_000_000, &i.to_be_bytes()).to_bytes();
             fake.log.push(leaf);
-            fake.entries.push(Stored { kind: EntryKind::Access, tag: None, envelope: "{}".into() });
+            fake.entries.push(Stored { kind: EntryKind::Access, tag: None, envelope: "{}".into(), redacted: false });
         }
     }
     let client = custodia_wallet::LedgerClient::new(&w.server.url).unwrap();
