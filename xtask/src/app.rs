@@ -169,8 +169,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let browser = check || args.iter().any(|a| a == "--browser") || !has_display();
     let root = sh::project_root();
     sh::step("build the UI", || ui::build(&root))?;
-    sh::cargo(&["build", "--quiet", "-p", "custodia-cli"])?;
-    let bin = root.join("target/debug/custodia");
+    sh::build_packages(&["custodia-cli"])?;
+    let bin = sh::debug_dir(&root).join("custodia");
     let (dir, ledger_listen, app_listen, gateway_listen) = if check {
         let dir = root.join("target/custodia-app-check");
         let _ = std::fs::remove_dir_all(&dir);
@@ -235,8 +235,8 @@ pub fn run(args: &[String]) -> Result<()> {
         println!("\nNo display here, so the wallet app runs in browser mode. Open:\n\n  {url}\n\nCtrl-C stops it.");
         app.0.wait()?;
     } else {
-        sh::cargo(&["build", "--quiet", "-p", "custodia-desktop"])?;
-        let mut desktop = Command::new(root.join("target/debug/custodia-desktop"));
+        sh::build_packages(&["custodia-desktop"])?;
+        let mut desktop = Command::new(sh::debug_dir(&root).join("custodia-desktop"));
         desktop.env("CUSTODIA_WALLET", &patient).env("CUSTODIA_LEDGER", &net.ledger_url);
         if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
             // A blank window under Xvfb and some drivers is WebKit's DMA-BUF renderer.

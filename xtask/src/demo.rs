@@ -45,7 +45,7 @@ fn say(text: &str) {
 }
 
 pub fn run() -> Result<()> {
-    sh::cargo(&["build", "--quiet", "-p", "custodia-cli"])?;
+    sh::build_packages(&["custodia-cli"])?;
     let root = sh::project_root();
     let dir = root.join("target/demo");
     if dir.exists() {
@@ -54,7 +54,7 @@ pub fn run() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let fhir = root.join("tests/data/fhir");
     let resource = |name: &str| -> String { fhir.join(name).to_string_lossy().into_owned() };
-    let demo = Demo { bin: root.join("target/debug/custodia"), dir: dir.clone() };
+    let demo = Demo { bin: sh::debug_dir(&root).join("custodia"), dir: dir.clone() };
 
     say(
         "A patient and a doctor each create a wallet (Argon2id-protected; the passphrase comes from CUSTODIA_PASSPHRASE here).",

@@ -38,10 +38,9 @@ const HOME_XPATH: &str = "//h1[normalize-space(.)='Home']";
 pub fn run_standalone() -> Result<()> {
     let root = sh::project_root();
     crate::ui::build(&root)?;
-    sh::cargo(&["build", "-p", "custodia-cli", "-p", "custodia-desktop"])?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let target = if target.is_relative() { root.join(target) } else { target };
-    smoke(&root, &target.join("debug/custodia"), &target.join("debug/custodia-desktop"))
+    sh::build_packages(&["custodia-cli", "custodia-desktop"])?;
+    let bin = sh::debug_dir(&root);
+    smoke(&root, &bin.join("custodia"), &bin.join("custodia-desktop"))
 }
 
 /// Unlocks a fresh wallet in the desktop app (`desktop_bin`, already built) and reaches Home.

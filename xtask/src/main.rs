@@ -70,27 +70,27 @@ fn test() -> Result<()> {
     // The desktop app embeds the built UI, so it is built before anything compiles the workspace.
     sh::step("build the UI (npm ci, vite)", || ui::build(&root))?;
     sh::step("UI type check and unit tests (svelte-check, Vitest)", || ui::test(&root))?;
-    sh::step("lints", || sh::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    sh::step("tests (with a throwaway PostgreSQL server for the ledger's PostgreSQL store)", || {
+    sh::step("build and lint the workspace: every target once, clippy's lints as errors", sh::build_workspace_linted)?;
+    let bin = sh::debug_dir(&root);
+    let custodia = bin.join("custodia");
+    sh::step("tests (with a throwaway PostgreSQL server for the ledger's PostgreSQL store and server mode)", || {
         let server = postgres::start()?;
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         sh::run_cmd(
-            std::process::Command::new(cargo)
-                .args(["test", "--workspace", "--all-targets"])
-                .env(postgres::URL_VAR, server.url()),
+            sh::with_lints(std::process::Command::new(cargo).args(["test", "--workspace", "--all-targets"]))?
+                .env(postgres::URL_VAR, server.url())
+                .env("CUSTODIA_BIN", &custodia),
         )
     })?;
-    sh::step("doc tests", || sh::cargo(&["test", "--workspace", "--doc"]))?;
+    sh::step("doc tests", || sh::cargo_linted(&["test", "--workspace", "--doc"]))?;
     sh::step("the CLI walk-through (cargo xtask demo)", demo::run)?;
     sh::step("the main job starts and answers (cargo xtask run --check)", || app::run(&["--check".into()]))?;
-    let custodia = root.join("target/debug/custodia");
     sh::step("browser end-to-end tests, desktop and phone sizes, with axe-core (npm run e2e)", || {
         ui::e2e(&root, &custodia)
     })?;
     sh::step("benchmark: the access log with 100,000 reads (npm run bench:log)", || ui::bench_log(&root, &custodia))?;
     sh::step("desktop smoke test: the Tauri window under Xvfb, driven by tauri-driver", || {
-        sh::cargo(&["build", "-p", "custodia-desktop"])?;
-        desktop::smoke(&root, &custodia, &root.join("target/debug/custodia-desktop"))
+        desktop::smoke(&root, &custodia, &bin.join("custodia-desktop"))
     })?;
     sh::step("FHIR R4 validation of the Consent export and the gateway's dataset (fhir.resources R4B)", validate_fhir)?;
     sh::step("dependency policy (cargo deny: bans, licenses, sources)", || {

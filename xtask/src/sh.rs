@@ -1,7 +1,8 @@
 //! Running commands, echoing them, failing loudly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -85,4 +86,56 @@ pub fn ensure_debian_packages(packages: &[&str]) -> Result<()> {
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
+}
+
+/// Set once `cargo xtask test` has built every target of the workspace: later steps use those binaries
+/// instead of building one package, which would resolve features for that package alone and compile
+/// much of the dependency graph a second time.
+static WORKSPACE_BUILT: OnceLock<()> = OnceLock::new();
+
+/// Builds and lints every target of the workspace in one compile: rustc runs as clippy's driver on the
+/// workspace's own crates (what `cargo clippy` does, with warnings denied), so the lints, the tests and
+/// the apps share one build of every dependency.
+pub fn build_workspace_linted() -> Result<()> {
+    cargo_linted(&["build", "--workspace", "--all-targets", "--timings"])?;
+    let _ = WORKSPACE_BUILT.set(());
+    Ok(())
+}
+
+/// `cargo ARGS` in the environment [`build_workspace_linted`] built in, so nothing is compiled again.
+pub fn cargo_linted(args: &[&str]) -> Result<()> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(args);
+    run_cmd(with_lints(&mut cmd)?)
+}
+
+/// Adds clippy's driver, with warnings as errors, as the workspace's rustc wrapper.
+pub fn with_lints(cmd: &mut Command) -> Result<&mut Command> {
+    static DRIVER: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let driver = DRIVER.get_or_init(|| {
+        let out = Command::new("rustup").args(["which", "clippy-driver"]).output().ok()?;
+        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        (out.status.success() && path.is_file()).then_some(path)
+    });
+    let driver = driver.as_deref().context("clippy is missing (rustup component add clippy)")?;
+    Ok(cmd.env("RUSTC_WORKSPACE_WRAPPER", driver).env("CLIPPY_ARGS", "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"))
+}
+
+/// Builds `packages` for a job run on its own (`cargo xtask run`, `demo`); within `cargo xtask test`, after
+/// [`build_workspace_linted`], they are built already.
+pub fn build_packages(packages: &[&str]) -> Result<()> {
+    if WORKSPACE_BUILT.get().is_some() {
+        return Ok(());
+    }
+    let mut args = vec!["build", "--quiet"];
+    for p in packages {
+        args.extend(["-p", p]);
+    }
+    cargo(&args)
+}
+
+/// Where cargo puts this workspace's debug binaries.
+pub fn debug_dir(root: &Path) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    if target.is_relative() { root.join(target) } else { target }.join("debug")
 }
