@@ -55,8 +55,48 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/mailbox/{key}", post(mail_post).get(mail_list).layer(DefaultBodyLimit::max(mail_limit)))
         .route("/v1/mailbox/{key}/{id}", delete(mail_delete))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this endpoint has no such method")
+        })
         .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(axum::middleware::map_response(problem_documents))
         .with_state(shared)
+}
+
+/// Longest rejection text kept as a problem's detail.
+const MAX_REJECTION_DETAIL: usize = 1024;
+
+/// Turns every other refusal into an RFC 9457 problem document too: the ones axum's extractors and
+/// layers answer by themselves with plain text (a malformed query string or path, a body over its
+/// limit). The rejection's own words become the detail.
+async fn problem_documents(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_REJECTION_DETAIL).await.unwrap_or_default();
+    let detail = match String::from_utf8_lossy(&text).trim() {
+        "" => status.canonical_reason().unwrap_or("refused").to_owned(),
+        text => text.to_owned(),
+    };
+    let code = match status {
+        StatusCode::NOT_FOUND => "not-found",
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too-large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+        s if s.is_server_error() => "unavailable",
+        _ => "malformed",
+    };
+    let mut problem = ApiError::new(status, code, detail).into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    problem
 }
 
 type ApiResult<T> = Result<T, ApiError>;

@@ -69,6 +69,8 @@ impl ApiError {
             "forbidden" => "Not allowed",
             "bad-range" => "Out of range",
             "not-found" => "Not found",
+            "method-not-allowed" => "Method not allowed",
+            "unsupported-media-type" => "Unsupported media type",
             _ => "Service unavailable",
         }
     }

@@ -404,6 +404,32 @@ fn live_events_arrive_for_the_patients_tag() {
     assert_eq!(seen, [format!("data: {{\"index\":{index},\"kind\":\"access\"}}")]);
 }
 
+/// Every refusal is a problem document, also those the HTTP framework makes before a handler runs.
+#[test]
+fn every_refusal_is_a_problem_document() {
+    let ledger = TestLedger::start();
+    let problem = |response: reqwest::blocking::Response| -> (u16, Problem) {
+        let status = response.status().as_u16();
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "status {status}");
+        (status, response.json().unwrap())
+    };
+    let get = |path: &str| problem(ledger.http.get(format!("{}{path}", ledger.url)).send().unwrap());
+    let (status, p) = get("/v1/proof/inclusion?index=first&size=1");
+    assert_eq!((status, p.code()), (400, "malformed"));
+    assert!(p.detail.contains("index"), "the detail says what was wrong: {}", p.detail);
+    assert_eq!(get("/v1/proof/consistency?old=1").0, 400);
+    let (status, p) = get("/v1/no-such-thing");
+    assert_eq!((status, p.code()), (404, "not-found"));
+    let response = ledger.http.delete(format!("{}/checkpoint", ledger.url)).send().unwrap();
+    assert!(response.headers()["allow"].to_str().unwrap().contains("GET"), "{:?}", response.headers());
+    let (status, p) = problem(response);
+    assert_eq!((status, p.code()), (405, "method-not-allowed"));
+    let (status, p) = problem(ledger.post_raw("x".repeat(8 << 20)));
+    assert_eq!((status, p.code()), (413, "too-large"));
+    let (status, p) = problem(ledger.post_raw("{not json".into()));
+    assert_eq!((status, p.code()), (400, "malformed"));
+}
+
 #[test]
 fn the_openapi_document_covers_every_json_route() {
     let ledger = TestLedger::start();
@@ -426,5 +452,26 @@ fn the_openapi_document_covers_every_json_route() {
         "/v1/mailbox/{key}/{id}",
     ] {
         assert!(paths.contains_key(route), "{route} is not documented");
+    }
+    // The documented limits are the ones the ledger enforces.
+    let limits = default_limits();
+    let entries = &doc["components"]["schemas"]["AppendRequest"]["properties"]["entries"];
+    assert_eq!(entries["maxItems"], limits.max_entries_per_request);
+    assert_eq!(entries["x-max-entry-bytes"], limits.max_entry_bytes);
+    let param = |path: &str, method: &str, name: &str| {
+        let params = doc["paths"][path][method]["parameters"].as_array().unwrap();
+        params.iter().find(|p| p["name"] == name).unwrap()["schema"].clone()
+    };
+    assert_eq!(param("/v1/tags/{tag}/entries", "get", "limit")["maximum"], limits.max_page);
+    assert_eq!(param("/v1/mailbox/{key}", "post", "ttl")["maximum"], limits.max_mail_ttl_seconds);
+    let mail = &doc["paths"]["/v1/mailbox/{key}"]["post"]["requestBody"]["content"]["application/octet-stream"];
+    assert_eq!(mail["schema"]["maxLength"], limits.max_mail_bytes);
+    // Every operation documents the problems the framework answers before a handler runs.
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            for status in ["400", "405"] {
+                assert!(operation["responses"].get(status).is_some(), "{method} {path} does not document {status}");
+            }
+        }
     }
 }
