@@ -91,25 +91,11 @@ pub fn serve(wallet: &Path, listen: SocketAddr, ledger: Option<String>, ui: Opti
             let _ = writeln!(out, "wallet: {}", wallet.display());
             let _ = out.flush();
         }
-        axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+        axum::serve(listener, router).with_graceful_shutdown(crate::shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
     eprintln!("custodia: app stopped; the wallet is locked");
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 fn status_of(code: ErrorCode) -> StatusCode {

@@ -17,7 +17,7 @@ use custodia_wallet::vault::KdfParams;
 use custodia_wallet::wallet::Wallet;
 use serde_json::json;
 
-use crate::commands::now;
+use crate::common::now;
 use crate::passphrase;
 
 /// The outbox file in a gateway's folder.
@@ -165,14 +165,19 @@ fn serve(
         links,
         outbox: dir.join(OUTBOX_FILE),
     };
-    serve_blocking(identity, config, |running| {
-        // The first line is for scripts and tests that start the gateway on port 0.
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on {}", running.url);
-        let _ = writeln!(out, "gateway: {} ({})", running.shared.name, running.shared.organisation);
-        let _ = writeln!(out, "patients linked: {}", running.shared.links.len());
-        let _ = out.flush();
-    })?;
+    serve_blocking(
+        identity,
+        config,
+        |running| {
+            // The first line is for scripts and tests that start the gateway on port 0.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on {}", running.url);
+            let _ = writeln!(out, "gateway: {} ({})", running.shared.name, running.shared.organisation);
+            let _ = writeln!(out, "patients linked: {}", running.shared.links.len());
+            let _ = out.flush();
+        },
+        crate::shutdown_signal(),
+    )?;
     eprintln!("custodia: gateway stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -44,15 +44,22 @@ pub fn serve(dir: &Path, db: Option<&str>, listen: SocketAddr, rate: Option<u32>
         limits.entries_per_key_per_second = rate;
     }
     let database = db.map_or_else(|| format!("sqlite:{}", ledger.default_database().display()), str::to_owned);
-    custodia_ledger::serve_blocking(&ledger, db, listen, limits, |addr, verifier_key| {
-        // The first line is for scripts and tests that start the ledger on port 0. A closed stdout
-        // (the script stopped reading) must not stop the ledger, so write errors are ignored.
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on http://{addr}");
-        let _ = writeln!(out, "verifier key: {verifier_key}");
-        let _ = writeln!(out, "database: {}", redact_password(&database));
-        let _ = out.flush();
-    })?;
+    custodia_ledger::serve_blocking(
+        &ledger,
+        db,
+        listen,
+        limits,
+        |addr, verifier_key| {
+            // The first line is for scripts and tests that start the ledger on port 0. A closed stdout
+            // (the script stopped reading) must not stop the ledger, so write errors are ignored.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on http://{addr}");
+            let _ = writeln!(out, "verifier key: {verifier_key}");
+            let _ = writeln!(out, "database: {}", redact_password(&database));
+            let _ = out.flush();
+        },
+        crate::shutdown_signal(),
+    )?;
     eprintln!("custodia: ledger stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -7,15 +7,38 @@
 mod app_server;
 mod care;
 mod commands;
+mod common;
 mod gateway;
+mod grant_commands;
+mod ledger_commands;
 mod ledger_server;
 mod passphrase;
 mod recovery;
+mod wallet_commands;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use custodia_wallet::{LedgerError, WalletError};
+
+/// Completes on Ctrl-C or SIGTERM (what a service manager sends), the end of every `serve`.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
 
 fn main() -> ExitCode {
     let cli = commands::Cli::parse();

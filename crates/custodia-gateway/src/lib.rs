@@ -176,35 +176,19 @@ pub async fn start(identity: Identity, config: GatewayConfig) -> Result<RunningG
     Ok(RunningGateway { addr, url: public_url, shared, stop: Some(stop), server: Some(server) })
 }
 
-/// Serves until Ctrl-C or SIGTERM; `ready` is told the gateway's URL once it is listening.
+/// Serves until `stop` completes (the binary's Ctrl-C or SIGTERM); `ready` is told the gateway's URL once
+/// it is listening.
 pub fn serve_blocking(
     identity: Identity,
     config: GatewayConfig,
     ready: impl FnOnce(&RunningGateway),
+    stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), GatewayError> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(GatewayError::Serve)?;
     runtime.block_on(async {
         let running = start(identity, config).await?;
         ready(&running);
-        shutdown_signal().await;
+        stop.await;
         running.shutdown().await
     })
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

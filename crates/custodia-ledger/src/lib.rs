@@ -295,41 +295,22 @@ async fn housekeeping(shared: std::sync::Weak<Shared>) {
     }
 }
 
-/// Serves until Ctrl-C or SIGTERM; `ready` is told the address once the ledger is listening.
+/// Serves until `stop` completes (the binary's Ctrl-C or SIGTERM); `ready` is told the address once the
+/// ledger is listening.
 pub fn serve_blocking(
     dir: &LedgerDir,
     db: Option<&str>,
     listen: SocketAddr,
     limits: Limits,
     ready: impl FnOnce(SocketAddr, &str),
+    stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), LedgerError> {
     let store = open_store(dir, db)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(LedgerError::Serve)?;
     runtime.block_on(async {
         let running = start(dir, store, listen, limits).await?;
         ready(running.addr, &running.shared.verifier.to_vkey());
-        shutdown_signal().await;
+        stop.await;
         running.shutdown().await
     })
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
