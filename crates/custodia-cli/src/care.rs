@@ -20,7 +20,7 @@ use custodia_wallet::vault::write_atomic;
 use custodia_wallet::wallet::{AnswerReceived, CheckedRequest, open_card_grant};
 use serde_json::{Value, json};
 
-use crate::commands::{WalletArgs, now, open_wallet, parse_all, read_input};
+use crate::common::{WalletArgs, now, open_wallet, parse_all, read_input};
 
 #[derive(Subcommand, Debug)]
 pub enum ErCommand {

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use custodia_core::SigningPublicKey;
 use custodia_core::entry::RequestId;
-use custodia_core::qr::{self, QrPayload};
+use custodia_core::qr;
 use custodia_core::recovery::{DEFAULT_WAITING_SECONDS, default_threshold};
 use custodia_core::time::{Timestamp, parse_duration};
 use custodia_wallet::vault::KdfParams;
@@ -17,7 +17,7 @@ use custodia_wallet::wallet::{
 };
 use serde_json::json;
 
-use crate::commands::{WalletArgs, now, open_wallet, read_input};
+use crate::common::{WalletArgs, now, open_wallet, read_input};
 use crate::passphrase;
 
 /// Seconds added to the clock a guardian's wallet decides releases by. For end-to-end tests of the
@@ -128,7 +128,7 @@ pub enum RecoverCommand {
         json: bool,
     },
     /// On the patient's old device: veto recovery requests (all open ones, or --request). On a new device:
-    /// give up the recovery under way.
+    /// give up the recovery under way and remove the device's wallet, as the app does.
     Cancel {
         #[command(flatten)]
         wallet: WalletArgs,
@@ -155,21 +155,16 @@ fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
-/// A contact given on the command line: a QR image file, a QR payload's text, or a signing key.
+/// A contact given on the command line: a signing key, a contact card QR's text, or a picture of the QR
+/// code, read first.
 fn contact(w: &mut Wallet, given: &str) -> Result<GuardianContact> {
-    if let Ok(key) = given.parse::<SigningPublicKey>() {
-        return Ok(w.guardian_contact(&key)?);
-    }
-    let text = if Path::new(given).is_file() {
+    let text = if given.parse::<SigningPublicKey>().is_err() && Path::new(given).is_file() {
         let bytes = read_input(Path::new(given), "contact image")?;
         qr::decode_image(&bytes).with_context(|| given.to_owned())?
     } else {
         given.to_owned()
     };
-    match QrPayload::decode(&text).with_context(|| format!("{given} is neither a key, a QR image nor its text"))? {
-        QrPayload::Contact(card) => Ok(card.into()),
-        _ => bail!("{given} is a Custodia QR code, but not a contact card"),
-    }
+    Ok(w.guardian_contact_from(&text).with_context(|| given.to_owned())?.0)
 }
 
 fn ts(t: Option<Timestamp>) -> String {
@@ -406,11 +401,12 @@ pub fn recover(command: RecoverCommand) -> Result<ExitCode> {
                 .transpose()?;
             let mut w = open_wallet(&wallet)?;
             if w.is_recovering() {
+                let dir = w.dir().to_owned();
                 let id = w.abandon_recovery()?;
                 if json {
                     print_json(&json!({ "abandoned": id.to_string() }));
                 } else {
-                    println!("Gave up recovery request {id} on this device.");
+                    println!("Gave up recovery request {id} on this device; removed its wallet in {}.", dir.display());
                 }
                 return Ok(ExitCode::SUCCESS);
             }

@@ -1,0 +1,249 @@
+//! `custodia wallet`: create, show, re-key, enroll and sync a wallet.
+
+use anyhow::Result;
+use clap::Subcommand;
+use custodia_core::entry::Outcome;
+use custodia_core::qr::QrPayload;
+use custodia_wallet::ledger::KeyTrust;
+use custodia_wallet::vault::KdfParams;
+use custodia_wallet::wallet::{AccessRecord, Wallet};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::common::{LedgerArgs, WalletArgs, now, open_wallet, write_qr};
+use crate::passphrase;
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum WalletCommand {
+    /// Create a new wallet with fresh keys.
+    Init {
+        #[command(flatten)]
+        wallet: WalletArgs,
+        /// The name shown to people who scan your contact card.
+        #[arg(long, default_value = "Custodia wallet")]
+        name: String,
+    },
+    /// Show the wallet's name, public keys and fingerprint.
+    Show {
+        #[command(flatten)]
+        wallet: WalletArgs,
+        #[arg(long)]
+        json: bool,
+        /// Also write the contact card as a QR code (.png or .svg).
+        #[arg(long, value_name = "FILE")]
+        qr: Option<PathBuf>,
+    },
+    /// Change the passphrase (the new one from CUSTODIA_NEW_PASSPHRASE or a prompt).
+    Passwd {
+        #[command(flatten)]
+        wallet: WalletArgs,
+    },
+    /// Enroll this wallet on a ledger as a patient, and remember the ledger and its key.
+    Enroll {
+        #[command(flatten)]
+        wallet: WalletArgs,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read this wallet's entries from its ledger, verify every one, and show grants and access events.
+    Sync {
+        #[command(flatten)]
+        wallet: WalletArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn wallet_command(command: WalletCommand) -> Result<ExitCode> {
+    match command {
+        WalletCommand::Init { wallet, name } => {
+            let pass = passphrase::current(wallet.passphrase_file.as_deref(), true)?;
+            let w = Wallet::create(&wallet.wallet, &name, pass, KdfParams::DEFAULT, now()?)?;
+            println!("Created wallet {:?} in {}", w.name(), wallet.wallet.display());
+            println!("signing key:  {}", w.signing_key());
+            println!("fingerprint:  {}", w.fingerprint());
+        }
+        WalletCommand::Show { wallet, json, qr } => {
+            let w = open_wallet(&wallet)?;
+            let card = w.contact_card();
+            if let Some(path) = &qr {
+                write_qr(path, &QrPayload::Contact(card.clone()).encode())?;
+            }
+            if json {
+                let out = json!({
+                    "name": w.name(),
+                    "signing_key": card.signing.to_string(),
+                    "encryption_key": card.boxing.to_string(),
+                    "contact_card": QrPayload::Contact(card.clone()).encode(),
+                    "fingerprint": w.fingerprint().to_string(),
+                    "created_at": w.created_at().to_string(),
+                    "grants": w.grants().len(),
+                    "ledger": w.ledger().map(|l| json!({
+                        "url": l.url,
+                        "enrollment_index": l.enrollment_index,
+                        "checkpoint_size": l.checkpoint.size,
+                    })),
+                });
+                println!("{out:#}");
+            } else {
+                println!("name:           {}", w.name());
+                println!("signing key:    {}", card.signing);
+                println!("encryption key: {}", card.boxing);
+                println!("fingerprint:    {}", w.fingerprint());
+                println!("grants issued:  {}", w.grants().len());
+                if let Some(l) = w.ledger() {
+                    println!("ledger:         {} (enrolled as entry {})", l.url, l.enrollment_index);
+                }
+                if let Some(path) = &qr {
+                    println!("contact card QR written to {}", path.display());
+                }
+            }
+        }
+        WalletCommand::Passwd { wallet } => {
+            let mut w = open_wallet(&wallet)?;
+            w.change_passphrase(passphrase::new()?)?;
+            println!("Passphrase changed.");
+        }
+        WalletCommand::Enroll { wallet, ledger, json } => {
+            ledger.check()?;
+            let mut w = open_wallet(&wallet)?;
+            let e = w.enroll(&ledger.ledger, ledger.verifier_key.as_deref(), now()?)?;
+            if json {
+                let out = json!({
+                    "ledger": e.url,
+                    "index": e.index,
+                    "already_enrolled": e.already_enrolled,
+                    "verifier_key": e.verifier_key,
+                    "verifier_key_trust": e.trust.as_str(),
+                    "authority": e.authority.to_string(),
+                    "checkpoint_size": e.checkpoint_size,
+                });
+                println!("{out:#}");
+            } else {
+                if e.already_enrolled {
+                    println!(
+                        "Already enrolled on {} as entry {}; the wallet now remembers this ledger.",
+                        e.url, e.index
+                    );
+                } else {
+                    println!("Enrolled on {} as entry {}.", e.url, e.index);
+                }
+                println!("ledger key: {}", e.verifier_key);
+                println!("            {}", trust_note(e.trust));
+                println!("authority:  {}", e.authority);
+                println!("checkpoint: {} entries", e.checkpoint_size);
+            }
+        }
+        WalletCommand::Sync { wallet, json } => {
+            let mut w = open_wallet(&wallet)?;
+            let now = now()?;
+            let report = w.sync(now)?;
+            print_sync(&report, w.access_events(), json);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn trust_note(trust: KeyTrust) -> &'static str {
+    match trust {
+        KeyTrust::Given => "(the key you gave; the ledger agrees)",
+        KeyTrust::FirstUse => {
+            "(trusted on first use: the ledger announced this key; check it with the ledger's operator)"
+        }
+        KeyTrust::Stored => "(the key this wallet stored when it enrolled)",
+    }
+}
+
+pub(crate) fn print_sync(report: &custodia_wallet::wallet::SyncReport, access_events: &[AccessRecord], json: bool) {
+    let events: Vec<serde_json::Value> = access_events
+        .iter()
+        .map(|a| {
+            let mut v = serde_json::to_value(a.event.statement()).unwrap_or_default();
+            v["index"] = json!(a.index);
+            v["verified"] = json!(true);
+            v
+        })
+        .collect();
+    if json {
+        let out = json!({
+            "ledger": report.url,
+            "checkpoint_size": report.checkpoint_size,
+            "new_entries": report.new_entries,
+            "complete": report.complete,
+            "grants": report.grants.iter().map(|g| json!({
+                "id": g.id.to_string(),
+                "status": g.status.as_str(),
+                "index": g.index,
+                "revocation_index": g.revocation_index,
+                "grantee": g.grantee.to_string(),
+                "purpose": g.purpose.code(),
+                "not_after": g.not_after.to_string(),
+            })).collect::<Vec<_>>(),
+            "access_events": events,
+            "redacted": report.redacted.iter().map(|(i, k)| json!({"index": i, "kind": k.as_str()})).collect::<Vec<_>>(),
+            "new_recovery_requests": serde_json::to_value(&report.new_recovery_requests).unwrap_or_default(),
+        });
+        println!("{out:#}");
+        return;
+    }
+    for r in &report.new_recovery_requests {
+        println!(
+            "WARNING: a new device asked your guardians to recover this wallet at {} (request {}). If it was not \
+             you, cancel it now: custodia recover cancel --request {}",
+            r.asked_at, r.request_id, r.request_id
+        );
+    }
+    println!(
+        "Synced with {}: {} new entries, all verified (checkpoint of {} entries).",
+        report.url, report.new_entries, report.checkpoint_size
+    );
+    if !report.complete {
+        println!("More entries remain: run `custodia wallet sync` again.");
+    }
+    if report.grants.is_empty() {
+        println!("No grants.");
+    }
+    for g in &report.grants {
+        let place = match (g.index, g.revocation_index) {
+            (Some(i), Some(r)) => format!("entry {i}, revoked in entry {r}"),
+            (Some(i), None) => format!("entry {i}"),
+            (None, _) => "not on the ledger".to_owned(),
+        };
+        println!(
+            "grant {}  {:<7}  {}  {}  until {}  ({place})",
+            g.id,
+            g.status.as_str(),
+            g.purpose,
+            g.grantee,
+            g.not_after
+        );
+    }
+    if access_events.is_empty() {
+        println!("No access events.");
+    }
+    for a in access_events {
+        let e = a.event.statement();
+        let what: Vec<String> = e.resources.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
+        let outcome = match e.outcome {
+            Outcome::Allowed => "read".to_owned(),
+            Outcome::Denied => format!("was refused ({})", e.reason.as_deref().unwrap_or("no reason given")),
+        };
+        let grant = e.grant_id.map(|g| format!(" under grant {g}")).unwrap_or_default();
+        println!(
+            "entry {}  {}  {} ({}) {outcome} {}{grant} for {}{}",
+            a.index,
+            e.at,
+            e.reader_name,
+            e.organisation,
+            if what.is_empty() { e.request.clone() } else { what.join(", ") },
+            e.purpose,
+            if e.break_glass { " [break-glass]" } else { "" }
+        );
+    }
+    for (index, kind) in &report.redacted {
+        println!("entry {index}  {} entry, body redacted", kind.as_str());
+    }
+}
