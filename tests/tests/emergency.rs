@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use custodia_core::entry::{EntryNonce, statement_digest};
 use custodia_core::time::Timestamp;
 use custodia_core::{Identity, MasterSeed, reqsig};
-use custodia_tests::{Run, Server, custodia, json, key_of, ok};
+use custodia_tests::{Member, Run, Server, custodia, enroll_member, json, key_of, ok};
 use custodia_wallet::fhir_client::GatewayClient;
 use serde_json::Value;
 
@@ -111,28 +111,8 @@ fn emergency_room_request_card_and_every_refusal_end_up_in_the_patients_verified
         &["ledger", "serve", "--dir", "ledger", "--listen", "127.0.0.1:0", "--rate-limit", "100000"],
     );
     let url = ledger.url.as_str();
-    let enroll = |key: &str, boxk: &str, role: &str, name: &str, org: &str| {
-        ok(
-            dir,
-            &[
-                "ledger",
-                "enroll",
-                "--wallet",
-                "authority",
-                "--ledger",
-                url,
-                "--key",
-                key,
-                "--box-key",
-                boxk,
-                "--role",
-                role,
-                "--name",
-                name,
-                "--org",
-                org,
-            ],
-        );
+    let enroll = |key: &str, box_key: &str, role: &str, name: &str, org: &str| {
+        enroll_member(dir, "authority", url, Member { key, box_key, role, name, org });
     };
     enroll(&er_key, &er_box, "emergency", "Dr Rosa Lee", "St Mary's Emergency Department");
     enroll(&gp_key, &gp_box, "provider", "Dr Grace Hopper", "Riverside Clinic");

@@ -99,30 +99,10 @@ fn patient_grants_revokes_and_sees_a_verified_read() {
     let url = ledger.url.as_str();
 
     ok(dir, &["wallet", "enroll", "--wallet", "patient", "--ledger", url, "--verifier-key", &verifier]);
-    for (key, boxk, role, name) in
+    for (key, box_key, role, name) in
         [(&doctor, &doctor_box, "provider", "Dr Hopper"), (&gateway, &gateway_box, "gateway", "Gateway")]
     {
-        ok(
-            dir,
-            &[
-                "ledger",
-                "enroll",
-                "--wallet",
-                "authority",
-                "--ledger",
-                url,
-                "--key",
-                key,
-                "--box-key",
-                boxk,
-                "--role",
-                role,
-                "--name",
-                name,
-                "--org",
-                "St Mary's",
-            ],
-        );
+        enroll_member(dir, "authority", url, Member { key, box_key, role, name, org: "St Mary's" });
     }
     let create = custodia(
         dir,

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use custodia_tests::{Run, Server, custodia, custodia_with, json, key_of, ok};
+use custodia_tests::{Member, Run, Server, custodia, custodia_with, enroll_member, json, key_of, ok};
 use serde_json::Value;
 
 /// A day and an hour: past the default 24-hour waiting period.
@@ -73,27 +73,7 @@ fn guardians_recover_a_lost_wallet_and_old_shares_stop_working() {
     for (wallet, role, org) in [("gp", "provider", "Riverside Clinic"), ("gw", "gateway", "St Mary's")] {
         let (key, boxk) = key_of(dir, wallet);
         let name = format!("{wallet} member");
-        ok(
-            dir,
-            &[
-                "ledger",
-                "enroll",
-                "--wallet",
-                "authority",
-                "--ledger",
-                url,
-                "--key",
-                &key,
-                "--box-key",
-                &boxk,
-                "--role",
-                role,
-                "--name",
-                &name,
-                "--org",
-                org,
-            ],
-        );
+        enroll_member(dir, "authority", url, Member { key: &key, box_key: &boxk, role, name: &name, org });
     }
     for wallet in ["patient", "ann", "ben", "cy"] {
         ok(dir, &["wallet", "enroll", "--wallet", wallet, "--ledger", url]);
@@ -200,6 +180,10 @@ fn guardians_recover_a_lost_wallet_and_old_shares_stop_working() {
     assert_eq!(status.code, 1);
     assert_eq!(json(&status.stdout)["phase"], "cancelled");
     failed(&custodia(dir, &["recover", "finish", "--wallet", "rogue"]), "cancelled");
+    // The device that asked gives up, as the app's "Give up" does: its one-time wallet is removed.
+    let abandoned = json(&ok(dir, &["recover", "cancel", "--wallet", "rogue", "--json"]));
+    assert_eq!(abandoned["abandoned"], rogue_id.as_str());
+    assert!(!dir.join("rogue/wallet.vault").exists(), "the abandoned device's wallet is gone");
 
     // The phone is lost. (A copy stays behind to show its key is retired afterwards.)
     std::fs::rename(dir.join("patient"), dir.join("lost-phone")).unwrap();

@@ -13,33 +13,17 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   PASSPHRASE,
-  REPO_ROOT,
+  SHOTS,
   VIEWPORTS,
-  formatViolations,
+  axeScreen,
+  dismissToasts,
+  flow,
   launchBrowser,
-  runAxe,
   startHarness,
+  until,
 } from './harness.mjs';
 
-const SHOTS = path.join(REPO_ROOT, 'docs', 'screenshots');
-const FAILURES = path.join(REPO_ROOT, 'target', 'e2e-failures');
 const SYNC_WAIT_MS = 40_000; // the UI syncs every 15 s; allow two rounds and some slack
-
-/** Polls `fn` until it returns a truthy value. */
-async function until(fn, { timeout = 15_000, interval = 100, message = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${message} (last: ${last})`);
-    await new Promise((r) => setTimeout(r, interval));
-  }
-}
 
 for (const size of /** @type {const} */ (['desktop', 'phone'])) {
   describe(`Custodia in Chromium at ${size} size`, () => {
@@ -52,7 +36,6 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
     const pageErrors = [];
     const consoleErrors = [];
     const axeByScreen = new Map();
-    let failedStep = null;
 
     // Filled in as the flow goes.
     let grantId = '';
@@ -79,51 +62,24 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
     after(async () => {
       await context?.close().catch(() => {});
       await browser?.close().catch(() => {});
-      if (failedStep && net) {
+      if (run.failed && net) {
         console.log(`# app log (tail):\n${net.app?.log()}\n# ledger log (tail):\n${net.ledgerLog?.()}`);
       }
       await net?.stop();
     });
 
-    /** One step of the flow; after a failure the later steps are skipped (they depend on it). */
-    const step = (name, fn) =>
-      it(name, { timeout: 120_000 }, async (t) => {
-        if (failedStep) {
-          t.skip(`skipped because "${failedStep}" failed`);
-          return;
-        }
-        try {
-          await fn(t);
-        } catch (e) {
-          failedStep = name;
-          await mkdir(FAILURES, { recursive: true });
-          const file = path.join(FAILURES, `${size}-${name.replace(/[^a-z0-9]+/gi, '-')}.png`);
-          await page?.screenshot({ path: file, fullPage: true }).catch(() => {});
-          console.log(`# failure screenshot: ${file}`);
-          throw e;
-        }
-      });
+    const run = flow(size, () => ({ '': page }));
+    const step = run.step;
 
     // ---- helpers ----
 
     const nav = () => page.getByRole('navigation', { name: 'Main' });
     const h1 = (name) => page.getByRole('heading', { level: 1, name, exact: true });
 
-    async function axe(screen) {
-      const violations = await runAxe(page);
-      axeByScreen.set(screen, violations);
-      console.log(formatViolations(`${size} ${screen}`, violations));
-    }
-
-    async function dismissToasts() {
-      const buttons = page.getByRole('button', { name: 'Dismiss message' });
-      for (let n = await buttons.count(); n > 0; n = await buttons.count()) {
-        await buttons.first().click();
-      }
-    }
+    const axe = (screen) => axeScreen(page, size, screen, axeByScreen);
 
     async function shot(screen, { full = true } = {}) {
-      await dismissToasts();
+      await dismissToasts(page);
       // Tables scrolled sideways by an earlier click start at the left again.
       await page.evaluate(() => document.querySelectorAll('.table-wrap').forEach((el) => (el.scrollLeft = 0)));
       const file = path.join(SHOTS, `${size}-${screen}.png`);
@@ -332,7 +288,7 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
     });
 
     step('the proof dialog shows a verified proof; Escape closes it', async () => {
-      await dismissToasts();
+      await dismissToasts(page);
       await page.getByRole('button', { name: /^Proof for the read at .+ by Dr Grace Hopper$/ }).click();
       const dialog = page.getByRole('dialog', { name: 'Proof that this read is on the ledger' });
       await dialog.waitFor();

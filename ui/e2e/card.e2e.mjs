@@ -13,11 +13,9 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { REPO_ROOT, VIEWPORTS, formatViolations, launchBrowser, runAxe, startNetwork } from './harness.mjs';
+import { SHOTS, VIEWPORTS, axeScreen, flow, launchBrowser, screenshot, startNetwork, until } from './harness.mjs';
 import { decodePngToGrey } from './y4m.mjs';
 
-const SHOTS = path.join(REPO_ROOT, 'docs', 'screenshots');
-const FAILURES = path.join(REPO_ROOT, 'target', 'e2e-failures');
 const ER_CLINICIAN = { name: 'Dr Ines Ruiz', org: 'City Hospital A&E' };
 const DEFAULT_SCOPES = [
   'patient/AllergyIntolerance.rs',
@@ -26,22 +24,6 @@ const DEFAULT_SCOPES = [
   'patient/Condition.rs',
   'patient/Observation.rs?code=http://loinc.org|882-1',
 ];
-
-/** Polls `fn` until it returns a truthy value. */
-async function until(fn, { timeout = 15_000, interval = 100, message = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${message} (last: ${last})`);
-    await new Promise((r) => setTimeout(r, interval));
-  }
-}
 
 for (const size of /** @type {const} */ (['desktop', 'phone'])) {
   describe(`the emergency card in Chromium at ${size} size`, () => {
@@ -54,7 +36,6 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
     const pageErrors = [];
     const consoleErrors = [];
     const axeByScreen = new Map();
-    let failedStep = null;
 
     // Filled in as the flow goes.
     let er; // the emergency clinician: { dir, key }
@@ -68,14 +49,7 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
       net = await startNetwork({ label: `custodia-e2e-card-${size}` });
 
       // An emergency clinician, enrolled by the network authority with the emergency role.
-      const erDir = path.join(net.dir, 'er-clinician');
-      await net.cli(['wallet', 'init', '--wallet', erDir, '--name', ER_CLINICIAN.name]);
-      const shown = JSON.parse((await net.cli(['wallet', 'show', '--json', '--wallet', erDir])).stdout);
-      await net.cli([
-        'ledger', 'enroll', '--wallet', net.authority.dir, '--ledger', net.ledgerUrl, '--verifier-key', net.verifierKey,
-        '--contact', shown.contact_card, '--role', 'emergency', '--org', ER_CLINICIAN.org,
-      ]);
-      er = { dir: erDir, key: shown.signing_key };
+      er = await net.makeMember({ folder: 'er-clinician', ...ER_CLINICIAN, role: 'emergency' });
 
       // The patient's wallet, made and enrolled with the CLI, is p1 at the hospital; the app serves it (locked).
       patient = await net.makePatient('Ada Lovelace', 'patient');
@@ -98,7 +72,7 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
     after(async () => {
       await context?.close().catch(() => {});
       await browser?.close().catch(() => {});
-      if (failedStep && net) {
+      if (run.failed && net) {
         console.log(
           `# app log (tail):\n${net.app?.log()}\n# gateway log (tail):\n${net.gatewayLog?.()}\n# ledger log (tail):\n${net.ledgerLog?.()}`,
         );
@@ -106,44 +80,14 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
       await net?.stop();
     });
 
-    /** One step of the flow; after a failure the later steps are skipped (they depend on it). */
-    const step = (name, fn) =>
-      it(name, { timeout: 120_000 }, async (t) => {
-        if (failedStep) {
-          t.skip(`skipped because "${failedStep}" failed`);
-          return;
-        }
-        try {
-          await fn(t);
-        } catch (e) {
-          failedStep = name;
-          await mkdir(FAILURES, { recursive: true });
-          const file = path.join(FAILURES, `card-${size}-${name.replace(/[^a-z0-9]+/gi, '-')}.png`);
-          await page?.screenshot({ path: file, fullPage: true }).catch(() => {});
-          console.log(`# failure screenshot: ${file}`);
-          throw e;
-        }
-      });
+    const run = flow(`card-${size}`, () => ({ '': page }));
+    const step = run.step;
 
     const nav = () => page.getByRole('navigation', { name: 'Main' });
     const h1 = (name) => page.getByRole('heading', { level: 1, name, exact: true });
 
-    async function axe(screen) {
-      const violations = await runAxe(page);
-      axeByScreen.set(screen, violations);
-      console.log(formatViolations(`${size} ${screen}`, violations));
-    }
-
-    async function dismissToasts() {
-      const buttons = page.getByRole('button', { name: 'Dismiss message' });
-      for (let n = await buttons.count(); n > 0; n = await buttons.count()) await buttons.first().click();
-    }
-
-    async function shot(screen) {
-      await dismissToasts();
-      const file = path.join(SHOTS, `${size}-${screen}.png`);
-      await page.screenshot({ path: file, fullPage: true, animations: 'disabled', caret: 'hide' });
-    }
+    const axe = (screen) => axeScreen(page, size, screen, axeByScreen);
+    const shot = (screen) => screenshot(page, size, screen);
 
     /** Clicks a download button and returns the saved file's name and bytes. */
     async function download(name) {

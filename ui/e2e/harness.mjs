@@ -13,6 +13,7 @@ import { createWriteStream, existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -26,6 +27,9 @@ export const BIN = path.resolve(
 );
 
 export const PASSPHRASE = 'correct horse battery staple';
+/** Where the flows' screenshots go (the README links them), and where a failing step's go. */
+export const SHOTS = path.join(REPO_ROOT, 'docs', 'screenshots');
+export const FAILURES = path.join(REPO_ROOT, 'target', 'e2e-failures');
 export const CLINICIAN = { name: 'Dr Grace Hopper', org: "St Mary's Hospital" };
 export const GATEWAY = { name: "St Mary's Hospital gateway", org: "St Mary's Hospital" };
 
@@ -171,7 +175,14 @@ async function makeWallet(dir, name) {
   await cli(['wallet', 'init', '--wallet', dir, '--name', name]);
   const { stdout } = await cli(['wallet', 'show', '--json', '--wallet', dir]);
   const shown = JSON.parse(stdout);
-  return { dir, name, key: shown.signing_key, card: shown.contact_card, boxKey: shown.encryption_key };
+  return {
+    dir,
+    name,
+    key: shown.signing_key,
+    card: shown.contact_card,
+    boxKey: shown.encryption_key,
+    fingerprint: shown.fingerprint,
+  };
 }
 
 /**
@@ -239,6 +250,16 @@ export async function startNetwork({ label = 'custodia-e2e' } = {}) {
       passphrase: PASSPHRASE,
       /** Runs the CLI with this network's passphrase. */
       cli,
+
+      /**
+       * A member the network authority enrolls (a clinician, an emergency clinician), with a wallet made
+       * with the CLI. Returns its folder, key and fingerprint.
+       */
+      async makeMember({ folder, name, role, org }) {
+        const member = await makeWallet(path.join(dir, folder), name);
+        await enroll(member, role, org);
+        return member;
+      },
 
       /** A patient wallet made with the CLI (not through the app), enrolled on the ledger. */
       async makePatient(name = 'Ada Lovelace', folder = 'patient-cli') {
@@ -391,6 +412,76 @@ export const VIEWPORTS = {
   desktop: { viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 },
   phone: { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
 };
+
+// ---- the flows' shared steps ----
+
+/** Polls `fn` until it returns a truthy value. */
+export async function until(fn, { timeout = 15_000, interval = 100, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${message} (last: ${last})`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/**
+ * The steps of one flow, each depending on those before: after a failure the later steps are skipped, and
+ * the failing step leaves a full-page screenshot of each page `pages()` names (`{ who: page }`) in
+ * target/e2e-failures, under `label`. `flow.failed` is the failed step's name, or null.
+ */
+export function flow(label, pages) {
+  const run = {
+    failed: null,
+    step: (name, fn) =>
+      it(name, { timeout: 120_000 }, async (t) => {
+        if (run.failed) {
+          t.skip(`skipped because "${run.failed}" failed`);
+          return;
+        }
+        try {
+          await fn(t);
+        } catch (e) {
+          run.failed = name;
+          await mkdir(FAILURES, { recursive: true });
+          for (const [who, page] of Object.entries(pages())) {
+            const base = [label, who, name.replace(/[^a-z0-9]+/gi, '-')].filter(Boolean).join('-');
+            const file = path.join(FAILURES, `${base}.png`);
+            await page?.screenshot({ path: file, fullPage: true }).catch(() => {});
+            console.log(`# failure screenshot: ${file}`);
+          }
+          throw e;
+        }
+      }),
+  };
+  return run;
+}
+
+/** Runs axe-core on `page` as the screen `screen` shows, keeps its violations in `byScreen` and prints them. */
+export async function axeScreen(page, size, screen, byScreen) {
+  const violations = await runAxe(page);
+  byScreen.set(screen, violations);
+  console.log(formatViolations(`${size} ${screen}`, violations));
+}
+
+/** Closes every toast message on the page. */
+export async function dismissToasts(page) {
+  const buttons = page.getByRole('button', { name: 'Dismiss message' });
+  for (let n = await buttons.count(); n > 0; n = await buttons.count()) await buttons.first().click();
+}
+
+/** A full-page screenshot for docs/screenshots, `size-screen.png`, toasts closed first unless kept. */
+export async function screenshot(page, size, screen, { keepToasts = false } = {}) {
+  if (!keepToasts) await dismissToasts(page);
+  const file = path.join(SHOTS, `${size}-${screen}.png`);
+  await page.screenshot({ path: file, fullPage: true, animations: 'disabled', caret: 'hide' });
+}
 
 // ---- axe-core ----
 

@@ -22,32 +22,14 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { REPO_ROOT, VIEWPORTS, formatViolations, launchBrowser, runAxe, startNetwork } from './harness.mjs';
+import { SHOTS, VIEWPORTS, axeScreen, dismissToasts, flow, launchBrowser, screenshot, startNetwork, until } from './harness.mjs';
 
-const SHOTS = path.join(REPO_ROOT, 'docs', 'screenshots');
-const FAILURES = path.join(REPO_ROOT, 'target', 'e2e-failures');
 /**
  * The guardians' waiting period. Short for the test, but long enough that Ann (in the browser) and Ben (on the
  * command line) approve inside it, so the new device shows approvals before any piece arrives.
  */
 const WAITING_SECONDS = 30;
 const PATIENT = 'Maria Santos';
-
-/** Polls `fn` until it returns a truthy value. */
-async function until(fn, { timeout = 15_000, interval = 200, message = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${message} (last: ${last})`);
-    await new Promise((r) => setTimeout(r, interval));
-  }
-}
 
 for (const size of /** @type {const} */ (['desktop', 'phone'])) {
   describe(`social recovery in Chromium at ${size} size`, () => {
@@ -63,7 +45,6 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
     const pageErrors = [];
     const consoleErrors = [];
     const axeByScreen = new Map();
-    let failedStep = null;
 
     // Filled in as the flow goes.
     let patient;
@@ -130,7 +111,7 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
 
     after(async () => {
       await browser?.close().catch(() => {});
-      if (failedStep && net) {
+      if (run.failed && net) {
         console.log(
           `# new device app log (tail):\n${phoneApp?.log()}\n# Ann's app log (tail):\n${annApp?.log()}\n# ledger log (tail):\n${net.ledgerLog?.()}`,
         );
@@ -138,45 +119,13 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
       await net?.stop();
     });
 
-    /** One step of the flow; after a failure the later steps are skipped (they depend on it). */
-    const step = (name, fn) =>
-      it(name, { timeout: 120_000 }, async (t) => {
-        if (failedStep) {
-          t.skip(`skipped because "${failedStep}" failed`);
-          return;
-        }
-        try {
-          await fn(t);
-        } catch (e) {
-          failedStep = name;
-          await mkdir(FAILURES, { recursive: true });
-          for (const [who, p] of [['device', page], ['ann', annPage]]) {
-            const file = path.join(FAILURES, `recovery-${size}-${who}-${name.replace(/[^a-z0-9]+/gi, '-')}.png`);
-            await p?.screenshot({ path: file, fullPage: true }).catch(() => {});
-            console.log(`# failure screenshot: ${file}`);
-          }
-          throw e;
-        }
-      });
+    const run = flow(`recovery-${size}`, () => ({ device: page, ann: annPage }));
+    const step = run.step;
 
     const h1 = (p, name) => p.getByRole('heading', { level: 1, name, exact: true });
 
-    async function axe(p, screen) {
-      const violations = await runAxe(p);
-      axeByScreen.set(screen, violations);
-      console.log(formatViolations(`${size} ${screen}`, violations));
-    }
-
-    async function dismissToasts(p) {
-      const buttons = p.getByRole('button', { name: 'Dismiss message' });
-      for (let n = await buttons.count(); n > 0; n = await buttons.count()) await buttons.first().click();
-    }
-
-    async function shot(p, screen) {
-      await dismissToasts(p);
-      const file = path.join(SHOTS, `${size}-${screen}.png`);
-      await p.screenshot({ path: file, fullPage: true, animations: 'disabled', caret: 'hide' });
-    }
+    const axe = (p, screen) => axeScreen(p, size, screen, axeByScreen);
+    const shot = (p, screen) => screenshot(p, size, screen);
 
     const progressText = () => page.getByTestId('recovery-progress').innerText();
     const annRequest = () => annPage.getByTestId('inbox-request').filter({ hasText: `${PATIENT} asks for help` });

@@ -16,29 +16,11 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { REPO_ROOT, VIEWPORTS, formatViolations, launchBrowser, runAxe, startNetwork } from './harness.mjs';
+import { SHOTS, VIEWPORTS, axeScreen, flow, launchBrowser, screenshot, startNetwork, until } from './harness.mjs';
 import { fakeCameraArgs, greyToY4m, pngToY4m } from './y4m.mjs';
 
-const SHOTS = path.join(REPO_ROOT, 'docs', 'screenshots');
-const FAILURES = path.join(REPO_ROOT, 'target', 'e2e-failures');
 const ER_CLINICIAN = { name: 'Dr Ines Ruiz', org: 'City Hospital A&E' };
 const ASKED = ['patient/AllergyIntolerance.rs', 'patient/MedicationRequest.rs', 'patient/Condition.rs'];
-
-/** Polls `fn` until it returns a truthy value. */
-async function until(fn, { timeout = 15_000, interval = 100, message = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${message} (last: ${last})`);
-    await new Promise((r) => setTimeout(r, interval));
-  }
-}
 
 for (const size of /** @type {const} */ (['desktop', 'phone'])) {
   describe(`the emergency-room QR flow in Chromium at ${size} size`, () => {
@@ -50,7 +32,6 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
     const pageErrors = [];
     const consoleErrors = [];
     const axeByScreen = new Map();
-    let failedStep = null;
 
     // Filled in as the flow goes.
     let er; // the emergency clinician: { dir, key, fingerprint }
@@ -65,14 +46,7 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
       net = await startNetwork({ label: `custodia-e2e-scan-${size}` });
 
       // An emergency clinician, enrolled by the network authority with the emergency role.
-      const erDir = path.join(net.dir, 'er-clinician');
-      await net.cli(['wallet', 'init', '--wallet', erDir, '--name', ER_CLINICIAN.name]);
-      const shown = JSON.parse((await net.cli(['wallet', 'show', '--json', '--wallet', erDir])).stdout);
-      await net.cli([
-        'ledger', 'enroll', '--wallet', net.authority.dir, '--ledger', net.ledgerUrl, '--verifier-key', net.verifierKey,
-        '--contact', shown.contact_card, '--role', 'emergency', '--org', ER_CLINICIAN.org,
-      ]);
-      er = { dir: erDir, key: shown.signing_key, fingerprint: shown.fingerprint };
+      er = await net.makeMember({ folder: 'er-clinician', ...ER_CLINICIAN, role: 'emergency' });
 
       // The patient's wallet, made and enrolled with the CLI; the app serves it (locked).
       patient = await net.makePatient('Ada Lovelace', 'patient');
@@ -84,30 +58,14 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
 
     after(async () => {
       await browser?.close().catch(() => {});
-      if (failedStep && net) {
+      if (run.failed && net) {
         console.log(`# app log (tail):\n${net.app?.log()}\n# ledger log (tail):\n${net.ledgerLog?.()}`);
       }
       await net?.stop();
     });
 
-    /** One step of the flow; after a failure the later steps are skipped (they depend on it). */
-    const step = (name, fn) =>
-      it(name, { timeout: 120_000 }, async (t) => {
-        if (failedStep) {
-          t.skip(`skipped because "${failedStep}" failed`);
-          return;
-        }
-        try {
-          await fn(t);
-        } catch (e) {
-          failedStep = name;
-          await mkdir(FAILURES, { recursive: true });
-          const file = path.join(FAILURES, `scan-${size}-${name.replace(/[^a-z0-9]+/gi, '-')}.png`);
-          await page?.screenshot({ path: file, fullPage: true }).catch(() => {});
-          console.log(`# failure screenshot: ${file}`);
-          throw e;
-        }
-      });
+    const run = flow(`scan-${size}`, () => ({ '': page }));
+    const step = run.step;
 
     /** A fresh Chromium whose camera shows `video`, on the app (the wallet stays unlocked in app serve). */
     async function browse(video) {
@@ -129,16 +87,8 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
     const h1 = (name) => page.getByRole('heading', { level: 1, name, exact: true });
     const cameraStatus = () => page.getByTestId('camera-status');
 
-    async function axe(screen) {
-      const violations = await runAxe(page);
-      axeByScreen.set(screen, violations);
-      console.log(formatViolations(`${size} ${screen}`, violations));
-    }
-
-    async function shot(screen) {
-      const file = path.join(SHOTS, `${size}-${screen}.png`);
-      await page.screenshot({ path: file, fullPage: true, animations: 'disabled', caret: 'hide' });
-    }
+    const axe = (screen) => axeScreen(page, size, screen, axeByScreen);
+    const shot = (screen) => screenshot(page, size, screen, { keepToasts: true });
 
     step('unlock; the Scan screen with a camera that sees no code', async () => {
       await browse(blankVideo);
