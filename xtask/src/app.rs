@@ -7,14 +7,16 @@
 //! `--fresh` starts over. `--check` does everything in a throwaway folder, checks that the app answers,
 //! and stops: that is what `cargo xtask test` runs.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{sh, ui};
+use crate::{http, sh, ui};
+
+/// How long `run --check` waits for each answer.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The demo's wallets are for show; their passphrase is public.
 pub const DEMO_PASSPHRASE: &str = "demo passphrase, not for real use";
@@ -123,36 +125,25 @@ pub fn network(bin: &Path, dir: &Path, listen: &str) -> Result<Network> {
     Ok(Network { ledger_url, clinician_card, gateway_wallet: gateway, er_wallet: er, _ledger: ledger })
 }
 
-/// One HTTP/1.1 exchange on loopback, enough to check the app answers.
-pub fn http(addr: &str, request: &str) -> Result<String> {
-    let mut stream = TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
-    stream.write_all(request.as_bytes())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response)
-}
-
 fn check_browser_mode(url: &str) -> Result<()> {
     let rest = url.strip_prefix("http://").context("address")?;
     let (host, token) = rest.split_once("/#token=").context("the printed address has no token")?;
-    let page = http(host, &format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))?;
-    if !page.starts_with("HTTP/1.1 200") || !page.contains("<script") {
-        bail!("the app's page did not load: {}", page.lines().next().unwrap_or(""));
+    let page = http::request(host, "GET", "/", &[], b"", CHECK_TIMEOUT)?;
+    if page.status != 200 || !page.text().contains("<script") {
+        bail!("the app's page did not load: {}", page.status);
     }
     let status = |token: &str| {
-        http(
-            host,
-            &format!(
-                "POST /bridge/status HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\nAuthorization: Bearer {token}\r\n\
-                 Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-            ),
-        )
+        let origin = format!("http://{host}");
+        let bearer = format!("Bearer {token}");
+        let headers =
+            [("Origin", origin.as_str()), ("Authorization", bearer.as_str()), ("Content-Type", "application/json")];
+        http::request(host, "POST", "/bridge/status", &headers, b"{}", CHECK_TIMEOUT)
     };
     let ok = status(token)?;
-    if !ok.starts_with("HTTP/1.1 200") || !ok.contains("\"state\":\"none\"") {
-        bail!("the bridge did not answer status: {ok}");
+    if ok.status != 200 || !ok.text().contains("\"state\":\"none\"") {
+        bail!("the bridge did not answer status: {} {}", ok.status, ok.text());
     }
-    if !status("0000")?.starts_with("HTTP/1.1 401") {
+    if status("0000")?.status != 401 {
         bail!("the bridge answered without its token");
     }
     println!("browser mode answers at {url} (page, bridge, token check)");
@@ -224,10 +215,9 @@ pub fn run(args: &[String]) -> Result<()> {
         let (mut app, url) = start_announcing(serve, "open ")?;
         if check {
             let host = gateway_url.strip_prefix("http://").context("gateway address")?;
-            let metadata =
-                http(host, &format!("GET /fhir/metadata HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))?;
-            if !metadata.starts_with("HTTP/1.1 200") || !metadata.contains("CapabilityStatement") {
-                bail!("the gateway did not answer /fhir/metadata: {}", metadata.lines().next().unwrap_or(""));
+            let metadata = http::request(host, "GET", "/fhir/metadata", &[], b"", CHECK_TIMEOUT)?;
+            if metadata.status != 200 || !metadata.text().contains("CapabilityStatement") {
+                bail!("the gateway did not answer /fhir/metadata: {}", metadata.status);
             }
             println!("the gateway answers at {gateway_url}/fhir/metadata");
             return check_browser_mode(&url);

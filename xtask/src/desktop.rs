@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::sh;
+use crate::{http, sh};
 
 const PASSPHRASE: &str = "desktop smoke passphrase, not for real use";
 /// How long the unlock screen, and then Home, may take to appear.
@@ -119,7 +119,7 @@ fn run(root: &Path, custodia_bin: &Path, desktop_bin: &Path) -> Result<PathBuf> 
         .stderr(Stdio::from(fs::File::create(dir.join("tauri-driver.stderr.log"))?));
     let _driver = Group::spawn("tauri-driver", &mut driver)?;
 
-    let webdriver = WebDriver::new(port)?;
+    let webdriver = WebDriver::new(port);
     webdriver.wait_ready(Duration::from_secs(20))?;
 
     progress(&format!("launching {}", desktop_bin.display()));
@@ -270,44 +270,43 @@ impl Drop for Group {
 
 /// A W3C WebDriver endpoint (tauri-driver) on loopback.
 struct WebDriver {
-    http: reqwest::blocking::Client,
-    base: String,
+    addr: String,
 }
 
+/// Starting a session launches the app, which can take a while on a cold cache.
+const WEBDRIVER_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl WebDriver {
-    fn new(port: u16) -> Result<WebDriver> {
-        // Starting a session launches the app, which can take a while on a cold cache.
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build()?;
-        Ok(WebDriver { http, base: format!("http://127.0.0.1:{port}") })
+    fn new(port: u16) -> WebDriver {
+        WebDriver { addr: format!("127.0.0.1:{port}") }
     }
 
     fn wait_ready(&self, timeout: Duration) -> Result<()> {
         poll(timeout, "tauri-driver", || {
-            let ok = self
-                .http
-                .get(format!("{}/status", self.base))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .is_ok_and(|r| r.status().is_success());
+            let ok = http::request(&self.addr, "GET", "/status", &[], b"", Duration::from_secs(2))
+                .is_ok_and(|r| r.status == 200);
             Ok(ok.then_some(()))
         })
     }
 
     fn new_session(&self, application: &Path) -> Result<Session> {
         let caps = json!({ "capabilities": { "alwaysMatch": { "tauri:options": { "application": application } } } });
-        let value = call(self.http.post(format!("{}/session", self.base)).json(&caps))?;
+        let value = call(&self.addr, "POST", "/session", Some(&caps), WEBDRIVER_TIMEOUT)?;
         let id = value["sessionId"].as_str().context("new session: no sessionId in the reply")?.to_owned();
-        Ok(Session { http: self.http.clone(), base: format!("{}/session/{id}", self.base) })
+        Ok(Session { addr: self.addr.clone(), base: format!("/session/{id}") })
     }
 }
 
 /// Sends one WebDriver request; returns its `value`, or the WebDriver error as an error.
-fn call(request: reqwest::blocking::RequestBuilder) -> Result<Value> {
-    let response = request.send()?;
-    let status = response.status();
-    let body: Value = response.json().with_context(|| format!("WebDriver reply ({status}) is not JSON"))?;
-    let value = body.get("value").cloned().unwrap_or(Value::Null);
-    if !status.is_success() {
+fn call(addr: &str, method: &str, path: &str, body: Option<&Value>, timeout: Duration) -> Result<Value> {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let headers: &[(&str, &str)] = if body.is_empty() { &[] } else { &[("Content-Type", "application/json")] };
+    let response = http::request(addr, method, path, headers, body.as_bytes(), timeout)?;
+    let status = response.status;
+    let reply: Value = serde_json::from_slice(&response.body)
+        .with_context(|| format!("WebDriver reply ({status}) is not JSON: {}", response.text()))?;
+    let value = reply.get("value").cloned().unwrap_or(Value::Null);
+    if !(200..300).contains(&status) {
         bail!("WebDriver error {status}: {} {}", value["error"], value["message"]);
     }
     Ok(value)
@@ -315,17 +314,18 @@ fn call(request: reqwest::blocking::RequestBuilder) -> Result<Value> {
 
 /// One WebDriver session, deleted (which closes the app) when dropped.
 struct Session {
-    http: reqwest::blocking::Client,
+    addr: String,
+    /// `/session/{id}`.
     base: String,
 }
 
 impl Session {
     fn get(&self, path: &str) -> Result<Value> {
-        call(self.http.get(format!("{}/{path}", self.base)))
+        call(&self.addr, "GET", &format!("{}/{path}", self.base), None, WEBDRIVER_TIMEOUT)
     }
 
     fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        call(self.http.post(format!("{}/{path}", self.base)).json(body))
+        call(&self.addr, "POST", &format!("{}/{path}", self.base), Some(body), WEBDRIVER_TIMEOUT)
     }
 
     /// The first element matching `xpath` that is displayed, if any.
@@ -346,7 +346,8 @@ impl Session {
     /// corner flickers between transparent and almost transparent, and is removed after.
     fn screenshot(&self, path: &Path) -> Result<()> {
         self.script(NUDGE_START)?;
-        let taken = call(self.http.get(format!("{}/screenshot", self.base)).timeout(Duration::from_secs(30)));
+        let screenshot = format!("{}/screenshot", self.base);
+        let taken = call(&self.addr, "GET", &screenshot, None, Duration::from_secs(30));
         let _ = self.script(NUDGE_STOP);
         let encoded = taken.context("screenshot")?;
         let png = data_encoding::BASE64
@@ -368,6 +369,6 @@ const NUDGE_STOP: &str = "clearInterval(window.smokeNudge); document.getElementB
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let _ = self.http.delete(&self.base).timeout(Duration::from_secs(10)).send();
+        let _ = http::request(&self.addr, "DELETE", &self.base, &[], b"", Duration::from_secs(10));
     }
 }

@@ -1,8 +1,10 @@
 //! Runs every `cargo fuzz` target (in `fuzz/`) for a bounded time on the nightly toolchain.
 
+use std::path::Path;
 use std::process::Command;
+use std::thread::JoinHandle;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::sh;
 
@@ -37,4 +39,29 @@ pub fn run_all(seconds: u32) -> Result<()> {
     })?;
     println!("fuzzed {} targets for {seconds}s each: {}", targets.len(), targets.join(", "));
     Ok(())
+}
+
+/// Builds every fuzz target (nightly, in `fuzz/target`) on a thread of its own, with its output in
+/// `target/fuzz-build.log`, so the build can overlap a step that leaves the cores idle much of the time.
+pub fn build_in_background(root: &Path) -> Result<JoinHandle<Result<()>>> {
+    sh::ensure_cargo_tool("cargo-fuzz", "fuzz")?;
+    let log = root.join("target/fuzz-build.log");
+    let root = root.to_owned();
+    Ok(std::thread::spawn(move || {
+        let out = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let status = Command::new("cargo")
+            .args(["+nightly", "fuzz", "build"])
+            .current_dir(&root)
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .status()
+            .context("cannot start cargo +nightly fuzz build")?;
+        if !status.success() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!("cargo +nightly fuzz build failed ({status}); the end of {}:\n{}", log.display(), tail.join("\n"));
+        }
+        Ok(())
+    }))
 }

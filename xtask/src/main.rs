@@ -14,6 +14,7 @@ mod app;
 mod demo;
 mod desktop;
 mod fuzz;
+mod http;
 mod postgres;
 mod sh;
 mod ui;
@@ -85,9 +86,16 @@ fn test() -> Result<()> {
     sh::step("doc tests", || sh::cargo_linted(&["test", "--workspace", "--doc"]))?;
     sh::step("the CLI walk-through (cargo xtask demo)", demo::run)?;
     sh::step("the main job starts and answers (cargo xtask run --check)", || app::run(&["--check".into()]))?;
-    sh::step("browser end-to-end tests, desktop and phone sizes, with axe-core (npm run e2e)", || {
+    // The fuzz targets build on nightly in their own target directory while the browser tests run: those
+    // spend much of their time waiting on the UI, and nothing timed runs beside them.
+    let fuzz_build = fuzz::build_in_background(&root)?;
+    let e2e = sh::step("browser end-to-end tests, desktop and phone sizes, with axe-core (npm run e2e)", || {
         ui::e2e(&root, &custodia)
+    });
+    sh::step("fuzz targets built (nightly, beside the browser tests)", || {
+        fuzz_build.join().map_err(|_| anyhow::anyhow!("the fuzz build thread panicked"))?
     })?;
+    e2e?;
     sh::step("benchmark: the access log with 100,000 reads (npm run bench:log)", || ui::bench_log(&root, &custodia))?;
     sh::step("desktop smoke test: the Tauri window under Xvfb, driven by tauri-driver", || {
         desktop::smoke(&root, &custodia, &bin.join("custodia-desktop"))
