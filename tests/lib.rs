@@ -164,51 +164,19 @@ pub fn enroll_member(dir: &std::path::Path, authority: &str, url: &str, member: 
 /// The variable naming the PostgreSQL server the tests may use (`cargo xtask test` starts one and sets it).
 pub const POSTGRES_URL_VAR: &str = "CUSTODIA_TEST_POSTGRES";
 
-/// A database of its own on the test PostgreSQL server, dropped when this is.
-#[derive(Debug)]
-pub struct PostgresDatabase {
-    admin: postgres::Config,
-    name: String,
-    /// The database as `custodia ledger serve --db` takes it: `postgres://user@host:port/name`.
-    pub url: String,
-}
-
-impl PostgresDatabase {
-    /// A fresh database, or `None` when no server is named outside CI (the test then says it skipped). In
-    /// CI a missing server is a failure: the PostgreSQL mode must be tested there.
-    pub fn create(test: &str) -> Option<Self> {
-        let Ok(server) = std::env::var(POSTGRES_URL_VAR) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must test the PostgreSQL mode: set {POSTGRES_URL_VAR} (cargo xtask test starts a server and sets it)"
-            );
-            eprintln!("{test}: skipped, {POSTGRES_URL_VAR} is not set (cargo xtask test starts a server and sets it)");
-            return None;
-        };
-        let admin: postgres::Config = server.parse().expect("CUSTODIA_TEST_POSTGRES is a connection string");
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).expect("the system has randomness");
-        let name = format!("custodia_e2e_{}", data_encoding::HEXLOWER.encode(&nonce));
-        let mut client = admin.connect(postgres::NoTls).expect("the test PostgreSQL server accepts connections");
-        client.batch_execute(&format!("CREATE DATABASE {name}")).expect("the test database is created");
-        let host = match admin.get_hosts().first() {
-            Some(postgres::config::Host::Tcp(host)) => host.clone(),
-            _ => panic!("{POSTGRES_URL_VAR} must name a TCP host"),
-        };
-        let port = admin.get_ports().first().copied().unwrap_or(5432);
-        let user = admin.get_user().unwrap_or("postgres");
-        let url = format!("postgres://{user}@{host}:{port}/{name}");
-        Some(Self { admin, name, url })
-    }
-}
-
-impl Drop for PostgresDatabase {
-    fn drop(&mut self) {
-        let dropped = self.admin.connect(postgres::NoTls).and_then(|mut client| {
-            client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-        });
-        if let Err(e) = dropped {
-            eprintln!("could not drop the test database {}: {e}", self.name);
-        }
-    }
+/// A fresh database on the test PostgreSQL server, or `None` when no server is named outside CI (the test
+/// then says it skipped). In CI a missing server is a failure: the PostgreSQL mode must be tested there.
+pub fn postgres_database(test: &str) -> Option<custodia_ledger::store::postgres::ScratchDatabase> {
+    let Ok(server) = std::env::var(POSTGRES_URL_VAR) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must test the PostgreSQL mode: set {POSTGRES_URL_VAR} (cargo xtask test starts a server and sets it)"
+        );
+        eprintln!("{test}: skipped, {POSTGRES_URL_VAR} is not set (cargo xtask test starts a server and sets it)");
+        return None;
+    };
+    Some(
+        custodia_ledger::store::postgres::ScratchDatabase::create(&server, "custodia_e2e")
+            .expect("the test PostgreSQL server creates a database"),
+    )
 }

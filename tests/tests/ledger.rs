@@ -19,7 +19,7 @@ use custodia_core::{Identity, MasterSeed, statement};
 use custodia_log::checkpoint::Checkpoint;
 use custodia_log::note::NoteVerifier;
 use custodia_log::{Hash, leaf_hash};
-use custodia_tests::{Member, PostgresDatabase, custodia, custodia_bin, enroll_member, json, key_of, ok};
+use custodia_tests::{Member, custodia, custodia_bin, enroll_member, json, key_of, ok, postgres_database};
 
 /// The crash test's gateway: its appending threads derive the same key.
 const GATEWAY_SEED: [u8; 32] = [42; 32];
@@ -354,7 +354,7 @@ fn sync_until_reads(dir: &Path, wallet: &str, events: usize) -> serde_json::Valu
 /// checkpoints, and an audit from the tiles of either finds one tree.
 #[test]
 fn two_front_ends_over_one_postgres_database_keep_one_tree() {
-    let Some(db) = PostgresDatabase::create("two_front_ends_over_one_postgres_database_keep_one_tree") else {
+    let Some(db) = postgres_database("two_front_ends_over_one_postgres_database_keep_one_tree") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -11,10 +11,13 @@
 //!    entries, and the CPU each thread group used during the run.
 //! 3. Latency: single-entry requests offered at 1,000 a second on a fixed schedule (open loop).
 //! 4. Proofs and storage at M entries, written straight through `Store::append`.
+//! 5. Front ends over one PostgreSQL database (`--postgres URL`, or the server in
+//!    `CUSTODIA_TEST_POSTGRES`): F ledgers in process over one fresh database, each serving HTTP, the
+//!    clients spread over them; their combined rate, and that they publish one tree.
 //!
 //! ```text
 //! cargo bench -p custodia-ledger --bench ledger -- [--appends N] [--clients C] [--batch B]
-//!     [--latency-seconds S] [--entries M] [--quick]
+//!     [--latency-seconds S] [--entries M] [--postgres URL] [--front-ends F] [--quick]
 //! ```
 //!
 //! The report (markdown) goes to stdout, progress to stderr. Under `cargo test --benches` (no `--bench`
@@ -58,6 +61,9 @@ const USAGE: &str = "usage: cargo bench -p custodia-ledger --bench ledger -- [op
   --batch B            entries per request, 1 to 256 (default 64)
   --latency-seconds S  length of the open-loop run at 1,000 entries/s (default 5)
   --entries M          entries in the store the proofs are measured on (default 1000000; the goal is at 10000000)
+  --postgres URL       a PostgreSQL server to create a scratch database on for the front-end run
+                       (default: CUSTODIA_TEST_POSTGRES; without either, that run is skipped)
+  --front-ends F       ledgers serving one PostgreSQL database in the front-end run (default 2)
   --quick              small sizes, for a smoke run (N=2000, M=20000, S=1)";
 
 /// The tree size the proof and storage goals are stated at.
@@ -79,6 +85,8 @@ struct Args {
     batch: usize,
     latency_seconds: u64,
     entries: u64,
+    postgres: Option<String>,
+    front_ends: usize,
     quick: bool,
     /// Run by `cargo test`: unoptimised, quick sizes, figures not meaningful.
     test_mode: bool,
@@ -95,6 +103,7 @@ fn parse_args() -> Result<Args, String> {
     let test_mode = !raw.iter().any(|a| a == "--bench");
     let (mut appends, mut clients, mut batch, mut latency, mut entries, mut quick) =
         (None, None, None, None, None, false);
+    let (mut postgres, mut front_ends) = (std::env::var("CUSTODIA_TEST_POSTGRES").ok(), 2);
     let mut it = raw.into_iter();
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -105,6 +114,8 @@ fn parse_args() -> Result<Args, String> {
             "--batch" => batch = Some(number(&mut it, &flag)?),
             "--latency-seconds" => latency = Some(number(&mut it, &flag)?),
             "--entries" => entries = Some(number(&mut it, &flag)?),
+            "--postgres" => postgres = Some(it.next().ok_or_else(|| format!("--postgres needs a URL\n{USAGE}"))?),
+            "--front-ends" => front_ends = number(&mut it, &flag)?,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             // The test harness may pass its own flags (--nocapture, filters); they mean nothing here.
             _ if test_mode => {}
@@ -118,6 +129,8 @@ fn parse_args() -> Result<Args, String> {
         batch: batch.unwrap_or(64),
         latency_seconds: latency.unwrap_or(if small { 1 } else { 5 }),
         entries: entries.unwrap_or(if small { 20_000 } else { 1_000_000 }),
+        postgres,
+        front_ends,
         quick: small,
         test_mode,
     };
@@ -125,8 +138,8 @@ fn parse_args() -> Result<Args, String> {
     if !(1..=max_batch).contains(&args.batch) {
         return Err(format!("--batch must be 1 to {max_batch} (the ledger's limit per request)"));
     }
-    if args.clients == 0 || args.appends == 0 || args.latency_seconds == 0 {
-        return Err("--clients, --appends and --latency-seconds must be at least 1".into());
+    if args.clients == 0 || args.appends == 0 || args.latency_seconds == 0 || args.front_ends == 0 {
+        return Err("--clients, --appends, --latency-seconds and --front-ends must be at least 1".into());
     }
     if args.entries < 2 {
         return Err("--entries must be at least 2 (a consistency proof needs an older, smaller tree)".into());
@@ -194,6 +207,12 @@ fn run(args: &Args) -> Res<bool> {
 
     let payloads = over_http(args, &ceilings, &scratch.path().join("ledger"), &mut ok)?;
     proofs_section(args, &ceilings, &scratch.path().join("proofs.sqlite"), &payloads, &mut ok)?;
+    match &args.postgres {
+        Some(server) => front_ends_section(args, &ceilings, &scratch.path().join("front-ends"), server, &mut ok)?,
+        None => println!(
+            "## Front ends over one PostgreSQL database\n\nSkipped: no server (--postgres URL or CUSTODIA_TEST_POSTGRES).\n"
+        ),
+    }
 
     println!(
         "Run time {:.1} s{}.",
@@ -296,7 +315,8 @@ fn over_http(args: &Args, ceilings: &Ceilings, dir: &Path, ok: &mut bool) -> Res
         signing.elapsed().as_secs_f64()
     );
     let cpu_before = cpu_snapshot();
-    let tp = client_rt.block_on(throughput(&http, &ledger.url, &entries, args.batch, args.clients))?;
+    let bases = [ledger.url.clone()];
+    let tp = client_rt.block_on(throughput(&http, &bases, &entries, args.batch, args.clients))?;
     let cpu = cpu_before.zip(cpu_snapshot()).map(|(before, after)| cpu_use(&before, &after, cores));
     let size_after = client_rt.block_on(ledger.checkpoint_size(&http))?;
     let tp_checked = check_samples(&ledger.verifier, &tp.samples, ok);
@@ -324,7 +344,7 @@ fn over_http(args: &Args, ceilings: &Ceilings, dir: &Path, ok: &mut bool) -> Res
     writeln!(
         out,
         "| entries acknowledged per second | **{}** | {:.2} x Ed25519 verify on {cores} cores ({:.2} x on 1 core); \
-         {:.2} x SQLite group-commit rows | >= 20,000 |",
+         {:.2} x SQLite group-commit rows | >= 30,000 |",
         count(entries_per_s),
         entries_per_s / ceilings.verify_all,
         entries_per_s / ceilings.verify_one,
@@ -473,6 +493,101 @@ fn over_http(args: &Args, ceilings: &Ceilings, dir: &Path, ok: &mut bool) -> Res
     Ok(payloads)
 }
 
+/// Part 5: `--front-ends` ledgers in process over one fresh PostgreSQL database, each serving HTTP; the
+/// cast enrolls through the first, then the clients post the same kind of load spread over all of them.
+fn front_ends_section(args: &Args, ceilings: &Ceilings, path: &Path, server: &str, ok: &mut bool) -> Res<()> {
+    let cores = ceilings.cores;
+    let fronts = args.front_ends;
+    let db = custodia_ledger::store::postgres::ScratchDatabase::create(server, "custodia_bench")?;
+    let limits = Limits { entries_per_key_per_second: 1_000_000, ..default_limits() };
+    let authority_seed = MasterSeed::generate();
+    let authority = Identity::from_seed(&authority_seed);
+    let (dir, verifier) = LedgerDir::init(path, authority.signing_public(), None)?;
+    progress!("starting {fronts} ledger front ends over one PostgreSQL database");
+    let ledgers = (0..fronts)
+        .map(|_| {
+            let authority = Identity::from_seed(&authority_seed);
+            Ledger::serve(&dir, Some(&db.url), authority, verifier.clone(), limits.clone())
+        })
+        .collect::<Res<Vec<_>>>()?;
+    let client_rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("bench-client").build()?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(args.clients.max(64))
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let cast = client_rt.block_on(Cast::enroll(&http, &ledgers[0]))?;
+    let entries = presign(&cast, 0, args.appends, cores)?;
+    let bases: Vec<String> = ledgers.iter().map(|l| l.url.clone()).collect();
+    let size_before = client_rt.block_on(ledgers[0].checkpoint_size(&http))?;
+    progress!("posting {} entries over {fronts} front ends from {} clients", args.appends, args.clients);
+    let cpu_before = cpu_snapshot();
+    let tp = client_rt.block_on(throughput(&http, &bases, &entries, args.batch, args.clients))?;
+    let cpu = cpu_before.zip(cpu_snapshot()).map(|(before, after)| cpu_use(&before, &after, cores));
+    let checked = check_samples(&verifier, &tp.samples, ok);
+    // Each front end publishes what the others sequenced at its next refresh (once a second).
+    let expected = size_before + tp.acknowledged_entries as u64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sizes = loop {
+        let sizes = ledgers.iter().map(|l| client_rt.block_on(l.checkpoint_size(&http))).collect::<Res<Vec<_>>>()?;
+        if sizes.iter().all(|&s| s == expected) || Instant::now() > deadline {
+            break sizes;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if sizes.iter().any(|&s| s != expected) {
+        *ok = false;
+    }
+    let rate = tp.acknowledged_entries as f64 / tp.wall.as_secs_f64();
+    let mut out = String::new();
+    writeln!(
+        out,
+        "## {fronts} front ends over one PostgreSQL database: {} access events, {} per request, {} clients\n",
+        thousands(args.appends as u64),
+        args.batch,
+        args.clients
+    )?;
+    writeln!(
+        out,
+        "Each front end is a whole ledger (admission, sequencer, HTTP) in this process, over the same fresh \
+         database on the server given; the clients post to them in turn. Front ends take turns at the tree's \
+         row lock; each publishes the others' entries with its next checkpoint refresh.\n"
+    )?;
+    writeln!(out, "| measure | figure | beside the ceiling |")?;
+    writeln!(out, "|---|---:|---|")?;
+    writeln!(
+        out,
+        "| entries acknowledged per second, all front ends together | **{}** | {:.2} x Ed25519 verify on {cores} cores |",
+        count(rate),
+        rate / ceilings.verify_all
+    )?;
+    writeln!(out, "| wall time | {:.2} s | |", tp.wall.as_secs_f64())?;
+    for (name, d) in latency_rows(&tp.latencies) {
+        writeln!(out, "| request latency {name} | {} | |", ms(d))?;
+    }
+    if let Some(cpu) = cpu {
+        writeln!(out, "| CPU during the run, % of one core ({cores} cores = {}%) | {cpu} | |", cores * 100)?;
+    }
+    writeln!(out, "| requests refused or failed | {} | |", failures(&tp.failures))?;
+    writeln!(out, "| receipts verified (every {SAMPLE_EVERY}th request) | {checked} | |")?;
+    writeln!(
+        out,
+        "| checkpoint size each front end publishes after the run | {} (expected {}) | |",
+        sizes.iter().map(|&s| thousands(s)).collect::<Vec<_>>().join(", "),
+        thousands(expected)
+    )?;
+    writeln!(out)?;
+    emit(&mut out);
+    client_rt.block_on(async { drop(http) });
+    for ledger in ledgers {
+        ledger.stop()?;
+    }
+    drop(db);
+    Ok(())
+}
+
 /// Part 4: proofs and storage at `--entries` entries.
 fn proofs_section(
     args: &Args,
@@ -505,7 +620,7 @@ fn proofs_section(
     let populate_rate = m as f64 / big.populate.as_secs_f64();
     writeln!(
         out,
-        "| direct appends while populating | {} entries/s | {:.2} x SQLite group-commit rows | |",
+        "| direct appends while populating | {} entries/s | {:.2} x SQLite group-commit rows | >= 20,000 at 10 M |",
         count(populate_rate),
         populate_rate / ceilings.sqlite_grouped
     )?;
@@ -641,10 +756,21 @@ impl Ledger {
     fn start(path: &Path, limits: Limits) -> Res<Self> {
         let authority = identity();
         let (dir, verifier) = LedgerDir::init(path, authority.signing_public(), None)?;
-        let store = custodia_ledger::open_store(&dir, None)?;
+        Self::serve(&dir, None, authority, verifier, limits)
+    }
+
+    /// Serves the ledger folder `dir` over the store `db` names (the folder's SQLite file by default).
+    fn serve(
+        dir: &LedgerDir,
+        db: Option<&str>,
+        authority: Identity,
+        verifier: NoteVerifier,
+        limits: Limits,
+    ) -> Res<Self> {
+        let store = custodia_ledger::open_store(dir, db)?;
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("ledger").build()?;
         let listen = "127.0.0.1:0".parse()?;
-        let running = runtime.block_on(custodia_ledger::start(&dir, store, listen, limits))?;
+        let running = runtime.block_on(custodia_ledger::start(dir, store, listen, limits))?;
         let url = format!("http://{}", running.addr);
         Ok(Self { runtime, running: Some(running), url, verifier, authority })
     }
@@ -956,10 +1082,11 @@ fn failures(map: &HashMap<String, usize>) -> String {
     parts.join("; ")
 }
 
-/// `clients` tasks take the next request body from a shared queue until all `entries` are sent.
+/// `clients` tasks take the next request body from a shared queue until all `entries` are sent, each
+/// posting to one of `bases`.
 async fn throughput(
     http: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     entries: &[String],
     batch: usize,
     clients: usize,
@@ -969,8 +1096,10 @@ async fn throughput(
     let queue = Arc::new(Mutex::new(requests.into_iter()));
     let start = Instant::now();
     let workers: Vec<_> = (0..clients)
-        .map(|_| {
-            let (queue, http, base) = (queue.clone(), http.clone(), base.to_owned());
+        .map(|client| {
+            // Clients are spread evenly over the front ends.
+            let base = bases[client % bases.len()].clone();
+            let (queue, http) = (queue.clone(), http.clone());
             tokio::spawn(async move {
                 let mut done = Vec::new();
                 loop {

@@ -751,3 +751,48 @@ impl Store for PostgresStore {
         self.write(|conn| Ok(conn.db().execute("DELETE FROM mailbox WHERE expires_at <= $1", &[&now])?))
     }
 }
+
+/// A database of its own on a PostgreSQL server, for one test or benchmark run: created empty, dropped
+/// (with any connections still open to it) when this is. Not for production use.
+#[derive(Debug)]
+pub struct ScratchDatabase {
+    admin: Config,
+    name: String,
+    /// The database's configuration (the server's, with this database's name).
+    pub config: Config,
+    /// The database as `custodia ledger serve --db` takes it: `postgres://user@host:port/name`.
+    pub url: String,
+}
+
+impl ScratchDatabase {
+    /// Creates `prefix_<random>` on the server `server` names (a URL or `key=value` pairs, as
+    /// `CUSTODIA_TEST_POSTGRES` holds), which must be reached over TCP.
+    pub fn create(server: &str, prefix: &str) -> Result<Self, StoreError> {
+        let admin: Config = server.parse()?;
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).map_err(|e| StoreError::Database(format!("no randomness: {e}")))?;
+        let name = format!("{prefix}_{}", data_encoding::HEXLOWER.encode(&random));
+        admin.connect(NoTls)?.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        let host = match admin.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(host)) => host.clone(),
+            _ => return Err(StoreError::Database(format!("{server:?} names no TCP host"))),
+        };
+        let port = admin.get_ports().first().copied().unwrap_or(5432);
+        let user = admin.get_user().unwrap_or("postgres");
+        let mut config = admin.clone();
+        config.dbname(&name);
+        let url = format!("postgres://{user}@{host}:{port}/{name}");
+        Ok(Self { admin, name, config, url })
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let dropped = self.admin.connect(NoTls).and_then(|mut client| {
+            client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+        });
+        if let Err(e) = dropped {
+            eprintln!("could not drop the scratch database {}: {e}", self.name);
+        }
+    }
+}

@@ -11,7 +11,7 @@ use custodia_core::grant::GrantId;
 use custodia_core::{Identity, MasterSeed, SigningPublicKey};
 use custodia_log::{Frontier, Hash, NodeId, empty_root, leaf_hash};
 
-use super::postgres::PostgresStore;
+use super::postgres::{PostgresStore, ScratchDatabase};
 use super::sqlite::SqliteStore;
 use super::{
     Batch, Effect, GrantRecord, MailMessage, MemberRecord, NewEntry, PatientRecord, Store, StoreError, StoreHashes,
@@ -57,40 +57,10 @@ fn postgres_store_conforms() {
         );
         return;
     };
-    let db = TempDatabase::create(&url);
+    let db = ScratchDatabase::create(&url, "custodia_test").unwrap();
     let store = PostgresStore::from_config(&db.config).unwrap();
     run_all(&store);
     front_ends_take_turns(&store, &PostgresStore::from_config(&db.config).unwrap());
-}
-
-/// A database of its own for one test run, so every run starts empty; dropped at the end.
-struct TempDatabase {
-    admin: postgres::Config,
-    name: String,
-    config: postgres::Config,
-}
-
-impl TempDatabase {
-    fn create(url: &str) -> Self {
-        let admin: postgres::Config = url.parse().expect("CUSTODIA_TEST_POSTGRES is a connection string");
-        let name = format!("custodia_test_{}", EntryNonce::generate());
-        let mut client = admin.connect(postgres::NoTls).expect("the test PostgreSQL server accepts connections");
-        client.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        let mut config = admin.clone();
-        config.dbname(&name);
-        Self { admin, name, config }
-    }
-}
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        let dropped = self.admin.connect(postgres::NoTls).and_then(|mut client| {
-            client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-        });
-        if let Err(e) = dropped {
-            eprintln!("could not drop the test database {}: {e}", self.name);
-        }
-    }
 }
 
 // ---- the checks ----
