@@ -30,10 +30,18 @@ pub fn install(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Installs and builds the UI into `ui/dist`.
+/// Set once this run of xtask has built the UI, so a later job in the same run uses that build.
+static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
+/// Installs and builds the UI into `ui/dist`, once per run of xtask.
 pub fn build(root: &Path) -> Result<()> {
+    if BUILT.get().is_some() {
+        return Ok(());
+    }
     install(root)?;
-    npm(&root.join("ui"), &["run", "build"])
+    npm(&root.join("ui"), &["run", "build"])?;
+    let _ = BUILT.set(());
+    Ok(())
 }
 
 /// The UI's unit tests (Vitest) and type check.

@@ -277,13 +277,9 @@ impl Ceilings {
     }
 }
 
-/// Parts 2 and 3: a ledger in process, driven over HTTP. Returns 256 real signed access entries (not
-/// appended) for part 4 to store.
-fn over_http(args: &Args, ceilings: &Ceilings, dir: &Path, ok: &mut bool) -> Res<Vec<Verified<LedgerEntry>>> {
-    let cores = ceilings.cores;
-    let limits = Limits { entries_per_key_per_second: 1_000_000, ..default_limits() };
-    let ledger = Ledger::start(dir, limits)?;
-    let client_rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("bench-client").build()?;
+/// The clients' own runtime and HTTP client: plain HTTP/1.1 on loopback, one connection per client.
+fn clients(args: &Args) -> Res<(tokio::runtime::Runtime, reqwest::Client)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("bench-client").build()?;
     let http = reqwest::Client::builder()
         .no_proxy()
         .http1_only()
@@ -291,6 +287,16 @@ fn over_http(args: &Args, ceilings: &Ceilings, dir: &Path, ok: &mut bool) -> Res
         .pool_max_idle_per_host(args.clients.max(64))
         .timeout(Duration::from_secs(120))
         .build()?;
+    Ok((runtime, http))
+}
+
+/// Parts 2 and 3: a ledger in process, driven over HTTP. Returns 256 real signed access entries (not
+/// appended) for part 4 to store.
+fn over_http(args: &Args, ceilings: &Ceilings, dir: &Path, ok: &mut bool) -> Res<Vec<Verified<LedgerEntry>>> {
+    let cores = ceilings.cores;
+    let limits = Limits { entries_per_key_per_second: 1_000_000, ..default_limits() };
+    let ledger = Ledger::start(dir, limits)?;
+    let (client_rt, http) = clients(args)?;
     progress!("enrolling {GATEWAYS} gateways, {PROVIDERS} providers and {PATIENTS} patients, with a grant each");
     let cast = client_rt.block_on(Cast::enroll(&http, &ledger))?;
     let payloads = (0..256).map(|i| access_entry(&cast, i)).collect::<Res<Vec<_>>>()?;
@@ -510,14 +516,7 @@ fn front_ends_section(args: &Args, ceilings: &Ceilings, path: &Path, server: &st
             Ledger::serve(&dir, Some(&db.url), authority, verifier.clone(), limits.clone())
         })
         .collect::<Res<Vec<_>>>()?;
-    let client_rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("bench-client").build()?;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .http1_only()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(args.clients.max(64))
-        .timeout(Duration::from_secs(120))
-        .build()?;
+    let (client_rt, http) = clients(args)?;
     let cast = client_rt.block_on(Cast::enroll(&http, &ledgers[0]))?;
     let entries = presign(&cast, 0, args.appends, cores)?;
     let bases: Vec<String> = ledgers.iter().map(|l| l.url.clone()).collect();
