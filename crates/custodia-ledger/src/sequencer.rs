@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use custodia_core::SigningPublicKey;
@@ -73,6 +73,10 @@ impl std::fmt::Debug for Sequencer {
         f.debug_struct("Sequencer").field("size", &self.frontier.size()).finish_non_exhaustive()
     }
 }
+
+/// How long a batch keeps retrying while other front ends over a shared database take the tree first.
+/// Each conflict means one of them appended, so this bounds waiting, not progress; clients time out later.
+const CONTENTION_BUDGET: Duration = Duration::from_secs(10);
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -166,7 +170,8 @@ impl Sequencer {
 
     fn process(&mut self, mut jobs: Vec<AppendJob>) {
         // Only the last append attempt's outcome is sent; conflicts and replays found by the store retry.
-        for _attempt in 0..8 {
+        let deadline = Instant::now() + CONTENTION_BUDGET;
+        loop {
             jobs = self.screen(jobs);
             if jobs.is_empty() {
                 return;
@@ -182,7 +187,15 @@ impl Sequencer {
                     return;
                 }
                 Err(StoreError::Conflict { actual, .. }) => {
-                    // Another front end appended; catch up with the store and go again.
+                    // Another front end appended: the ledger as a whole made progress. Catch up with the
+                    // store and go again, for as long as the budget lasts.
+                    if Instant::now() > deadline {
+                        let busy = format!(
+                            "other front ends kept the shared tree busy for {} s; try again",
+                            CONTENTION_BUDGET.as_secs()
+                        );
+                        return fail_all(jobs, &StoreError::Database(busy));
+                    }
                     if let Err(e) = self.reload(actual) {
                         return fail_all(jobs, &e);
                     }
@@ -205,7 +218,6 @@ impl Sequencer {
                 }
             }
         }
-        fail_all(jobs, &StoreError::Database("the store kept changing under this append".into()));
     }
 
     fn reload(&mut self, size: u64) -> Result<(), StoreError> {
