@@ -15,7 +15,7 @@ pub fn run_all(seconds: u32) -> Result<()> {
     let targets = String::from_utf8_lossy(&listed.stdout).lines().map(str::to_owned).collect::<Vec<_>>();
     anyhow::ensure!(!targets.is_empty(), "no fuzz targets found (cargo +nightly fuzz list printed nothing)");
     // One build for every target, then a target per core at a time, each for the full time.
-    sh::run("cargo", &["+nightly", "fuzz", "build"])?;
+    sh::run_cmd(nightly_fuzz().arg("build"))?;
     let queue = std::sync::Mutex::new(targets.iter());
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(targets.len());
     std::thread::scope(|scope| {
@@ -30,7 +30,7 @@ pub fn run_all(seconds: u32) -> Result<()> {
                         // -max_total_time bounds each run; the seed corpus is whatever earlier runs left in
                         // fuzz/corpus.
                         let time = format!("-max_total_time={seconds}");
-                        sh::run("cargo", &["+nightly", "fuzz", "run", target, "--", &time, "-max_len=8192"])?;
+                        sh::run_cmd(nightly_fuzz().args(["run", target, "--", &time, "-max_len=8192"]))?;
                     }
                 })
             })
@@ -49,8 +49,8 @@ pub fn build_in_background(root: &Path) -> Result<JoinHandle<Result<()>>> {
     let root = root.to_owned();
     Ok(std::thread::spawn(move || {
         let out = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let status = Command::new("cargo")
-            .args(["+nightly", "fuzz", "build"])
+        let status = nightly_fuzz()
+            .arg("build")
             .current_dir(&root)
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -64,4 +64,15 @@ pub fn build_in_background(root: &Path) -> Result<JoinHandle<Result<()>>> {
         }
         Ok(())
     }))
+}
+
+/// `cargo +nightly fuzz`, without a rustc wrapper a developer's shell may set for the stable workspace
+/// build (clippy's driver is stable's, and refuses the sanitizer flags).
+fn nightly_fuzz() -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["+nightly", "fuzz"])
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CLIPPY_ARGS");
+    cmd
 }
