@@ -23,8 +23,10 @@ use crate::purpose::PurposeOfUse;
 use crate::statement::{Statement, StatementError};
 use crate::time::Timestamp;
 
+mod codec;
+
 /// The payload type of every ledger entry.
-pub const ENTRY_PAYLOAD_TYPE: &str = "application/vnd.custodia.entry.v1+json";
+pub const ENTRY_PAYLOAD_TYPE: &str = "application/vnd.custodia.entry.v2";
 /// The largest sealed body an entry may carry. A grant or an access event naming a few dozen resources
 /// fits in a few KiB; the cap bounds what a submitter can make the ledger store.
 pub const MAX_BODY_BYTES: usize = 12 * 1024;
@@ -437,6 +439,14 @@ impl Statement for LedgerEntry {
     const PAYLOAD_TYPE: &'static str = ENTRY_PAYLOAD_TYPE;
     const KIND: &'static str = "ledger entry";
 
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        codec::encode_entry(self).map_err(|e| e.0)
+    }
+
+    fn decode(payload: &[u8]) -> Result<Self, String> {
+        codec::decode_entry(payload).map_err(|e| e.0)
+    }
+
     fn signer(&self) -> &SigningPublicKey {
         &self.signer
     }
@@ -464,6 +474,13 @@ impl Statement for LedgerEntry {
         }
         Ok(())
     }
+}
+
+/// The date an entry's signer gave it, read from its payload's fixed prefix without decoding the rest
+/// (the ledger reads it back for every recent entry when it starts).
+pub fn entry_date(payload: &[u8]) -> Option<Timestamp> {
+    let at: [u8; 8] = payload.get(32..40)?.try_into().ok()?;
+    Timestamp::from_unix(i64::from_be_bytes(at)).ok()
 }
 
 /// The one form in which the ledger stores and serves an entry: compact DSSE JSON with a single signature
@@ -558,6 +575,8 @@ pub struct AccessedResource {
 
 /// At most this many resources are named in one event; a larger search is summarised by count.
 pub const MAX_ACCESSED_RESOURCES: usize = 200;
+/// More labels than this on one resource is not a real record.
+pub const MAX_RESOURCE_LABELS: usize = 32;
 /// An access event's id is random; the same read is never logged twice under different ids.
 pub type AccessEventId = EntryNonce;
 
@@ -589,8 +608,17 @@ pub struct AccessEvent {
 }
 
 impl Statement for AccessEvent {
-    const PAYLOAD_TYPE: &'static str = "application/vnd.custodia.access.v1+json";
+    const PAYLOAD_TYPE: &'static str = "application/vnd.custodia.access.v2";
+    const JSON_PAYLOAD_TYPE: Option<&'static str> = Some("application/vnd.custodia.access.v1+json");
     const KIND: &'static str = "access event";
+
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        codec::encode_access(self).map_err(|e| e.0)
+    }
+
+    fn decode(payload: &[u8]) -> Result<Self, String> {
+        codec::decode_access(payload).map_err(|e| e.0)
+    }
 
     fn signer(&self) -> &SigningPublicKey {
         &self.gateway
@@ -610,6 +638,13 @@ impl Statement for AccessEvent {
         if self.resources.iter().any(|r| r.resource_type.len() > 64 || r.id.len() > 64) {
             return bad("a resource type or id is too long");
         }
+        let long_category = |r: &AccessedResource| r.category.as_ref().is_some_and(|c| c.len() > 256);
+        if self.resources.iter().any(|r| r.labels.len() > MAX_RESOURCE_LABELS || long_category(r)) {
+            return bad("a resource has too many labels or too long a category");
+        }
+        if self.reason.as_ref().is_some_and(|r| r.len() > 2048) {
+            return bad("the reason is too long");
+        }
         if self.outcome == Outcome::Denied && self.reason.is_none() {
             return bad("a denied attempt needs a reason");
         }
@@ -627,18 +662,151 @@ mod tests {
         Identity::from_seed(&MasterSeed::from_bytes([7; 32]))
     }
 
+    fn at() -> Timestamp {
+        Timestamp::from_unix(1_700_000_000).unwrap()
+    }
+
+    /// One entry of every kind, with every optional field both present and absent somewhere.
+    fn one_of_each(id: &Identity) -> Vec<Content> {
+        let (tag, key, box_key) = (id.ledger_tag(), id.signing_public(), id.box_public());
+        let other = Identity::from_seed(&MasterSeed::from_bytes([8; 32]));
+        let body = SealedBody(vec![0xab; 300]);
+        let mailboxes = (1..=3)
+            .map(|index| crate::recovery::ShareMailbox { index, key: other.signing_public(), box_key })
+            .collect();
+        vec![
+            Content::EnrollPatient { box_key, tag },
+            Content::EnrollMember {
+                key,
+                box_key,
+                role: Role::Emergency,
+                name: "Dr. Ö".into(),
+                org: "St Mary's".into(),
+            },
+            Content::Grant {
+                tag,
+                grant_id: GrantId::from_bytes([1; 16]),
+                grant_digest: Digest::of(b"g"),
+                body: body.clone(),
+            },
+            Content::Revocation { tag, grant_id: GrantId::from_bytes([1; 16]), body: body.clone() },
+            Content::Access { tag, grant_id: Some(GrantId::from_bytes([2; 16])), body: body.clone() },
+            Content::Access { tag, grant_id: None, body: body.clone() },
+            Content::Redaction { tag },
+            Content::GuardianSet {
+                tag,
+                set_id: SetId::from_bytes([3; 16]),
+                threshold: 2,
+                count: 3,
+                waiting_seconds: 86_400,
+                mailboxes,
+                supersedes: Some(SetId::from_bytes([4; 16])),
+                body: body.clone(),
+            },
+            Content::RecoveryRequest { tag, request_id: RequestId::from_bytes([5; 16]), device_box: box_key },
+            Content::RecoveryCancel { tag, request_id: RequestId::from_bytes([5; 16]) },
+            Content::KeyRotation { tag, new_key: other.signing_public(), new_box_key: other.box_public(), body },
+        ]
+    }
+
     #[test]
-    fn entries_round_trip_and_refuse_unknown_fields() {
+    fn entries_of_every_kind_round_trip_in_binary() {
         let id = patient();
-        let content = Content::EnrollPatient { box_key: id.box_public(), tag: id.ledger_tag() };
-        let entry = LedgerEntry::new(id.signing_public(), Timestamp::from_unix(1_700_000_000).unwrap(), content);
-        let signed = statement::sign(entry.clone(), &id).unwrap();
-        let back = Unverified::<LedgerEntry>::decode(signed.to_compact_json().as_bytes()).unwrap().verify().unwrap();
-        assert_eq!(*back, entry);
-        let json = String::from_utf8(signed.envelope().payload.clone()).unwrap();
-        assert!(json.contains(r#""kind":"enroll-patient""#), "{json}");
-        let sneaky = json.replace(r#""kind":"enroll-patient""#, r#""kind":"enroll-patient","extra":1"#);
-        assert!(serde_json::from_str::<LedgerEntry>(&sneaky).is_err());
+        for content in one_of_each(&id) {
+            let entry = LedgerEntry::new(id.signing_public(), at(), content);
+            let signed = statement::sign(entry.clone(), &id).unwrap();
+            assert_eq!(signed.envelope().payload_type, "application/vnd.custodia.entry.v2");
+            let back =
+                Unverified::<LedgerEntry>::decode(signed.to_compact_json().as_bytes()).unwrap().verify().unwrap();
+            assert_eq!(*back, entry);
+        }
+    }
+
+    #[test]
+    fn the_binary_entry_is_laid_out_as_documented() {
+        let id = patient();
+        let entry = LedgerEntry::new(id.signing_public(), at(), Content::Redaction { tag: id.ledger_tag() });
+        let bytes = entry.encode().unwrap();
+        let mut expected = id.signing_public().as_bytes().to_vec();
+        expected.extend_from_slice(&1_700_000_000i64.to_be_bytes());
+        expected.extend_from_slice(entry.nonce.as_bytes());
+        expected.push(EntryKind::Redaction.code());
+        expected.extend_from_slice(id.ledger_tag().as_bytes());
+        assert_eq!(bytes, expected);
+        assert_eq!(entry_date(&bytes), Some(at()));
+        assert_eq!(entry_date(&bytes[..39]), None);
+    }
+
+    #[test]
+    fn malformed_binary_entries_are_refused_with_what_is_wrong() {
+        let id = patient();
+        let entry = LedgerEntry::new(
+            id.signing_public(),
+            at(),
+            Content::Access { tag: id.ledger_tag(), grant_id: None, body: SealedBody(vec![1; 10]) },
+        );
+        let bytes = entry.encode().unwrap();
+        let refused = |bytes: &[u8]| LedgerEntry::decode(bytes).unwrap_err();
+        assert!(refused(&bytes[..bytes.len() - 1]).contains("truncated in body"));
+        assert!(refused(&[bytes.as_slice(), &[0]].concat()).contains("after the last field"));
+        let mut kind = bytes.clone();
+        kind[56] = 99;
+        assert!(refused(&kind).contains("unknown entry kind 99"));
+        let mut option = bytes.clone();
+        option[57 + 16] = 2;
+        assert!(refused(&option).contains("grant id: 2 is neither"));
+        let mut weak = bytes;
+        weak[..32].copy_from_slice(&[0; 32]);
+        assert!(refused(&weak).starts_with("signer"));
+        // A version-1 JSON entry is an old version, said so.
+        let old = crate::dsse::Envelope::sign("application/vnd.custodia.entry.v1+json", b"{}".to_vec(), &id);
+        assert!(matches!(Unverified::<LedgerEntry>::from_envelope(old), Err(StatementError::UnknownVersion { .. })));
+    }
+
+    fn access_event(gateway: &Identity) -> AccessEvent {
+        AccessEvent {
+            id: EntryNonce::from_bytes([6; 16]),
+            gateway: gateway.signing_public(),
+            patient: patient().signing_public(),
+            reader: patient().signing_public(),
+            reader_name: "Dr. Example".into(),
+            organisation: "St Mary's".into(),
+            grant_id: Some(GrantId::from_bytes([1; 16])),
+            purpose: PurposeOfUse::TREATMENT,
+            at: at(),
+            outcome: Outcome::Denied,
+            break_glass: true,
+            request: "GET Observation?patient=p1".into(),
+            resources: vec![AccessedResource {
+                resource_type: "Observation".into(),
+                id: "o1".into(),
+                labels: vec!["PSY".parse().unwrap(), "R".parse().unwrap()],
+                category: Some("laboratory".into()),
+            }],
+            reason: Some("outside the grant's scope".into()),
+        }
+    }
+
+    #[test]
+    fn access_events_are_binary_and_version_1_json_is_still_read() {
+        let gateway = Identity::from_seed(&MasterSeed::from_bytes([11; 32]));
+        let event = access_event(&gateway);
+        let signed = statement::sign(event.clone(), &gateway).unwrap();
+        assert_eq!(signed.envelope().payload_type, "application/vnd.custodia.access.v2");
+        let back = Unverified::<AccessEvent>::decode(signed.to_json().as_bytes()).unwrap().verify().unwrap();
+        assert_eq!(*back, event);
+        let bare = AccessEvent { grant_id: None, resources: vec![], reason: None, outcome: Outcome::Allowed, ..event };
+        assert_eq!(AccessEvent::decode(&bare.encode().unwrap()).unwrap(), bare);
+
+        // What wallets stored before the binary form: a version-1 JSON event, signed as such.
+        let json = serde_json::to_vec(&bare).unwrap();
+        let old = crate::dsse::Envelope::sign("application/vnd.custodia.access.v1+json", json, &gateway);
+        let read = Unverified::<AccessEvent>::from_envelope(old).unwrap().verify().unwrap();
+        assert_eq!(*read, bare);
+        let mut lower = bare.encode().unwrap();
+        let at = lower.windows(5).position(|w| w == b"TREAT").unwrap();
+        lower[at..at + 5].copy_from_slice(b"treat");
+        assert!(AccessEvent::decode(&lower).unwrap_err().contains("canonical"));
     }
 
     #[test]

@@ -16,8 +16,12 @@ use crate::keys::{Identity, SigningPublicKey};
 pub const PAYLOAD_TYPE_PREFIX: &str = "application/vnd.custodia.";
 
 pub trait Statement: Serialize + DeserializeOwned {
-    /// The DSSE payload type, `application/vnd.custodia.<kind>.v<N>+json`.
+    /// The DSSE payload type, `application/vnd.custodia.<kind>.v<N>+json`, or without `+json` for the
+    /// statements kept in [`crate::binary`] form.
     const PAYLOAD_TYPE: &'static str;
+    /// The JSON payload type an earlier version signed, still read (never written) where old
+    /// statements are kept, such as a wallet's stored access events.
+    const JSON_PAYLOAD_TYPE: Option<&'static str> = None;
     /// The statement kind for messages, e.g. "grant".
     const KIND: &'static str;
 
@@ -26,6 +30,16 @@ pub trait Statement: Serialize + DeserializeOwned {
 
     /// Checks field values that parsing alone does not (ranges, limits, consistency).
     fn validate(&self) -> Result<(), StatementError>;
+
+    /// The payload bytes of [`Self::PAYLOAD_TYPE`]: JSON unless the statement has a binary form.
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        serde_json::to_vec(self).map_err(|e| e.to_string())
+    }
+
+    /// Parses a payload of [`Self::PAYLOAD_TYPE`].
+    fn decode(payload: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(payload).map_err(|e| e.to_string())
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -75,9 +89,8 @@ pub fn sign<T: Statement>(statement: T, identity: &Identity) -> Result<Verified<
     if *statement.signer() != signer {
         return Err(StatementError::wrong_key::<T>(statement.signer(), &signer));
     }
-    // Serialising a derived struct of strings and numbers cannot fail.
-    #[allow(clippy::expect_used)]
-    let payload = serde_json::to_vec(&statement).expect("statements always serialise");
+    // Validation caps every field, so only a statement it let through by mistake fails here.
+    let payload = statement.encode().map_err(|reason| StatementError::Invalid { kind: T::KIND, reason })?;
     let envelope = Envelope::sign(T::PAYLOAD_TYPE, payload, identity);
     Ok(Verified { envelope, statement })
 }
@@ -93,7 +106,12 @@ impl<T: Statement> Unverified<T> {
     }
 
     pub fn from_envelope(envelope: Envelope) -> Result<Self, StatementError> {
-        if envelope.payload_type != T::PAYLOAD_TYPE {
+        let malformed = |reason| StatementError::Malformed { kind: T::KIND, reason };
+        let statement: T = if envelope.payload_type == T::PAYLOAD_TYPE {
+            T::decode(&envelope.payload).map_err(malformed)?
+        } else if T::JSON_PAYLOAD_TYPE == Some(envelope.payload_type.as_str()) {
+            serde_json::from_slice(&envelope.payload).map_err(|e| malformed(e.to_string()))?
+        } else {
             let found = envelope.payload_type.clone();
             let same_kind = T::PAYLOAD_TYPE
                 .rsplit_once(".v")
@@ -103,9 +121,7 @@ impl<T: Statement> Unverified<T> {
                 Some(_) => StatementError::UnknownVersion { kind: T::KIND, found },
                 None => StatementError::WrongType { kind: T::KIND, found },
             });
-        }
-        let statement: T = serde_json::from_slice(&envelope.payload)
-            .map_err(|e| StatementError::Malformed { kind: T::KIND, reason: e.to_string() })?;
+        };
         statement.validate()?;
         Ok(Self { envelope, statement })
     }

@@ -13,7 +13,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use custodia_core::SigningPublicKey;
-use custodia_core::entry::{AccessEvent, AccessedResource, Digest, EntryNonce, MAX_ACCESSED_RESOURCES, Outcome, Role};
+use custodia_core::entry::{
+    AccessEvent, AccessedResource, Digest, EntryNonce, MAX_ACCESSED_RESOURCES, MAX_RESOURCE_LABELS, Outcome, Role,
+};
 use custodia_core::grant::{UnverifiedGrant, VerifiedGrant};
 use custodia_core::labels;
 use custodia_core::ledger_api::GrantStatus;
@@ -555,6 +557,7 @@ fn accessed(resource: &Value) -> AccessedResource {
                     let system = c.get("system").and_then(Value::as_str);
                     labels::is_restricting(system, code).then(|| code.parse().ok()).flatten()
                 })
+                .take(MAX_RESOURCE_LABELS)
                 .collect()
         })
         .unwrap_or_default();

@@ -26,6 +26,8 @@ pub struct Admitted {
     pub payload: Vec<u8>,
     pub sig: [u8; 64],
     pub envelope_hash: Digest,
+    /// The date the signer gave the entry (Unix seconds), for the replay window.
+    pub at: i64,
     pub effect: Effect,
 }
 
@@ -80,6 +82,7 @@ pub fn admit(shared: &Shared, raw: &[u8], now: Timestamp) -> Result<Admitted, Ap
         payload,
         sig,
         envelope_hash,
+        at: verified.at.unix(),
         effect,
     })
 }

@@ -22,12 +22,13 @@ pub mod config;
 pub mod guard;
 pub mod http;
 pub mod problem;
+pub mod replay;
 pub mod sequencer;
 pub mod store;
 
 pub use config::{ConfigError, LedgerConfig, LedgerDir};
 
-use sequencer::{AppendJob, Notice, Sequencer, SignedCheckpoint};
+use sequencer::{AppendJob, Notice, Sequencer, SequencerOptions, SignedCheckpoint};
 use store::{MemberRecord, PatientRecord, Store, StoreError};
 
 /// The limits a ledger starts with; each caps a cost that a client's input chooses.
@@ -47,6 +48,9 @@ pub fn default_limits() -> Limits {
 /// Bursts of this many seconds' allowance are let through at once.
 const BURST_SECONDS: u32 = 20;
 const MAX_BATCH_ENTRIES: usize = 8192;
+/// The replay window's capacity: about 90 MB at most, reached only after 2 million entries within
+/// twice the allowed clock skew (1,700 a second for 20 minutes); past that the horizon narrows.
+pub const REPLAY_WINDOW_ENTRIES: usize = 2_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -227,8 +231,13 @@ pub async fn start(
     let (jobs, job_rx) = mpsc::channel(16_384);
     let sequencer_signer = signer.clone();
     let (seq_store, origin, seq_notices) = (store.clone(), dir.config.origin.clone(), notices.clone());
+    let options = SequencerOptions {
+        max_batch: MAX_BATCH_ENTRIES,
+        max_entry_age_seconds: limits.max_entry_age_seconds,
+        replay_window_entries: REPLAY_WINDOW_ENTRIES,
+    };
     let (sequencer, latest) = tokio::task::spawn_blocking(move || {
-        Sequencer::start(seq_store, sequencer_signer, origin, seq_notices, MAX_BATCH_ENTRIES)
+        Sequencer::start(seq_store, sequencer_signer, origin, seq_notices, options)
     })
     .await
     .map_err(|e| LedgerError::Serve(std::io::Error::other(e)))??;

@@ -22,7 +22,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::admit::Admitted;
 use crate::problem::ApiError;
-use crate::store::{Batch, Effect, NewEntry, Store, StoreError, StoreHashes};
+use crate::replay::{Refusal, ReplayWindow};
+use crate::store::{Batch, Effect, NewEntry, Store, StoreError, StoreHashes, StoredEntry};
 
 /// A signed checkpoint and what it states.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +67,8 @@ pub struct Sequencer {
     max_batch: usize,
     /// The newest checkpoint not yet written to the store; it rides along with the next batch.
     unsaved: Option<String>,
+    replays: ReplayWindow,
+    max_age: i64,
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -77,6 +80,8 @@ impl std::fmt::Debug for Sequencer {
 /// How long a batch keeps retrying while other front ends over a shared database take the tree first.
 /// Each conflict means one of them appended, so this bounds waiting, not progress; clients time out later.
 const CONTENTION_BUDGET: Duration = Duration::from_secs(10);
+/// Entries read at a time when the replay window is filled from the store.
+const LOAD_CHUNK: u64 = 4096;
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -114,13 +119,14 @@ struct Pending {
 }
 
 impl Sequencer {
-    /// Loads the tree from the store and signs a checkpoint for it (data in the store is durable).
+    /// Loads the tree from the store, fills the replay window from its recent entries, and signs a
+    /// checkpoint for it (data in the store is durable).
     pub fn start(
         store: Arc<dyn Store>,
         signer: Arc<NoteSigner>,
         origin: String,
         notices: broadcast::Sender<Notice>,
-        max_batch: usize,
+        options: SequencerOptions,
     ) -> Result<(Self, Latest), StoreError> {
         let tree = store.tree()?;
         let frontier = Frontier::load(tree.size, &StoreHashes(store.as_ref()))
@@ -136,8 +142,19 @@ impl Sequencer {
         let checkpoint = sign_checkpoint(&signer, &origin, tree.size, tree.root);
         store.save_checkpoint(checkpoint.size, &checkpoint.note)?;
         let latest = Arc::new(RwLock::new(Arc::new(checkpoint)));
-        let sequencer =
-            Self { store, signer, origin, frontier, latest: latest.clone(), notices, max_batch, unsaved: None };
+        let replays = load_replay_window(store.as_ref(), tree.size, &options)?;
+        let sequencer = Self {
+            store,
+            signer,
+            origin,
+            frontier,
+            latest: latest.clone(),
+            notices,
+            max_batch: options.max_batch,
+            unsaved: None,
+            replays,
+            max_age: options.max_entry_age_seconds,
+        };
         Ok((sequencer, latest))
     }
 
@@ -220,9 +237,21 @@ impl Sequencer {
         }
     }
 
+    /// Catches up with entries other front ends appended, up to `size`.
     fn reload(&mut self, size: u64) -> Result<(), StoreError> {
+        let old_size = self.frontier.size();
         self.frontier = Frontier::load(size, &StoreHashes(self.store.as_ref()))
             .map_err(|e| StoreError::Corrupt(format!("cannot load the tree's right edge: {e}")))?;
+        let now = (now_ms() / 1000) as i64;
+        let mut start = old_size;
+        while start < size {
+            let end = size.min(start + LOAD_CHUNK);
+            for entry in self.store.read_entries(start, end)? {
+                let (hash, at) = dated_envelope(&entry, self.max_age)?;
+                self.replays.insert(&hash, at, now);
+            }
+            start = end;
+        }
         Ok(())
     }
 
@@ -230,18 +259,10 @@ impl Sequencer {
     /// exist or belong to someone else, double enrollments within one batch. A request failing any of
     /// them is answered at once and left out.
     fn screen(&self, jobs: Vec<AppendJob>) -> Vec<AppendJob> {
-        let hashes: Vec<_> = jobs.iter().flat_map(|j| j.entries.iter().map(|e| e.envelope_hash)).collect();
-        let known: HashSet<_> = match self.store.known_envelopes(&hashes) {
-            Ok(k) => k.into_iter().collect(),
-            Err(e) => {
-                fail_all(jobs, &e);
-                return Vec::new();
-            }
-        };
         let mut pending = Pending::default();
         let mut keep = Vec::with_capacity(jobs.len());
         for job in jobs {
-            match self.check_job(&job, &known, &pending) {
+            match self.check_job(&job, &pending) {
                 Ok(()) => {
                     for e in &job.entries {
                         pending.envelopes.insert(e.envelope_hash);
@@ -276,16 +297,16 @@ impl Sequencer {
         keep
     }
 
-    fn check_job(
-        &self,
-        job: &AppendJob,
-        known: &HashSet<custodia_core::entry::Digest>,
-        pending: &Pending,
-    ) -> Result<(), ApiError> {
+    fn check_job(&self, job: &AppendJob, pending: &Pending) -> Result<(), ApiError> {
         let mut own = Pending::default();
         for (i, e) in job.entries.iter().enumerate() {
             let h = e.envelope_hash;
-            if known.contains(&h) || pending.envelopes.contains(&h) || !own.envelopes.insert(h) {
+            match self.replays.check(&h, e.at) {
+                Err(Refusal::Replayed) => return Err(replayed(h).at(i)),
+                Err(Refusal::BeforeHorizon(horizon)) => return Err(before_horizon(horizon).at(i)),
+                Ok(()) => {}
+            }
+            if pending.envelopes.contains(&h) || !own.envelopes.insert(h) {
                 return Err(replayed(h).at(i));
             }
             if pending.retired.contains(&e.signer) || own.retired.contains(&e.signer) {
@@ -409,6 +430,10 @@ impl Sequencer {
         self.store.append(&batch)?;
         // Durable from here on: only now may a checkpoint cover these entries.
         self.frontier = frontier;
+        let now = (logged_at / 1000) as i64;
+        for e in jobs.iter().flat_map(|j| &j.entries) {
+            self.replays.insert(&e.envelope_hash, e.at, now);
+        }
         let checkpoint = Arc::new(sign_checkpoint(&self.signer, &self.origin, new_size, new_root));
         self.unsaved = Some(checkpoint.note.clone());
         if let Ok(mut latest) = self.latest.write() {
@@ -436,6 +461,81 @@ fn replayed(hash: custodia_core::entry::Digest) -> ApiError {
         "replayed",
         format!("this exact entry ({hash}) is already in the log; a new entry needs a new nonce"),
     )
+}
+
+fn before_horizon(horizon: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "stale",
+        format!(
+            "under the current load the ledger takes entries dated after {} only; sign it again with a correct clock",
+            custodia_core::time::Timestamp::from_unix(horizon).map_or_else(|_| horizon.to_string(), |t| t.to_string())
+        ),
+    )
+}
+
+/// What the sequencer needs besides its store and key.
+#[derive(Clone, Copy, Debug)]
+pub struct SequencerOptions {
+    pub max_batch: usize,
+    /// Entries dated further than this from the ledger's clock are refused at admission.
+    pub max_entry_age_seconds: i64,
+    /// The most envelopes the replay window holds (see [`ReplayWindow`]).
+    pub replay_window_entries: usize,
+}
+
+/// An entry's envelope hash (from its leaf) and the date its signer gave it. A redacted entry's date
+/// is gone with its payload; the latest date the ledger could have taken it with stands in.
+fn dated_envelope(entry: &StoredEntry, max_age: i64) -> Result<(custodia_core::entry::Digest, i64), StoreError> {
+    let leaf = Leaf::parse(&entry.leaf).map_err(|e| StoreError::Corrupt(format!("entry {}: {e}", entry.index)))?;
+    let at = match &entry.payload {
+        Some(payload) => custodia_core::entry::entry_date(payload)
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {} has no date", entry.index)))?
+            .unix(),
+        None => (leaf.logged_at_ms / 1000) as i64 + max_age,
+    };
+    Ok((leaf.envelope_hash, at))
+}
+
+/// The replay window as it stood: every entry that could still be replayed, found by scanning back from
+/// the end of the log to entries logged more than twice the allowed age ago (an entry is dated at most
+/// `max_age` after it is logged, and replayable until `max_age` after its date).
+fn load_replay_window(store: &dyn Store, size: u64, options: &SequencerOptions) -> Result<ReplayWindow, StoreError> {
+    let max_age = options.max_entry_age_seconds;
+    let mut window = ReplayWindow::new(max_age, options.replay_window_entries);
+    let now = (now_ms() / 1000) as i64;
+    let mut found = Vec::new();
+    let mut end = size;
+    let mut cutoff = None;
+    'scan: while end > 0 {
+        let start = end.saturating_sub(LOAD_CHUNK);
+        let chunk = store.read_entries(start, end)?;
+        for entry in chunk.iter().rev() {
+            let logged = Leaf::parse(&entry.leaf)
+                .map_err(|e| StoreError::Corrupt(format!("entry {}: {e}", entry.index)))?
+                .logged_at_ms as i64
+                / 1000;
+            // A clock set back since the last run must not shorten the scan.
+            let cutoff = *cutoff.get_or_insert(now.min(logged) - 2 * max_age - 60);
+            if logged < cutoff {
+                break 'scan;
+            }
+            found.push(dated_envelope(entry, max_age)?);
+            if found.len() >= 2 * window.capacity() {
+                // More than the window can hold: the oldest-dated half would be dropped anyway.
+                found.sort_unstable_by_key(|(_, at)| std::cmp::Reverse(*at));
+                for (_, at) in found.drain(window.capacity()..) {
+                    window.raise_horizon(at);
+                }
+            }
+        }
+        end = start;
+    }
+    found.sort_unstable_by_key(|(_, at)| *at);
+    for (hash, at) in found {
+        window.insert(&hash, at, now);
+    }
+    Ok(window)
 }
 
 fn fail_all(jobs: Vec<AppendJob>, e: &StoreError) {

@@ -101,15 +101,29 @@ fn access_content(patient: &Identity, grant_id: GrantId) -> Content {
 }
 
 impl TestLedger {
+    fn serve(runtime: &tokio::runtime::Runtime, ledger_dir: &LedgerDir) -> RunningLedger {
+        let store = custodia_ledger::open_store(ledger_dir, None).unwrap();
+        runtime
+            .block_on(custodia_ledger::start(ledger_dir, store, "127.0.0.1:0".parse().unwrap(), default_limits()))
+            .unwrap()
+    }
+
+    /// Stops the ledger and starts it again over the same folder, as after a restart.
+    fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            self.runtime.block_on(running.shutdown()).unwrap();
+        }
+        let running = Self::serve(&self.runtime, &LedgerDir::open(self._dir.path()).unwrap());
+        self.url = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let authority = identity();
         let (ledger_dir, verifier) = LedgerDir::init(dir.path(), authority.signing_public(), None).unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let store = custodia_ledger::open_store(&ledger_dir, None).unwrap();
-        let running = runtime
-            .block_on(custodia_ledger::start(&ledger_dir, store, "127.0.0.1:0".parse().unwrap(), default_limits()))
-            .unwrap();
+        let running = Self::serve(&runtime, &ledger_dir);
         let url = format!("http://{}", running.addr);
         let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
         Self { runtime, running: Some(running), url, verifier, authority, http, _dir: dir }
@@ -251,10 +265,16 @@ fn bad_entries_are_refused_with_specific_problems() {
         let other = identity();
         let mut e = LedgerEntry::new(patient.signing_public(), now(), revocation_content(&patient, grant_id));
         e.signer = patient.signing_public();
-        let payload = serde_json::to_vec(&e).unwrap();
+        let payload = custodia_core::statement::Statement::encode(&e).unwrap();
         custodia_core::dsse::Envelope::sign(custodia_core::entry::ENTRY_PAYLOAD_TYPE, payload, &other).to_compact_json()
     };
     assert_eq!(code(&[forged]), "bad-signature");
+    // An entry in the format before the binary one is an unknown version, said so.
+    let old = custodia_core::dsse::Envelope::sign("application/vnd.custodia.entry.v1+json", b"{}".to_vec(), &patient)
+        .to_compact_json();
+    let refusal = ledger.refused(&[old]);
+    assert_eq!(refusal.code(), "malformed");
+    assert!(refusal.detail.contains("unknown ledger entry version"), "{}", refusal.detail);
     // Unenrolled signers, and the wrong roles.
     assert_eq!(code(&[entry(&outsider, Content::Redaction { tag: outsider.ledger_tag() })]), "not-enrolled");
     assert_eq!(code(&[entry(&outsider, enroll_member(&identity(), Role::Gateway))]), "wrong-role");
@@ -367,6 +387,43 @@ fn the_mailbox_delivers_once_to_its_recipient() {
     assert_eq!(deleted.status(), 204);
     let list: MailList = ledger.signed_get(&recipient, &list_path).json().unwrap();
     assert!(list.messages.is_empty());
+}
+
+#[test]
+fn entries_are_still_refused_as_replays_after_a_restart() {
+    let mut ledger = TestLedger::start();
+    let (patient, _provider, gateway) = ledger.setup();
+    let grant_id = {
+        let (grant_id, content) = grant_content(&patient, &identity());
+        ledger.append_ok(&[entry(&patient, content)]);
+        grant_id
+    };
+    let read = entry(&gateway, access_content(&patient, grant_id));
+    ledger.append_ok(std::slice::from_ref(&read));
+    ledger.restart();
+    // The replay window is rebuilt from the log: the same bytes are refused, new ones go in.
+    assert_eq!(ledger.refused(std::slice::from_ref(&read)).code(), "replayed");
+    ledger.append_ok(&[entry(&gateway, access_content(&patient, grant_id))]);
+}
+
+#[test]
+fn a_database_in_the_earlier_storage_version_is_refused_at_startup_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger_dir, _) = LedgerDir::init(dir.path(), identity().signing_public(), None).unwrap();
+    // What the previous version left: its tables, with no storage version set.
+    let old = rusqlite::Connection::open(ledger_dir.default_database()).unwrap();
+    old.execute_batch(
+        "CREATE TABLE tree (id INTEGER PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL,
+             checkpoint_size INTEGER, checkpoint TEXT);
+         CREATE TABLE entries (idx INTEGER PRIMARY KEY, kind INTEGER NOT NULL, tag BLOB, leaf BLOB NOT NULL,
+             envelope_hash BLOB NOT NULL UNIQUE, payload BLOB, sig BLOB);",
+    )
+    .unwrap();
+    drop(old);
+    let Err(refusal) = custodia_ledger::open_store(&ledger_dir, None) else { panic!("an old database was opened") };
+    let message = refusal.to_string();
+    assert!(message.contains("storage version 0"), "{message}");
+    assert!(message.contains("entry.v1 JSON") && message.contains("custodia ledger init"), "{message}");
 }
 
 #[test]

@@ -27,6 +27,21 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(String),
+    #[error(
+        "the database is in storage version {found}, and this ledger reads version {expected} only{}",
+        version_advice(*found, *expected)
+    )]
+    Version { found: i64, expected: i64 },
+}
+
+fn version_advice(found: i64, expected: i64) -> &'static str {
+    if found < expected {
+        ": it was made by an earlier Custodia, which kept entries as entry.v1 JSON; this one keeps the binary \
+         entry.v2 and cannot read them. Keep serving that ledger with the version that made it, or start a new \
+         ledger with `custodia ledger init`"
+    } else {
+        ": it was made by a newer Custodia; run that version"
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -77,7 +92,7 @@ pub enum Effect {
     },
 }
 
-/// The kinds [`Store::recovery_entries`] returns.
+/// The kinds [`Store::recovery_entries`] returns (codes 7 to 10, which the stores' indexes name).
 pub const RECOVERY_KINDS: [EntryKind; 4] =
     [EntryKind::GuardianSet, EntryKind::RecoveryRequest, EntryKind::RecoveryCancel, EntryKind::KeyRotation];
 
@@ -171,8 +186,8 @@ pub trait Store: Send + Sync + 'static {
     fn read_leaves(&self, start: u64, end: u64) -> Result<Vec<[u8; LEAF_LEN]>, StoreError>;
     fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError>;
     fn entries_by_tag(&self, tag: &Tag, after: Option<u64>, limit: usize) -> Result<Vec<StoredEntry>, StoreError>;
-    /// Of `hashes`, those already in the log: a replayed envelope.
-    fn known_envelopes(&self, hashes: &[Digest]) -> Result<Vec<Digest>, StoreError>;
+    /// Entries `start..end` (fewer at the end of the log), in order.
+    fn read_entries(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError>;
 
     fn grant(&self, id: &GrantId) -> Result<Option<GrantRecord>, StoreError>;
     fn member(&self, key: &SigningPublicKey) -> Result<Option<MemberRecord>, StoreError>;

@@ -19,7 +19,8 @@ use postgres::types::ToSql;
 use postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
 
 use super::sqlite::{
-    REDACTABLE_KINDS, checkpoint_size, grant_record, mail_message, member_record, patient_record, stored_entry,
+    REDACTABLE_KINDS, SCHEMA_VERSION, checkpoint_size, grant_record, mail_message, member_record, patient_record,
+    stored_entry,
 };
 use super::{
     Batch, Effect, GrantRecord, MailMessage, MemberRecord, NewEntry, PatientRecord, Store, StoreError, StoredEntry,
@@ -90,9 +91,14 @@ CREATE TABLE IF NOT EXISTS mailbox (
 );
 CREATE INDEX IF NOT EXISTS mailbox_by_recipient ON mailbox (recipient, sent_at);
 CREATE INDEX IF NOT EXISTS mailbox_by_expiry ON mailbox (expires_at);
+CREATE TABLE IF NOT EXISTS storage_version (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL
+);
 ";
 
-/// The unique constraint whose violation means a replayed envelope.
+/// The unique constraint whose violation means a replayed envelope: front ends each keep a replay window
+/// and catch up with each other's entries, and this stays as the database's own guarantee.
 const ENVELOPE_CONSTRAINT: &str = "entries_envelope_hash_key";
 
 /// Advisory lock classes (the first key of `pg_advisory_xact_lock(int4, int4)`), so front ends starting
@@ -231,7 +237,25 @@ impl PostgresStore {
         let mut writer = Conn::open(&config)?;
         let mut tx = writer.client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&SCHEMA_LOCK])?;
+        let made: bool = tx.query_one("SELECT to_regclass('tree') IS NOT NULL", &[])?.try_get(0)?;
+        let version: Option<i64> =
+            match tx.query_one("SELECT to_regclass('storage_version') IS NOT NULL", &[])?.try_get(0)? {
+                true => tx
+                    .query_opt("SELECT version FROM storage_version WHERE id = 1", &[])?
+                    .map(|r| r.try_get(0))
+                    .transpose()?,
+                false => None,
+            };
+        // Storage version 1 had no version table.
+        let found = version.unwrap_or(1);
+        if made && found != SCHEMA_VERSION {
+            return Err(StoreError::Version { found, expected: SCHEMA_VERSION });
+        }
         tx.batch_execute(SCHEMA)?;
+        tx.execute(
+            "INSERT INTO storage_version (id, version) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            &[&SCHEMA_VERSION],
+        )?;
         tx.execute(
             "INSERT INTO tree (id, size, root) VALUES (1, 0, $1) ON CONFLICT (id) DO NOTHING",
             &[&custodia_log::empty_root().0.as_slice()],
@@ -599,12 +623,16 @@ impl Store for PostgresStore {
         })
     }
 
-    fn known_envelopes(&self, hashes: &[Digest]) -> Result<Vec<Digest>, StoreError> {
-        if hashes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let known = self.read(|db| db.known(hashes))?;
-        Ok(hashes.iter().filter(|h| known.contains(h)).copied().collect())
+    fn read_entries(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError> {
+        self.read(|db| {
+            db.query(
+                "SELECT idx, kind, leaf, payload, sig FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+                &[&to_i64(start), &to_i64(end)],
+            )?
+            .iter()
+            .map(entry_from_row)
+            .collect()
+        })
     }
 
     fn grant(&self, id: &GrantId) -> Result<Option<GrantRecord>, StoreError> {

@@ -30,11 +30,11 @@ CREATE TABLE IF NOT EXISTS entries (
     kind INTEGER NOT NULL,
     tag BLOB,
     leaf BLOB NOT NULL,
-    envelope_hash BLOB NOT NULL UNIQUE,
     payload BLOB,
     sig BLOB
 );
 CREATE INDEX IF NOT EXISTS entries_by_tag ON entries (tag, idx) WHERE tag IS NOT NULL;
+CREATE INDEX IF NOT EXISTS entries_for_recovery ON entries (tag, idx) WHERE kind IN (7, 8, 9, 10);
 CREATE TABLE IF NOT EXISTS nodes (
     level INTEGER NOT NULL,
     idx INTEGER NOT NULL,
@@ -69,7 +69,6 @@ CREATE TABLE IF NOT EXISTS retired_keys (
     successor BLOB NOT NULL,
     idx INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS entries_by_tag_kind ON entries (tag, kind, idx) WHERE tag IS NOT NULL;
 CREATE TABLE IF NOT EXISTS mailbox (
     id BLOB PRIMARY KEY,
     recipient BLOB NOT NULL,
@@ -83,6 +82,10 @@ CREATE INDEX IF NOT EXISTS mailbox_by_expiry ON mailbox (expires_at);
 ";
 
 const READERS: usize = 4;
+
+/// `PRAGMA user_version` of a database in this layout. Version 1 (`user_version` 0) kept entries as
+/// `entry.v1` JSON with a unique index on their envelope hashes.
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -104,8 +107,17 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 impl SqliteStore {
     /// Opens (creating if need be) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let writer = open_connection(path)?;
-        writer.execute_batch(SCHEMA)?;
+        let mut writer = open_connection(path)?;
+        let tx = writer.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let made: bool =
+            tx.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'tree')", [], |r| r.get(0))?;
+        if made && version != SCHEMA_VERSION {
+            return Err(StoreError::Version { found: version, expected: SCHEMA_VERSION });
+        }
+        tx.execute_batch(SCHEMA)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
         writer.execute(
             "INSERT OR IGNORE INTO tree (id, size, root) VALUES (1, 0, ?1)",
             params![custodia_log::empty_root().0.as_slice()],
@@ -236,25 +248,19 @@ impl Store for SqliteStore {
             return Err(StoreError::Conflict { expected: batch.old_size, actual: to_u64(size)? });
         }
         {
+            // Replays are the sequencer's to refuse (its replay window); the leaf holds the envelope hash.
             let mut insert_entry = tx.prepare_cached(
-                "INSERT INTO entries (idx, kind, tag, leaf, envelope_hash, payload, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO entries (idx, kind, tag, leaf, payload, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for e in &batch.entries {
-                let result = insert_entry.execute(params![
+                insert_entry.execute(params![
                     to_i64(e.index),
                     e.kind.code(),
                     e.tag.as_ref().map(|t| t.as_bytes().as_slice()),
                     e.leaf.as_slice(),
-                    e.envelope_hash.as_bytes().as_slice(),
                     e.payload.as_slice(),
                     e.sig.as_slice(),
-                ]);
-                match result {
-                    Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                        return Err(StoreError::Duplicate(e.envelope_hash));
-                    }
-                    other => other?,
-                };
+                ])?;
                 apply_effect(&tx, e.index, &e.effect)?;
             }
             let mut insert_node = tx.prepare_cached("INSERT INTO nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
@@ -345,16 +351,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn known_envelopes(&self, hashes: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+    fn read_entries(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached("SELECT 1 FROM entries WHERE envelope_hash = ?1")?;
-            let mut known = Vec::new();
-            for h in hashes {
-                if stmt.exists(params![h.as_bytes().as_slice()])? {
-                    known.push(*h);
-                }
-            }
-            Ok(known)
+            let mut stmt = c.prepare_cached(
+                "SELECT idx, kind, leaf, payload, sig FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+            )?;
+            let rows = stmt.query_map(params![to_i64(start), to_i64(end)], entry_from_row)?;
+            rows.map(|r| stored_entry(r?)).collect()
         })
     }
 
@@ -414,13 +417,12 @@ impl Store for SqliteStore {
 
     fn recovery_entries(&self, tag: &Tag, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
         self.read(|c| {
+            // The kinds are literals so that the partial index `entries_for_recovery` serves the query.
             let mut stmt = c.prepare_cached(
                 "SELECT idx, kind, leaf, payload, sig FROM entries
-                 WHERE tag = ?1 AND kind IN (?2, ?3, ?4, ?5) ORDER BY idx DESC LIMIT ?6",
+                 WHERE tag = ?1 AND kind IN (7, 8, 9, 10) ORDER BY idx DESC LIMIT ?2",
             )?;
-            let [a, b, cc, d] = super::RECOVERY_KINDS.map(|k| i64::from(k.code()));
-            let rows =
-                stmt.query_map(params![tag.as_bytes().as_slice(), a, b, cc, d, to_i64(limit as u64)], entry_from_row)?;
+            let rows = stmt.query_map(params![tag.as_bytes().as_slice(), to_i64(limit as u64)], entry_from_row)?;
             rows.map(|r| stored_entry(r?)).collect()
         })
     }
