@@ -1251,9 +1251,9 @@ fn sequencer_alone(
     let origin = "bench.invalid/sequencer".to_owned();
     let signer = Arc::new(NoteSigner::new(&origin, &[7; 32])?);
     let (notices, _) = tokio::sync::broadcast::channel(4096);
-    // 8192: the batch cap `custodia_ledger::start` gives its sequencer.
+    // The same batch cap and replay window `custodia_ledger::start` gives its sequencer.
     let options = SequencerOptions {
-        max_batch: 8192,
+        max_batch: custodia_ledger::MAX_BATCH_ENTRIES,
         max_entry_age_seconds: default_limits().max_entry_age_seconds,
         replay_window_entries: custodia_ledger::REPLAY_WINDOW_ENTRIES,
     };
