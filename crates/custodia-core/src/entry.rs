@@ -447,6 +447,15 @@ impl Statement for LedgerEntry {
         codec::decode_entry(payload).map_err(|e| e.0)
     }
 
+    /// The ledger verifies entries in batches, so entries follow the cofactored rule everywhere.
+    fn signature_valid(key: &SigningPublicKey, message: &[u8], signature: &[u8; 64]) -> bool {
+        key.verify_cofactored(message, signature)
+    }
+
+    fn signatures_valid(batch: &[crate::cofactored::Item<'_>]) -> bool {
+        crate::cofactored::verify_batch(batch)
+    }
+
     fn signer(&self) -> &SigningPublicKey {
         &self.signer
     }

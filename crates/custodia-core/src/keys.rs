@@ -150,6 +150,15 @@ impl SigningPublicKey {
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
         self.0.verify_strict(message, &Signature::from_bytes(signature)).is_ok()
     }
+
+    /// Cofactored verification, the rule for ledger entries (see [`crate::cofactored`]).
+    pub fn verify_cofactored(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+        crate::cofactored::verify(self, message, signature)
+    }
+
+    pub(crate) fn point(&self) -> curve25519_dalek::edwards::EdwardsPoint {
+        self.0.to_edwards()
+    }
 }
 
 /// An X25519 public key: whom a sealed box is for.

@@ -11,6 +11,7 @@
 pub mod access_request;
 pub mod audit_event;
 pub mod binary;
+pub mod cofactored;
 pub mod consent;
 pub mod dsse;
 pub mod entry;

@@ -8,7 +8,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::dsse::{Envelope, EnvelopeError};
+use crate::dsse::{Envelope, EnvelopeError, pae};
 use crate::keys::{Identity, SigningPublicKey};
 
 /// The payload types of this protocol share this prefix; a version other than the one a type knows is
@@ -39,6 +39,18 @@ pub trait Statement: Serialize + DeserializeOwned {
     /// Parses a payload of [`Self::PAYLOAD_TYPE`].
     fn decode(payload: &[u8]) -> Result<Self, String> {
         serde_json::from_slice(payload).map_err(|e| e.to_string())
+    }
+
+    /// Whether `signature` by `key` over `message` (the DSSE signing input) is valid: strict RFC 8032,
+    /// unless the kind is verified in batches (then the cofactored rule, alone or together).
+    fn signature_valid(key: &SigningPublicKey, message: &[u8], signature: &[u8; 64]) -> bool {
+        key.verify(message, signature)
+    }
+
+    /// Whether every signature of a batch is valid by [`Statement::signature_valid`]; kinds verified
+    /// in batches override this with one multiscalar check.
+    fn signatures_valid(batch: &[crate::cofactored::Item<'_>]) -> bool {
+        batch.iter().all(|(key, message, signature)| Self::signature_valid(key, message, signature))
     }
 }
 
@@ -134,7 +146,8 @@ impl<T: Statement> Unverified<T> {
     /// Checks the signature by the key the statement names as its signer.
     pub fn verify(self) -> Result<Verified<T>, StatementError> {
         let signer = *self.statement.signer();
-        if self.envelope.is_signed_by(&signer) {
+        let message = pae(&self.envelope.payload_type, &self.envelope.payload);
+        if self.envelope.signatures.iter().any(|s| T::signature_valid(&signer, &message, &s.sig)) {
             Ok(Verified { envelope: self.envelope, statement: self.statement })
         } else {
             Err(StatementError::BadSignature { kind: T::KIND, signer: signer.to_string() })
@@ -149,6 +162,25 @@ impl<T: Statement> Unverified<T> {
         }
         self.verify()
     }
+}
+
+/// Verifies statements of one kind together ([`Statement::signatures_valid`]), each by the key it names.
+/// Gives the same answer as verifying each alone: when the batch does not pass, each is checked alone
+/// and the first that fails is reported with its position.
+pub fn verify_all<T: Statement>(statements: Vec<Unverified<T>>) -> Result<Vec<Verified<T>>, (usize, StatementError)> {
+    let messages: Vec<Vec<u8>> =
+        statements.iter().map(|u| pae(&u.envelope.payload_type, &u.envelope.payload)).collect();
+    // Only single-signature envelopes go into the batch; the rest (rare) are checked alone below.
+    let single = statements.iter().all(|u| u.envelope.signatures.len() == 1);
+    let batch: Vec<crate::cofactored::Item<'_>> = statements
+        .iter()
+        .zip(&messages)
+        .filter_map(|(u, m)| u.envelope.signatures.first().map(|s| (u.statement.signer(), m.as_slice(), &s.sig)))
+        .collect();
+    if single && T::signatures_valid(&batch) {
+        return Ok(statements.into_iter().map(|u| Verified { envelope: u.envelope, statement: u.statement }).collect());
+    }
+    statements.into_iter().enumerate().map(|(i, u)| u.verify().map_err(|e| (i, e))).collect()
 }
 
 impl<T> Verified<T> {

@@ -9,7 +9,7 @@ use custodia_core::SigningPublicKey;
 use custodia_core::dsse::Envelope;
 use custodia_core::entry::{Content, Digest, EntryKind, LedgerEntry, Role, Tag, canonical_envelope};
 use custodia_core::grant::GrantId;
-use custodia_core::statement::{StatementError, Unverified};
+use custodia_core::statement::{self, StatementError, Unverified, Verified};
 use custodia_core::time::Timestamp;
 
 use crate::Shared;
@@ -44,20 +44,43 @@ fn statement_error(e: StatementError) -> ApiError {
 
 /// Checks one entry as submitted (`raw` is its envelope JSON).
 pub fn admit(shared: &Shared, raw: &[u8], now: Timestamp) -> Result<Admitted, ApiError> {
+    let mut admitted = admit_all(shared, &[raw], now).map_err(|mut e| {
+        e.entry = None;
+        e
+    })?;
+    admitted.pop().ok_or_else(|| ApiError::malformed("no entry"))
+}
+
+/// Checks one request's entries, their signatures in one batch; a refusal names the entry it is about.
+pub fn admit_all(shared: &Shared, raws: &[&[u8]], now: Timestamp) -> Result<Vec<Admitted>, ApiError> {
     let limits = &shared.limits;
-    if raw.len() > limits.max_entry_bytes {
+    let mut parsed = Vec::with_capacity(raws.len());
+    for (i, raw) in raws.iter().enumerate() {
+        parsed.push(parse(raw, limits.max_entry_bytes).map_err(|e| e.at(i))?);
+    }
+    let verified = statement::verify_all(parsed).map_err(|(i, e)| statement_error(e).at(i))?;
+    verified.into_iter().enumerate().map(|(i, entry)| check(shared, entry, now).map_err(|e| e.at(i))).collect()
+}
+
+/// Shape, size and field values; nothing about the signature yet.
+fn parse(raw: &[u8], max_bytes: usize) -> Result<Unverified<LedgerEntry>, ApiError> {
+    if raw.len() > max_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
-            format!("an entry may have at most {} bytes; this one has {}", limits.max_entry_bytes, raw.len()),
+            format!("an entry may have at most {max_bytes} bytes; this one has {}", raw.len()),
         ));
     }
     let envelope = Envelope::from_json(raw).map_err(|e| ApiError::malformed(e.to_string()))?;
     if envelope.signatures.len() != 1 {
         return Err(ApiError::malformed("an entry carries exactly one signature, by its signer"));
     }
-    let verified =
-        Unverified::<LedgerEntry>::from_envelope(envelope).and_then(Unverified::verify).map_err(statement_error)?;
+    Unverified::<LedgerEntry>::from_envelope(envelope).map_err(statement_error)
+}
+
+/// The checks after the signature: the entry's date, and who may append what.
+fn check(shared: &Shared, verified: Verified<LedgerEntry>, now: Timestamp) -> Result<Admitted, ApiError> {
+    let limits = &shared.limits;
     let age = now.seconds_since(verified.at);
     if age.abs() > limits.max_entry_age_seconds {
         return Err(ApiError::new(

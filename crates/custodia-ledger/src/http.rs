@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::Shared;
-use crate::admit::admit;
+use crate::admit::admit_all;
 use crate::problem::ApiError;
 use crate::sequencer::{AppendJob, SignedCheckpoint};
 use crate::store::{MailMessage, Store, StoreHashes, StoredEntry};
@@ -172,12 +172,8 @@ async fn append(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult<Jso
     // worker: the PostgreSQL client blocks on a runtime of its own.
     let admitted = blocking(move || {
         let now = now();
-        let admitted = request
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| admit(&admitting, raw.get().as_bytes(), now).map_err(|e| e.at(i)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let raws: Vec<&[u8]> = request.entries.iter().map(|raw| raw.get().as_bytes()).collect();
+        let admitted = admit_all(&admitting, &raws, now)?;
         let mut per_signer: HashMap<SigningPublicKey, u32> = HashMap::new();
         for a in &admitted {
             *per_signer.entry(a.signer).or_default() += 1;

@@ -268,7 +268,11 @@ fn bad_entries_are_refused_with_specific_problems() {
         let payload = custodia_core::statement::Statement::encode(&e).unwrap();
         custodia_core::dsse::Envelope::sign(custodia_core::entry::ENTRY_PAYLOAD_TYPE, payload, &other).to_compact_json()
     };
-    assert_eq!(code(&[forged]), "bad-signature");
+    assert_eq!(code(std::slice::from_ref(&forged)), "bad-signature");
+    // Signatures are checked in one batch per request; a bad one among good ones is still named.
+    let good_ones = || entry(&gateway, access_content(&patient, grant_id));
+    let refusal = ledger.refused(&[good_ones(), good_ones(), forged, good_ones()]);
+    assert_eq!((refusal.code(), refusal.entry), ("bad-signature", Some(2)));
     // An entry in the format before the binary one is an unknown version, said so.
     let old = custodia_core::dsse::Envelope::sign("application/vnd.custodia.entry.v1+json", b"{}".to_vec(), &patient)
         .to_compact_json();
