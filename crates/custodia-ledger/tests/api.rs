@@ -26,7 +26,9 @@ struct TestLedger {
     verifier: NoteVerifier,
     authority: Identity,
     http: reqwest::blocking::Client,
-    _dir: tempfile::TempDir,
+    dir: std::sync::Arc<tempfile::TempDir>,
+    /// `--db`: None for the folder's SQLite file.
+    db: Option<String>,
 }
 
 impl Drop for TestLedger {
@@ -101,8 +103,8 @@ fn access_content(patient: &Identity, grant_id: GrantId) -> Content {
 }
 
 impl TestLedger {
-    fn serve(runtime: &tokio::runtime::Runtime, ledger_dir: &LedgerDir) -> RunningLedger {
-        let store = custodia_ledger::open_store(ledger_dir, None).unwrap();
+    fn serve(runtime: &tokio::runtime::Runtime, ledger_dir: &LedgerDir, db: Option<&str>) -> RunningLedger {
+        let store = custodia_ledger::open_store(ledger_dir, db).unwrap();
         runtime
             .block_on(custodia_ledger::start(ledger_dir, store, "127.0.0.1:0".parse().unwrap(), default_limits()))
             .unwrap()
@@ -113,20 +115,41 @@ impl TestLedger {
         if let Some(running) = self.running.take() {
             self.runtime.block_on(running.shutdown()).unwrap();
         }
-        let running = Self::serve(&self.runtime, &LedgerDir::open(self._dir.path()).unwrap());
+        let running = Self::serve(&self.runtime, &LedgerDir::open(self.dir.path()).unwrap(), self.db.as_deref());
         self.url = format!("http://{}", running.addr);
         self.running = Some(running);
     }
 
     fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    fn start_with(db: Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let authority = identity();
         let (ledger_dir, verifier) = LedgerDir::init(dir.path(), authority.signing_public(), None).unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let running = Self::serve(&runtime, &ledger_dir);
+        let running = Self::serve(&runtime, &ledger_dir, db.as_deref());
         let url = format!("http://{}", running.addr);
         let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-        Self { runtime, running: Some(running), url, verifier, authority, http, _dir: dir }
+        Self { runtime, running: Some(running), url, verifier, authority, http, dir: std::sync::Arc::new(dir), db }
+    }
+
+    /// A second front end over the same ledger folder and database. Its `authority` is a stranger (secret
+    /// keys are not cloned): enroll members through the first.
+    fn front_end(&self) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let running = Self::serve(&runtime, &LedgerDir::open(self.dir.path()).unwrap(), self.db.as_deref());
+        Self {
+            url: format!("http://{}", running.addr),
+            runtime,
+            running: Some(running),
+            verifier: self.verifier.clone(),
+            authority: Identity::from_seed(&MasterSeed::generate()),
+            http: self.http.clone(),
+            dir: self.dir.clone(),
+            db: self.db.clone(),
+        }
     }
 
     fn post_raw(&self, body: String) -> reqwest::blocking::Response {
@@ -428,6 +451,48 @@ fn a_database_in_the_earlier_storage_version_is_refused_at_startup_with_what_to_
     let message = refusal.to_string();
     assert!(message.contains("storage version 0"), "{message}");
     assert!(message.contains("entry.v1 JSON") && message.contains("custodia ledger init"), "{message}");
+}
+
+/// The PostgreSQL server `cargo xtask test` starts; tests that need one are skipped without it, except
+/// in CI.
+fn postgres_server() -> Option<String> {
+    let server = std::env::var("CUSTODIA_TEST_POSTGRES").ok();
+    assert!(server.is_some() || std::env::var_os("CI").is_none(), "CI must set CUSTODIA_TEST_POSTGRES");
+    server
+}
+
+#[test]
+fn a_replay_through_another_front_end_is_refused() {
+    let Some(server) = postgres_server() else { return };
+    let db = custodia_ledger::store::postgres::ScratchDatabase::create(&server, "custodia_api").unwrap();
+    let first = TestLedger::start_with(Some(db.url.clone()));
+    let second = first.front_end();
+    let (patient, _provider, gateway) = first.setup();
+    let (grant_id, content) = grant_content(&patient, &identity());
+    first.append_ok(&[entry(&patient, content)]);
+    // Each front end keeps its own replay window and catches up with the other's entries.
+    let read = entry(&gateway, access_content(&patient, grant_id));
+    first.append_ok(std::slice::from_ref(&read));
+    assert_eq!(second.refused(std::slice::from_ref(&read)).code(), "replayed");
+    let other = entry(&gateway, access_content(&patient, grant_id));
+    second.append_ok(std::slice::from_ref(&other));
+    assert_eq!(first.refused(std::slice::from_ref(&other)).code(), "replayed");
+}
+
+#[test]
+fn a_postgres_database_in_the_earlier_storage_version_is_refused() {
+    let Some(server) = postgres_server() else { return };
+    let db = custodia_ledger::store::postgres::ScratchDatabase::create(&server, "custodia_old").unwrap();
+    let mut client = db.config.connect(postgres::NoTls).unwrap();
+    client
+        .batch_execute("CREATE TABLE tree (id BIGINT PRIMARY KEY, size BIGINT NOT NULL, root BYTEA NOT NULL)")
+        .unwrap();
+    drop(client);
+    let Err(refusal) = custodia_ledger::store::postgres::PostgresStore::connect(&db.url) else {
+        panic!("an old database was opened")
+    };
+    let message = refusal.to_string();
+    assert!(message.contains("storage version 1") && message.contains("entry.v1 JSON"), "{message}");
 }
 
 #[test]
