@@ -449,7 +449,7 @@ fn a_database_in_the_earlier_storage_version_is_refused_at_startup_with_what_to_
     drop(old);
     let Err(refusal) = custodia_ledger::open_store(&ledger_dir, None) else { panic!("an old database was opened") };
     let message = refusal.to_string();
-    assert!(message.contains("storage version 0"), "{message}");
+    assert!(message.contains("storage version 1"), "{message}");
     assert!(message.contains("entry.v1 JSON") && message.contains("custodia ledger init"), "{message}");
 }
 

@@ -83,8 +83,9 @@ CREATE INDEX IF NOT EXISTS mailbox_by_expiry ON mailbox (expires_at);
 
 const READERS: usize = 4;
 
-/// `PRAGMA user_version` of a database in this layout. Version 1 (`user_version` 0) kept entries as
-/// `entry.v1` JSON with a unique index on their envelope hashes.
+/// The storage version of this layout, kept in `PRAGMA user_version` (and in PostgreSQL's
+/// `storage_version`). Version 1 (`user_version` 0) kept entries as `entry.v1` JSON with a unique index on
+/// their envelope hashes.
 pub(super) const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug)]
@@ -112,8 +113,10 @@ impl SqliteStore {
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let made: bool =
             tx.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'tree')", [], |r| r.get(0))?;
-        if made && version != SCHEMA_VERSION {
-            return Err(StoreError::Version { found: version, expected: SCHEMA_VERSION });
+        // Storage version 1 left `user_version` at 0.
+        let found = version.max(1);
+        if made && found != SCHEMA_VERSION {
+            return Err(StoreError::Version { found, expected: SCHEMA_VERSION });
         }
         tx.execute_batch(SCHEMA)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
