@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use custodia_core::SigningPublicKey;
@@ -77,9 +77,6 @@ impl std::fmt::Debug for Sequencer {
     }
 }
 
-/// How long a batch keeps retrying while other front ends over a shared database take the tree first.
-/// Each conflict means one of them appended, so this bounds waiting, not progress; clients time out later.
-const CONTENTION_BUDGET: Duration = Duration::from_secs(10);
 /// Entries read at a time when the replay window is filled from the store.
 const LOAD_CHUNK: u64 = 4096;
 
@@ -186,48 +183,62 @@ impl Sequencer {
     }
 
     fn process(&mut self, mut jobs: Vec<AppendJob>) {
-        // Only the last append attempt's outcome is sent; conflicts and replays found by the store retry.
-        let deadline = Instant::now() + CONTENTION_BUDGET;
+        // Only the last append attempt's outcome is sent; a replay found by the store drops its request and
+        // the rest go again.
         loop {
             jobs = self.screen(jobs);
             if jobs.is_empty() {
                 return;
             }
-            match self.commit(&jobs) {
-                Ok((receipts, notices)) => {
-                    for (job, receipt) in jobs.into_iter().zip(receipts) {
-                        let _ = job.reply.send(Ok(receipt));
+            let store = self.store.clone();
+            let mut frontier = None;
+            let appended = store.append_at_head(&mut |size| {
+                if size != self.frontier.size() {
+                    // Another front end appended while this batch waited for the tree. Catch up and check
+                    // the batch again while holding the tree, so this turn is not lost as well.
+                    self.reload(size)?;
+                    jobs = self.screen(std::mem::take(&mut jobs));
+                    if jobs.is_empty() {
+                        return Ok(None);
                     }
-                    for notice in notices {
-                        let _ = self.notices.send(notice);
+                }
+                let (batch, grown) = self.build(&jobs);
+                frontier = Some(grown);
+                Ok(Some(batch))
+            });
+            match appended {
+                Ok(None) => return,
+                Ok(Some(batch)) => {
+                    let Some(frontier) = frontier else {
+                        return fail_all(jobs, &StoreError::Corrupt("a batch was stored but never built".into()));
+                    };
+                    match self.finish(&jobs, &batch, frontier) {
+                        Ok((receipts, notices)) => {
+                            for (job, receipt) in jobs.into_iter().zip(receipts) {
+                                let _ = job.reply.send(Ok(receipt));
+                            }
+                            for notice in notices {
+                                let _ = self.notices.send(notice);
+                            }
+                        }
+                        Err(e) => fail_all(jobs, &e),
                     }
                     return;
-                }
-                Err(StoreError::Conflict { actual, .. }) => {
-                    // Another front end appended: the ledger as a whole made progress. Catch up with the
-                    // store and go again, for as long as the budget lasts.
-                    if Instant::now() > deadline {
-                        let busy = format!(
-                            "other front ends kept the shared tree busy for {} s; try again",
-                            CONTENTION_BUDGET.as_secs()
-                        );
-                        return fail_all(jobs, &StoreError::Database(busy));
-                    }
-                    if let Err(e) = self.reload(actual) {
-                        return fail_all(jobs, &e);
-                    }
                 }
                 Err(StoreError::Duplicate(hash)) => {
                     // A replay raced us past the screen (another front end); refuse its request only.
                     let (bad, rest): (Vec<_>, Vec<_>) =
                         jobs.into_iter().partition(|j| j.entries.iter().any(|e| e.envelope_hash == hash));
+                    if bad.is_empty() {
+                        return fail_all(rest, &StoreError::Duplicate(hash));
+                    }
                     for job in bad {
                         let _ = job.reply.send(Err(replayed(hash)));
                     }
                     jobs = rest;
                 }
                 Err(e) => {
-                    let reload = self.store.tree().map(|t| t.size).and_then(|size| self.reload(size));
+                    let reload = self.store.tree().and_then(|t| self.reload(t.size));
                     if let Err(e) = reload {
                         eprintln!("custodia-ledger: cannot reload the tree after a storage error: {e}");
                     }
@@ -392,16 +403,14 @@ impl Sequencer {
         Ok(())
     }
 
-    /// Makes the batch durable, then signs, then builds each request's receipts.
-    fn commit(&mut self, jobs: &[AppendJob]) -> Result<(Vec<Receipts>, Vec<Notice>), StoreError> {
+    /// The batch `jobs` make on top of the tree as this sequencer knows it, and the tree it grows to.
+    fn build(&self, jobs: &[AppendJob]) -> (Batch, Frontier) {
         let old_size = self.frontier.size();
         let mut frontier = self.frontier.clone();
-        let mut known: HashMap<NodeId, Hash> = self.frontier.nodes().into_iter().collect();
         let logged_at = now_ms();
         let total: usize = jobs.iter().map(|j| j.entries.len()).sum();
         let mut entries = Vec::with_capacity(total);
         let mut nodes = Vec::with_capacity(total * 2 + 64);
-        let mut notices = Vec::new();
         for e in jobs.iter().flat_map(|j| &j.entries) {
             let index = frontier.size();
             let leaf = Leaf { kind: e.kind, logged_at_ms: logged_at, envelope_hash: e.envelope_hash }.to_bytes();
@@ -409,9 +418,6 @@ impl Sequencer {
             let mut effect = e.effect.clone();
             if let Effect::Member(m) = &mut effect {
                 m.index = index;
-            }
-            if let Some(tag) = e.tag {
-                notices.push(Notice { tag, index, kind: e.kind });
             }
             entries.push(NewEntry {
                 index,
@@ -424,23 +430,44 @@ impl Sequencer {
                 effect,
             });
         }
-        let new_size = frontier.size();
-        let new_root = frontier.root();
-        let batch = Batch { old_size, new_size, new_root, entries, nodes, checkpoint: self.unsaved.clone() };
-        self.store.append(&batch)?;
-        // Durable from here on: only now may a checkpoint cover these entries.
+        let batch = Batch {
+            old_size,
+            new_size: frontier.size(),
+            new_root: frontier.root(),
+            entries,
+            nodes,
+            checkpoint: self.unsaved.clone(),
+        };
+        (batch, frontier)
+    }
+
+    /// After the batch is durable: moves to the new tree, signs a checkpoint for it, then builds each
+    /// request's receipts (proofs from the batch's own nodes) and the live notices.
+    fn finish(
+        &mut self,
+        jobs: &[AppendJob],
+        batch: &Batch,
+        frontier: Frontier,
+    ) -> Result<(Vec<Receipts>, Vec<Notice>), StoreError> {
+        let mut known: HashMap<NodeId, Hash> = self.frontier.nodes().into_iter().collect();
         self.frontier = frontier;
-        let now = (logged_at / 1000) as i64;
+        let now = (now_ms() / 1000) as i64;
         for e in jobs.iter().flat_map(|j| &j.entries) {
             self.replays.insert(&e.envelope_hash, e.at, now);
         }
-        let checkpoint = Arc::new(sign_checkpoint(&self.signer, &self.origin, new_size, new_root));
+        let new_size = batch.new_size;
+        let checkpoint = Arc::new(sign_checkpoint(&self.signer, &self.origin, new_size, batch.new_root));
         self.unsaved = Some(checkpoint.note.clone());
         if let Ok(mut latest) = self.latest.write() {
             *latest = checkpoint.clone();
         }
         known.extend(batch.nodes.iter().copied());
         let reader = BatchHashes(&known);
+        let notices = batch
+            .entries
+            .iter()
+            .filter_map(|e| e.tag.map(|tag| Notice { tag, index: e.index, kind: e.kind }))
+            .collect();
         let mut next = batch.entries.iter();
         let mut receipts = Vec::with_capacity(jobs.len());
         for job in jobs {

@@ -433,26 +433,6 @@ fn entries_are_still_refused_as_replays_after_a_restart() {
     ledger.append_ok(&[entry(&gateway, access_content(&patient, grant_id))]);
 }
 
-#[test]
-fn a_database_in_the_earlier_storage_version_is_refused_at_startup_with_what_to_do() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ledger_dir, _) = LedgerDir::init(dir.path(), identity().signing_public(), None).unwrap();
-    // What the previous version left: its tables, with no storage version set.
-    let old = rusqlite::Connection::open(ledger_dir.default_database()).unwrap();
-    old.execute_batch(
-        "CREATE TABLE tree (id INTEGER PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL,
-             checkpoint_size INTEGER, checkpoint TEXT);
-         CREATE TABLE entries (idx INTEGER PRIMARY KEY, kind INTEGER NOT NULL, tag BLOB, leaf BLOB NOT NULL,
-             envelope_hash BLOB NOT NULL UNIQUE, payload BLOB, sig BLOB);",
-    )
-    .unwrap();
-    drop(old);
-    let Err(refusal) = custodia_ledger::open_store(&ledger_dir, None) else { panic!("an old database was opened") };
-    let message = refusal.to_string();
-    assert!(message.contains("storage version 1"), "{message}");
-    assert!(message.contains("entry.v1 JSON") && message.contains("custodia ledger init"), "{message}");
-}
-
 /// The PostgreSQL server `cargo xtask test` starts; tests that need one are skipped without it, except
 /// in CI.
 fn postgres_server() -> Option<String> {

@@ -465,3 +465,28 @@ fn two_front_ends_over_one_postgres_database_keep_one_tree() {
     // Two patients, two members, two grants, two reads, two revocations.
     assert_eq!(audits[0]["size"], 10, "{:#}", audits[0]);
 }
+
+#[test]
+fn serve_refuses_a_database_the_earlier_version_made_and_says_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["wallet", "init", "--wallet", "authority", "--name", "Network authority"]);
+    let (authority, _) = key_of(dir, "authority");
+    init_ledger(dir, "ledger", &authority);
+    // What the previous version left in the folder: its tables, entries as JSON, no storage version.
+    let old = rusqlite::Connection::open(dir.join("ledger").join("ledger.sqlite")).unwrap();
+    old.execute_batch(
+        "CREATE TABLE tree (id INTEGER PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL,
+             checkpoint_size INTEGER, checkpoint TEXT);
+         CREATE TABLE entries (idx INTEGER PRIMARY KEY, kind INTEGER NOT NULL, tag BLOB, leaf BLOB NOT NULL,
+             envelope_hash BLOB NOT NULL UNIQUE, payload BLOB, sig BLOB);",
+    )
+    .unwrap();
+    drop(old);
+    let run = custodia(dir, &["ledger", "serve", "--dir", "ledger", "--listen", "127.0.0.1:0"]);
+    assert_ne!(run.code, 0, "serve started over an old database: {}", run.stdout);
+    assert!(run.stdout.is_empty(), "nothing was served: {}", run.stdout);
+    for said in ["storage version 1", "entry.v1 JSON", "custodia ledger init"] {
+        assert!(run.stderr.contains(said), "{said:?} not in: {}", run.stderr);
+    }
+}

@@ -3,8 +3,10 @@
 //!
 //! The trait is synchronous: SQLite is a library call and the sequencer runs on its own thread; the HTTP
 //! handlers call it through `spawn_blocking`. Every append is one transaction that moves the tree from
-//! `old_size` to `new_size`; a store that finds another size (another front end appended first) refuses
-//! with [`StoreError::Conflict`] and the sequencer reloads and retries.
+//! `old_size` to `new_size`. The sequencer appends with [`Store::append_at_head`]: it takes the tree
+//! first, and if another front end appended meanwhile, catches up and rebuilds its batch while it holds
+//! the tree, so every turn at the tree appends. [`Store::append`] refuses another size with
+//! [`StoreError::Conflict`].
 
 use custodia_core::SigningPublicKey;
 use custodia_core::entry::{Digest, EntryKind, LEAF_LEN, Role, Tag};
@@ -173,10 +175,18 @@ pub struct MailMessage {
     pub body: Vec<u8>,
 }
 
+/// Makes the batch for a tree of the given size (see [`Store::append_at_head`]).
+pub type BuildBatch<'a> = dyn FnMut(u64) -> Result<Option<Batch>, StoreError> + 'a;
+
 pub trait Store: Send + Sync + 'static {
     fn tree(&self) -> Result<TreeState, StoreError>;
     /// Applies a batch atomically and durably, or not at all.
     fn append(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// Takes the tree (other appenders wait), asks `build` for the batch to append on top of the size it
+    /// holds, and applies it as [`Store::append`] does. A front end that finds the tree grown by another
+    /// catches up and rebuilds its batch inside its turn instead of losing it. `None` from `build`
+    /// appends nothing. Returns the batch applied.
+    fn append_at_head(&self, build: &mut BuildBatch<'_>) -> Result<Option<Batch>, StoreError>;
     /// Keeps a signed checkpoint if it is newer than the one kept.
     fn save_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError>;
 

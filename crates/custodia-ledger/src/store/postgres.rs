@@ -1,6 +1,6 @@
 //! The shared store: one PostgreSQL database that several ledger front ends append to. Each append locks
-//! the tree row (`SELECT ... FOR UPDATE`), so front ends take turns and one that finds another size
-//! refuses with [`StoreError::Conflict`]. A batch is a handful of statements whatever its size: every
+//! the tree row (`SELECT ... FOR UPDATE`), so front ends take turns; one that finds the tree grown builds
+//! its batch again on top of it before it lets go. A batch is a handful of statements whatever its size: every
 //! table is written by one `INSERT ... SELECT FROM unnest(...)` of column arrays. Commits wait for the
 //! WAL flush (the server's default `synchronous_commit = on`), so an acknowledged batch is durable.
 //!
@@ -23,8 +23,8 @@ use super::sqlite::{
     stored_entry,
 };
 use super::{
-    Batch, Effect, GrantRecord, MailMessage, MemberRecord, NewEntry, PatientRecord, Store, StoreError, StoredEntry,
-    TreeState, array, signing_key, to_i64, to_u64,
+    Batch, BuildBatch, Effect, GrantRecord, MailMessage, MemberRecord, NewEntry, PatientRecord, Store, StoreError,
+    StoredEntry, TreeState, array, signing_key, to_i64, to_u64,
 };
 
 const SCHEMA: &str = "
@@ -489,18 +489,21 @@ fn first_duplicate(db: &mut Db<'_, Client>, entries: &[NewEntry]) -> Result<Opti
     Ok(hashes.into_iter().find(|h| known.contains(h) || !seen.insert(*h)))
 }
 
-fn append_in(
-    conn: &mut Conn,
-    batch: &Batch,
-    entries: &EntryColumns<'_>,
-    effects: &EffectColumns<'_>,
-) -> Result<(), StoreError> {
+/// Takes the tree's row lock and appends the batch `build` makes for the size found there (a batch made
+/// for another size is refused as a conflict).
+fn append_in(conn: &mut Conn, build: &mut BuildBatch<'_>) -> Result<Option<Batch>, StoreError> {
     let mut tx = conn.client.transaction()?;
     let mut db = Db { client: &mut tx, statements: &mut conn.statements };
-    let size: i64 = db.query_one(SELECT_TREE_SIZE_FOR_UPDATE, &[])?.try_get(0)?;
-    if to_u64(size)? != batch.old_size {
-        return Err(StoreError::Conflict { expected: batch.old_size, actual: to_u64(size)? });
+    let size = to_u64(db.query_one(SELECT_TREE_SIZE_FOR_UPDATE, &[])?.try_get(0)?)?;
+    let Some(batch) = build(size)? else {
+        return Ok(None);
+    };
+    if size != batch.old_size {
+        return Err(StoreError::Conflict { expected: batch.old_size, actual: size });
     }
+    // The column arrays borrow from the batch: building them is a pass over pointers.
+    let entries = EntryColumns::of(&batch.entries);
+    let effects = EffectColumns::of(&batch.entries);
     if let Err(e) = entries.insert(&mut db) {
         // The transaction is aborted: roll it back, then find which envelope it was.
         drop(tx);
@@ -518,7 +521,9 @@ fn append_in(
         db.execute(SAVE_CHECKPOINT, &[&to_i64(checkpoint_size(note)?), note])?;
     }
     tx.commit()?;
-    Ok(())
+    drop(entries);
+    drop(effects);
+    Ok(Some(batch))
 }
 
 impl Store for PostgresStore {
@@ -534,11 +539,12 @@ impl Store for PostgresStore {
     }
 
     fn append(&self, batch: &Batch) -> Result<(), StoreError> {
-        // The column arrays borrow from the batch: building them is a pass over pointers, done before
-        // taking the writer.
-        let entries = EntryColumns::of(&batch.entries);
-        let effects = EffectColumns::of(&batch.entries);
-        self.write(|conn| append_in(conn, batch, &entries, &effects))
+        let mut given = Some(batch.clone());
+        self.write(|conn| append_in(conn, &mut |_| Ok(given.take()))).map(drop)
+    }
+
+    fn append_at_head(&self, build: &mut BuildBatch<'_>) -> Result<Option<Batch>, StoreError> {
+        self.write(|conn| append_in(conn, build))
     }
 
     fn save_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {

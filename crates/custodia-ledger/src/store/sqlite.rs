@@ -13,8 +13,8 @@ use custodia_log::{Hash, NodeId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Batch, Effect, GrantRecord, MailMessage, MemberRecord, PatientRecord, Store, StoreError, StoredEntry, TreeState,
-    array, kind_from_code, role_from_str, signing_key, to_i64, to_u64,
+    Batch, BuildBatch, Effect, GrantRecord, MailMessage, MemberRecord, PatientRecord, Store, StoreError, StoredEntry,
+    TreeState, array, kind_from_code, role_from_str, signing_key, to_i64, to_u64,
 };
 
 const SCHEMA: &str = "
@@ -246,40 +246,29 @@ impl Store for SqliteStore {
     fn append(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut conn = self.writer.lock().map_err(|_| poisoned())?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let size: i64 = tx.query_row("SELECT size FROM tree WHERE id = 1", [], |r| r.get(0))?;
-        if to_u64(size)? != batch.old_size {
-            return Err(StoreError::Conflict { expected: batch.old_size, actual: to_u64(size)? });
+        let size = head_size(&tx)?;
+        if size != batch.old_size {
+            return Err(StoreError::Conflict { expected: batch.old_size, actual: size });
         }
-        {
-            // Replays are the sequencer's to refuse (its replay window); the leaf holds the envelope hash.
-            let mut insert_entry = tx.prepare_cached(
-                "INSERT INTO entries (idx, kind, tag, leaf, payload, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for e in &batch.entries {
-                insert_entry.execute(params![
-                    to_i64(e.index),
-                    e.kind.code(),
-                    e.tag.as_ref().map(|t| t.as_bytes().as_slice()),
-                    e.leaf.as_slice(),
-                    e.payload.as_slice(),
-                    e.sig.as_slice(),
-                ])?;
-                apply_effect(&tx, e.index, &e.effect)?;
-            }
-            let mut insert_node = tx.prepare_cached("INSERT INTO nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
-            for (id, hash) in &batch.nodes {
-                insert_node.execute(params![id.level, to_i64(id.index), hash.0.as_slice()])?;
-            }
-        }
-        tx.execute(
-            "UPDATE tree SET size = ?1, root = ?2 WHERE id = 1",
-            params![to_i64(batch.new_size), batch.new_root.0.as_slice()],
-        )?;
-        if let Some(note) = &batch.checkpoint {
-            save_checkpoint_in(&tx, note)?;
-        }
+        write_batch(&tx, batch)?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn append_at_head(&self, build: &mut BuildBatch<'_>) -> Result<Option<Batch>, StoreError> {
+        let mut conn = self.writer.lock().map_err(|_| poisoned())?;
+        // BEGIN IMMEDIATE takes the write lock now: no other connection appends until this commits.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let size = head_size(&tx)?;
+        let Some(batch) = build(size)? else {
+            return Ok(None);
+        };
+        if size != batch.old_size {
+            return Err(StoreError::Conflict { expected: batch.old_size, actual: size });
+        }
+        write_batch(&tx, &batch)?;
+        tx.commit()?;
+        Ok(Some(batch))
     }
 
     fn save_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
@@ -488,6 +477,41 @@ impl Store for SqliteStore {
         let n = conn.execute("DELETE FROM mailbox WHERE expires_at <= ?1", params![now])?;
         Ok(n as u64)
     }
+}
+
+fn head_size(tx: &rusqlite::Transaction<'_>) -> Result<u64, StoreError> {
+    let size: i64 = tx.query_row("SELECT size FROM tree WHERE id = 1", [], |r| r.get(0))?;
+    to_u64(size)
+}
+
+/// Writes a batch's entries, effects, nodes, new head and checkpoint inside `tx`.
+fn write_batch(tx: &rusqlite::Transaction<'_>, batch: &Batch) -> Result<(), StoreError> {
+    // Replays are the sequencer's to refuse (its replay window); the leaf holds the envelope hash.
+    let mut insert_entry =
+        tx.prepare_cached("INSERT INTO entries (idx, kind, tag, leaf, payload, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+    for e in &batch.entries {
+        insert_entry.execute(params![
+            to_i64(e.index),
+            e.kind.code(),
+            e.tag.as_ref().map(|t| t.as_bytes().as_slice()),
+            e.leaf.as_slice(),
+            e.payload.as_slice(),
+            e.sig.as_slice(),
+        ])?;
+        apply_effect(tx, e.index, &e.effect)?;
+    }
+    let mut insert_node = tx.prepare_cached("INSERT INTO nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+    for (id, hash) in &batch.nodes {
+        insert_node.execute(params![id.level, to_i64(id.index), hash.0.as_slice()])?;
+    }
+    tx.execute(
+        "UPDATE tree SET size = ?1, root = ?2 WHERE id = 1",
+        params![to_i64(batch.new_size), batch.new_root.0.as_slice()],
+    )?;
+    if let Some(note) = &batch.checkpoint {
+        save_checkpoint_in(tx, note)?;
+    }
+    Ok(())
 }
 
 fn save_checkpoint_in(tx: &rusqlite::Transaction<'_>, note: &str) -> Result<(), StoreError> {

@@ -466,6 +466,44 @@ fn front_ends_take_turns(first: &dyn Store, second: &dyn Store) {
     let logged: HashSet<Digest> =
         second.read_entries(0, end.size).unwrap().iter().map(|e| Leaf::parse(&e.leaf).unwrap().envelope_hash).collect();
     assert!(appended.iter().flatten().all(|h| logged.contains(h)));
+
+    // Appending at the head: each builds on the size it holds the tree at, so no turn is lost.
+    let before = first.tree().unwrap().size;
+    let built_on: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let workers = [first, second].map(|store| {
+            s.spawn(move || {
+                (0..BATCHES)
+                    .map(|_| {
+                        let mut held = None;
+                        let appended = store
+                            .append_at_head(&mut |size| {
+                                held = Some(size);
+                                Ok(Some(Log::new(store).batch(&[access(tag), access(tag)])))
+                            })
+                            .unwrap()
+                            .expect("a batch was built");
+                        assert_eq!(Some(appended.old_size), held, "built on the size the tree was held at");
+                        appended.old_size
+                    })
+                    .collect()
+            })
+        });
+        workers.map(|w| w.join().unwrap()).into()
+    });
+    let mut sizes: Vec<u64> = built_on.concat();
+    sizes.sort_unstable();
+    let expected: Vec<u64> = (0..2 * BATCHES as u64).map(|i| before + 2 * i).collect();
+    assert_eq!(sizes, expected, "every turn appended, one after another");
+    let end = first.tree().unwrap();
+    assert_eq!(Frontier::load(end.size, &StoreHashes(second)).unwrap().root(), end.root);
+
+    // Nothing to append, or a batch made for another size: the tree is unchanged.
+    assert!(first.append_at_head(&mut |_| Ok(None)).unwrap().is_none());
+    let stale = Log::new(first).batch(&[access(tag)]);
+    Log::new(second).append(&[access(tag)]);
+    let err = first.append_at_head(&mut |_| Ok(Some(stale.clone()))).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(first.tree().unwrap(), second.tree().unwrap());
 }
 
 // ---- building batches ----
