@@ -1384,7 +1384,8 @@ fn proofs_and_storage(path: &Path, m: u64, samples: &[Verified<LedgerEntry>], ok
     let mut payload_bytes = 0u64;
     let mut next_report = 1u64;
     let start = Instant::now();
-    let tail_from = m - m / 20;
+    // The batches that start at or after 95% of the final size (at least the last batch).
+    let tail_from = (m - m / 20) / POPULATE_BATCH * POPULATE_BATCH;
     let mut tail: Option<(u64, Instant)> = None;
     let mut lo = 0u64;
     while lo < m {
