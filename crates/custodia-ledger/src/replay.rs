@@ -5,12 +5,12 @@
 //! only the envelopes whose date plus `max_age` lies ahead, and answers from memory what used to be a
 //! database lookup per entry (and a unique index on a random key, the slowest part of a large store).
 //!
-//! The window holds at most `capacity` envelopes. When it is full, the oldest-dated go first and the
-//! window's horizon moves forward: entries dated at or before the horizon are refused as stale, so an
-//! envelope that was forgotten can never come back. Under sustained full load this narrows how far
-//! behind a submitter's clock may be; it never lets a replay through.
+//! Whatever the window lets go (stale by the clock, or the oldest-dated when it holds `capacity`), its
+//! horizon moves up to that date: entries dated at or before the horizon are refused as stale, so an
+//! envelope that was forgotten can never come back, whatever the clock does. Under sustained full load
+//! this narrows how far behind a submitter's clock may be; it never lets a replay through.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet};
 
 use custodia_core::entry::Digest;
 
@@ -29,9 +29,8 @@ pub struct ReplayWindow {
     max_age: i64,
     capacity: usize,
     keys: HashSet<Key>,
-    /// (date of the entry, key), in the order taken; dates are close to that order, within the skew
-    /// allowed, so the front is always among the oldest.
-    order: VecDeque<(i64, Key)>,
+    /// (date of the entry, key), oldest-dated first.
+    by_date: BTreeSet<(i64, Key)>,
     /// Entries dated at or before this (Unix seconds) are refused: the window may have forgotten them.
     horizon: i64,
 }
@@ -51,7 +50,7 @@ impl ReplayWindow {
             max_age: max_age_seconds,
             capacity: capacity.max(1),
             keys: HashSet::new(),
-            order: VecDeque::new(),
+            by_date: BTreeSet::new(),
             horizon: i64::MIN,
         }
     }
@@ -85,22 +84,21 @@ impl ReplayWindow {
         if self.keys.contains(&key(hash)) { Err(Refusal::Replayed) } else { Ok(()) }
     }
 
-    /// Remembers an envelope the log now holds, dated `at`; forgets what can no longer be replayed at
-    /// `now`, and the oldest beyond the capacity.
+    /// Remembers an envelope the log now holds, dated `at`; lets go of what can no longer be replayed at
+    /// `now`, and of the oldest-dated beyond the capacity, moving the horizon past each.
     pub fn insert(&mut self, hash: &Digest, at: i64, now: i64) {
-        if at + self.max_age < now || !self.keys.insert(key(hash)) {
-            return;
+        if at + self.max_age < now {
+            // Stale already: refused by date from now on, whichever clock admits it next.
+            self.raise_horizon(at);
+        } else if self.keys.insert(key(hash)) {
+            self.by_date.insert((at, key(hash)));
         }
-        self.order.push_back((at, key(hash)));
-        while let Some(&(oldest, k)) = self.order.front() {
-            let stale = oldest + self.max_age < now;
-            if !stale && self.order.len() <= self.capacity {
+        while let Some(&(oldest, k)) = self.by_date.first() {
+            if oldest + self.max_age >= now && self.by_date.len() <= self.capacity {
                 break;
             }
-            if !stale {
-                self.horizon = self.horizon.max(oldest);
-            }
-            self.order.pop_front();
+            self.raise_horizon(oldest);
+            self.by_date.pop_first();
             self.keys.remove(&k);
         }
     }
@@ -123,10 +121,27 @@ mod tests {
         // Still replayable (dated within max_age of now): still remembered.
         window.insert(&hash(2), 1_500, 1_600);
         assert_eq!(window.check(&hash(1), 1_000), Err(Refusal::Replayed));
-        // Past max_age the admission check refuses it as stale; the window may let it go.
+        // Past max_age the window lets it go, and refuses it by date from then on, even to a clock that
+        // went back.
         window.insert(&hash(3), 1_700, 1_601);
         assert_eq!(window.len(), 2);
-        assert_eq!(window.horizon(), i64::MIN);
+        assert_eq!(window.horizon(), 1_000);
+        assert_eq!(window.check(&hash(1), 1_000), Err(Refusal::BeforeHorizon(1_000)));
+        // An entry already stale when it is logged is not kept, but nothing at its date passes again.
+        window.insert(&hash(4), 1_050, 1_700);
+        assert_eq!(window.check(&hash(4), 1_050), Err(Refusal::BeforeHorizon(1_050)));
+    }
+
+    #[test]
+    fn the_oldest_dated_go_first_whatever_the_order_they_came_in() {
+        let mut window = ReplayWindow::new(600, 2);
+        // A far-future date arriving first must not become the horizon when the window fills.
+        window.insert(&hash(1), 1_590, 1_000);
+        window.insert(&hash(2), 1_000, 1_000);
+        window.insert(&hash(3), 1_001, 1_000);
+        assert_eq!(window.horizon(), 1_000);
+        assert_eq!(window.check(&hash(1), 1_590), Err(Refusal::Replayed));
+        assert_eq!(window.check(&hash(9), 1_002), Ok(()));
     }
 
     #[test]

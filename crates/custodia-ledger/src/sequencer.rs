@@ -186,6 +186,17 @@ impl Sequencer {
         // Only the last append attempt's outcome is sent; a replay found by the store drops its request and
         // the rest go again.
         loop {
+            // Catch up with other front ends before taking the tree, so little is left to read while
+            // holding it.
+            match self.store.tree() {
+                Ok(tree) if tree.size > self.frontier.size() => {
+                    if let Err(e) = self.reload(tree.size) {
+                        return fail_all(jobs, &e);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return fail_all(jobs, &e),
+            }
             jobs = self.screen(jobs);
             if jobs.is_empty() {
                 return;
@@ -249,12 +260,13 @@ impl Sequencer {
     }
 
     /// Catches up with entries other front ends appended, up to `size`.
+    /// The window takes the new entries before the frontier moves: a failure part way leaves the frontier
+    /// behind, so the next attempt reads the same entries again.
     fn reload(&mut self, size: u64) -> Result<(), StoreError> {
-        let old_size = self.frontier.size();
-        self.frontier = Frontier::load(size, &StoreHashes(self.store.as_ref()))
+        let frontier = Frontier::load(size, &StoreHashes(self.store.as_ref()))
             .map_err(|e| StoreError::Corrupt(format!("cannot load the tree's right edge: {e}")))?;
         let now = (now_ms() / 1000) as i64;
-        let mut start = old_size;
+        let mut start = self.frontier.size();
         while start < size {
             let end = size.min(start + LOAD_CHUNK);
             for entry in self.store.read_entries(start, end)? {
@@ -263,6 +275,7 @@ impl Sequencer {
             }
             start = end;
         }
+        self.frontier = frontier;
         Ok(())
     }
 
@@ -310,8 +323,13 @@ impl Sequencer {
 
     fn check_job(&self, job: &AppendJob, pending: &Pending) -> Result<(), ApiError> {
         let mut own = Pending::default();
+        let now = (now_ms() / 1000) as i64;
         for (i, e) in job.entries.iter().enumerate() {
             let h = e.envelope_hash;
+            // Admission checked the date with its clock; the window's promise holds for this one's.
+            if (now - e.at).abs() > self.max_age {
+                return Err(stale(e.at, self.max_age).at(i));
+            }
             match self.replays.check(&h, e.at) {
                 Err(Refusal::Replayed) => return Err(replayed(h).at(i)),
                 Err(Refusal::BeforeHorizon(horizon)) => return Err(before_horizon(horizon).at(i)),
@@ -490,6 +508,17 @@ fn replayed(hash: custodia_core::entry::Digest) -> ApiError {
     )
 }
 
+fn stale(at: i64, max_age: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "stale",
+        format!(
+            "the entry is dated {}, more than {max_age} s from the ledger's time; sign it again with a correct clock",
+            custodia_core::time::Timestamp::from_unix(at).map_or_else(|_| at.to_string(), |t| t.to_string())
+        ),
+    )
+}
+
 fn before_horizon(horizon: i64) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
@@ -534,9 +563,10 @@ fn load_replay_window(store: &dyn Store, size: u64, options: &SequencerOptions) 
     let mut found = Vec::new();
     let mut end = size;
     let mut cutoff = None;
-    'scan: while end > 0 {
+    while end > 0 {
         let start = end.saturating_sub(LOAD_CHUNK);
         let chunk = store.read_entries(start, end)?;
+        let mut any_recent = false;
         for entry in chunk.iter().rev() {
             let logged = Leaf::parse(&entry.leaf)
                 .map_err(|e| StoreError::Corrupt(format!("entry {}: {e}", entry.index)))?
@@ -545,8 +575,9 @@ fn load_replay_window(store: &dyn Store, size: u64, options: &SequencerOptions) 
             // A clock set back since the last run must not shorten the scan.
             let cutoff = *cutoff.get_or_insert(now.min(logged) - 2 * max_age - 60);
             if logged < cutoff {
-                break 'scan;
+                continue;
             }
+            any_recent = true;
             found.push(dated_envelope(entry, max_age)?);
             if found.len() >= 2 * window.capacity() {
                 // More than the window can hold: the oldest-dated half would be dropped anyway.
@@ -556,7 +587,16 @@ fn load_replay_window(store: &dyn Store, size: u64, options: &SequencerOptions) 
                 }
             }
         }
+        // Front ends' clocks differ a little, so leaves are not quite in time order: stop only after a
+        // whole chunk logged before the cutoff.
+        if !any_recent {
+            break;
+        }
         end = start;
+    }
+    // Whatever was logged before the cutoff is dated before cutoff + max_age: refused by date.
+    if let Some(cutoff) = cutoff {
+        window.raise_horizon(cutoff + max_age);
     }
     found.sort_unstable_by_key(|(_, at)| *at);
     for (hash, at) in found {
