@@ -49,7 +49,7 @@ pub fn default_limits() -> Limits {
 const BURST_SECONDS: u32 = 20;
 /// The most entries one group commit takes.
 pub const MAX_BATCH_ENTRIES: usize = 8192;
-/// The replay window's capacity: about 90 MB at most, reached only after 2 million entries within
+/// The replay window's capacity: about 160 MB at most, reached only after 2 million entries within
 /// twice the allowed clock skew (1,700 a second for 20 minutes); past that the horizon narrows.
 pub const REPLAY_WINDOW_ENTRIES: usize = 2_000_000;
 
