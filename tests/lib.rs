@@ -32,6 +32,53 @@ pub fn custodia_bin() -> PathBuf {
         .clone()
 }
 
+/// The scenarios' certificate authority and the server certificate it issued for `localhost` and `127.0.0.1`:
+/// the ledgers and gateways of the scenarios serve HTTPS with it, and every `custodia` run trusts the CA
+/// through `CUSTODIA_CA_FILE`, as a hospital with its own PKI would set it up.
+#[derive(Debug)]
+pub struct TestPki {
+    pub ca: custodia_net::test_ca::TestCa,
+    pub ca_file: PathBuf,
+    pub server: custodia_net::TlsFiles,
+    _dir: tempfile::TempDir,
+}
+
+pub fn pki() -> &'static TestPki {
+    static PKI: std::sync::OnceLock<TestPki> = std::sync::OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a folder for the test CA");
+        let ca = custodia_net::test_ca::TestCa::new("Custodia scenarios CA");
+        let ca_file = ca.write_ca(dir.path());
+        let server = ca.write_server(
+            dir.path(),
+            "server",
+            &["localhost", "127.0.0.1"],
+            custodia_net::test_ca::Validity::Current,
+        );
+        // The test process's own clients trust it too.
+        custodia_net::Trust::configure(Some(&ca_file)).expect("the test CA is a usable root");
+        TestPki { ca, ca_file, server, _dir: dir }
+    })
+}
+
+/// `--tls-cert FILE --tls-key FILE` with the scenarios' server certificate, for a `serve` command.
+pub fn tls_args() -> Vec<String> {
+    let files = &pki().server;
+    let path = |p: &std::path::Path| p.to_str().expect("a UTF-8 temporary path").to_owned();
+    vec!["--tls-cert".into(), path(&files.cert), "--tls-key".into(), path(&files.key)]
+}
+
+/// A blocking HTTP client for the test process that trusts the scenarios' CA.
+pub fn http_client() -> reqwest::blocking::Client {
+    pki();
+    custodia_net::Trust::global()
+        .expect("the test trust is configured")
+        .blocking_client()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .expect("a client builds")
+}
+
 /// The passphrase every wallet of the process-level scenarios uses.
 pub const PASSPHRASE: &str = "correct horse battery staple";
 
@@ -54,6 +101,7 @@ pub fn custodia_with(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)])
         .args(args)
         .current_dir(dir)
         .env("CUSTODIA_PASSPHRASE", PASSPHRASE)
+        .env("CUSTODIA_CA_FILE", &pki().ca_file)
         .env_remove("CUSTODIA_WALLET")
         .env_remove("CUSTODIA_LEDGER")
         .envs(env.iter().copied())
@@ -77,12 +125,23 @@ pub struct Server {
 }
 
 impl Server {
+    /// Starts `custodia ARGS`, a `serve` command, over HTTPS with the scenarios' certificate.
     pub fn start(dir: &std::path::Path, args: &[&str]) -> Self {
+        let mut with_tls: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        with_tls.extend(tls_args());
+        let server = Self::start_plain(dir, &with_tls.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(server.url.starts_with("https://"), "a server given a certificate serves HTTPS: {}", server.url);
+        server
+    }
+
+    /// Starts `custodia ARGS` as given: plain HTTP unless the arguments say otherwise.
+    pub fn start_plain(dir: &std::path::Path, args: &[&str]) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(custodia_bin())
             .args(args)
             .current_dir(dir)
             .env("CUSTODIA_PASSPHRASE", PASSPHRASE)
+            .env("CUSTODIA_CA_FILE", &pki().ca_file)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()

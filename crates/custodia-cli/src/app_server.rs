@@ -31,8 +31,12 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsa
 struct Bridge {
     app: Arc<App>,
     token: String,
-    /// `127.0.0.1:PORT` and `localhost:PORT`.
+    /// `127.0.0.1:PORT` and `localhost:PORT`: the only `Host` a plain-HTTP bridge answers, so a web page
+    /// that rebinds its own name to 127.0.0.1 cannot reach it.
     hosts: [String; 2],
+    /// Over TLS, a rebound name fails the certificate check, so any `Host` the certificate was accepted for
+    /// will do, and the `Origin` must be that same `https://` host.
+    tls: bool,
     ui: PathBuf,
 }
 
@@ -55,25 +59,36 @@ pub fn find_ui(given: Option<&Path>) -> Result<PathBuf> {
         .context("cannot find the built UI (ui/dist): run `cargo xtask run`, or build it with `npm run build` in ui/ and pass --ui")
 }
 
-pub fn serve(wallet: &Path, listen: SocketAddr, ledger: Option<String>, ui: Option<&Path>) -> Result<ExitCode> {
-    if !listen.ip().is_loopback() {
-        bail!("refusing to listen on {listen}: the wallet's bridge is for this machine only (use 127.0.0.1)");
+pub fn serve(
+    wallet: &Path,
+    listen: SocketAddr,
+    ledger: Option<String>,
+    ui: Option<&Path>,
+    tls: Option<custodia_net::TlsFiles>,
+) -> Result<ExitCode> {
+    if !listen.ip().is_loopback() && tls.is_none() {
+        bail!(
+            "refusing to listen on {listen} without TLS: the wallet's bridge is for this machine only (use \
+             127.0.0.1), or give --tls-cert and --tls-key"
+        );
     }
+    let tls = tls.as_ref().map(custodia_net::ServerTls::http1_only).transpose()?;
     let ui = find_ui(ui)?;
     let mut token = [0u8; 32];
     getrandom::fill(&mut token).map_err(|e| anyhow::anyhow!("no randomness for the bridge token: {e}"))?;
     let token = data_encoding::HEXLOWER.encode(&token);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let listener =
-            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = custodia_net::Listener::bind(listen, tls).await?;
         let addr = listener.local_addr()?;
+        let scheme = listener.scheme();
         let app = App::new(wallet.to_owned(), ledger);
         app.spawn_idle_locker();
         let bridge = Arc::new(Bridge {
             app,
             token: token.clone(),
             hosts: [format!("127.0.0.1:{}", addr.port()), format!("localhost:{}", addr.port())],
+            tls: scheme == "https",
             ui,
         });
         let router = Router::new()
@@ -87,7 +102,13 @@ pub fn serve(wallet: &Path, listen: SocketAddr, ledger: Option<String>, ui: Opti
         {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "open http://127.0.0.1:{}/#token={token}", addr.port());
+            // Over TLS the address must be a name the certificate carries; localhost is the usual one here.
+            let host = match (scheme, addr.ip().is_loopback()) {
+                ("http", _) => format!("127.0.0.1:{}", addr.port()),
+                (_, true) => format!("localhost:{}", addr.port()),
+                (_, false) => addr.to_string(),
+            };
+            let _ = writeln!(out, "open {scheme}://{host}/#token={token}");
             let _ = writeln!(out, "wallet: {}", wallet.display());
             let _ = out.flush();
         }
@@ -131,16 +152,20 @@ fn refused(message: &str) -> Response {
 }
 
 impl Bridge {
+    fn host(headers: &HeaderMap) -> Option<&str> {
+        headers.get(header::HOST).and_then(|h| h.to_str().ok())
+    }
+
     fn host_ok(&self, headers: &HeaderMap) -> bool {
-        headers.get(header::HOST).and_then(|h| h.to_str().ok()).is_some_and(|h| self.hosts.iter().any(|ok| ok == h))
+        Self::host(headers).is_some_and(|h| self.tls || self.hosts.iter().any(|ok| ok == h))
     }
 
     fn origin_ok(&self, headers: &HeaderMap) -> bool {
-        headers
-            .get(header::ORIGIN)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|o| o.strip_prefix("http://"))
-            .is_some_and(|o| self.hosts.iter().any(|ok| ok == o))
+        let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
+        if self.tls {
+            return origin.and_then(|o| o.strip_prefix("https://")).is_some_and(|o| Self::host(headers) == Some(o));
+        }
+        origin.and_then(|o| o.strip_prefix("http://")).is_some_and(|o| self.hosts.iter().any(|ok| ok == o))
     }
 
     fn token_ok(&self, headers: &HeaderMap) -> bool {

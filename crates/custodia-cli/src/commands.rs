@@ -9,6 +9,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "custodia", version, about = "Custodia: a patient-held consent wallet for medical records")]
 pub struct Cli {
+    /// Also trust the CA certificates in this PEM file when connecting over HTTPS (a hospital's own PKI).
+    /// Without it, CUSTODIA_CA_FILE if set.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,7 +59,7 @@ enum AppCommand {
         /// The wallet's folder (created by the app's onboarding if it has no wallet yet).
         #[arg(long, value_name = "DIR", env = "CUSTODIA_WALLET")]
         wallet: PathBuf,
-        /// Where to listen: loopback only (port 0 picks a free port).
+        /// Where to listen: loopback only without TLS (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:7421")]
         listen: std::net::SocketAddr,
         /// The ledger offered when the patient connects a new wallet.
@@ -64,10 +68,21 @@ enum AppCommand {
         /// The built UI (default: ui/dist of this checkout).
         #[arg(long, value_name = "DIR", env = "CUSTODIA_UI_DIR")]
         ui: Option<PathBuf>,
+        /// Serve over TLS with this certificate chain (PEM), reread when it changes; then it may listen
+        /// beyond loopback.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if cli.ca_file.is_some() {
+        // Before any client is made: every one of them trusts the platform's roots plus this file.
+        custodia_net::Trust::configure(cli.ca_file.as_deref())?;
+    }
     match cli.command {
         Command::Wallet(c) => crate::wallet_commands::wallet_command(c),
         Command::Grant(c) => crate::grant_commands::grant_command(c),
@@ -75,8 +90,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::grant_commands::qr_decode(&image, json)
         }
         Command::Ledger(c) => crate::ledger_commands::ledger_command(c),
-        Command::App(AppCommand::Serve { wallet, listen, ledger, ui }) => {
-            crate::app_server::serve(&wallet, listen, ledger, ui.as_deref())
+        Command::App(AppCommand::Serve { wallet, listen, ledger, ui, tls_cert, tls_key }) => {
+            let tls = tls_cert.zip(tls_key).map(|(cert, key)| custodia_net::TlsFiles { cert, key });
+            crate::app_server::serve(&wallet, listen, ledger, ui.as_deref(), tls)
         }
         Command::Gateway(c) => crate::gateway::run(c),
         Command::Er(c) => crate::care::er(c),

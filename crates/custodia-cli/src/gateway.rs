@@ -2,11 +2,10 @@
 //! patient links and its access-event outbox.
 
 use std::io::Write;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use custodia_core::SigningPublicKey;
 use custodia_gateway::dataset::Dataset;
@@ -19,6 +18,7 @@ use serde_json::json;
 
 use crate::common::now;
 use crate::passphrase;
+use crate::service_config::GatewayServe;
 
 /// The outbox file in a gateway's folder.
 const OUTBOX_FILE: &str = "outbox.sqlite";
@@ -45,30 +45,7 @@ pub enum GatewayCommand {
         fhir_id: String,
     },
     /// Serve the FHIR read API, every read checked against a grant and logged to the ledger.
-    Serve {
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
-        #[arg(long, value_name = "URL", env = "CUSTODIA_LEDGER")]
-        ledger: String,
-        /// The ledger's checkpoint key; without it, the key the ledger announces is trusted on first use.
-        #[arg(long, value_name = "VKEY")]
-        ledger_key: Option<String>,
-        /// A folder of FHIR JSON (Bundles or resources); default: the shipped synthetic dataset.
-        #[arg(long, value_name = "DIR", conflicts_with = "upstream")]
-        data: Option<PathBuf>,
-        /// Proxy mode: the FHIR R4 server whose records the gateway guards.
-        #[arg(long, value_name = "URL")]
-        upstream: Option<String>,
-        /// Where to listen; loopback unless CUSTODIA_GATEWAY_PUBLIC=1 (put it behind TLS).
-        #[arg(long, default_value = "127.0.0.1:7430")]
-        listen: SocketAddr,
-        /// The base URL clients use and sign, if not http:// and the listening address.
-        #[arg(long, value_name = "URL")]
-        public_url: Option<String>,
-        /// Read the passphrase from this file (otherwise CUSTODIA_PASSPHRASE).
-        #[arg(long)]
-        passphrase_file: Option<PathBuf>,
-    },
+    Serve(Box<crate::service_config::GatewayServe>),
     /// Write the shipped synthetic dataset (three patients, with PSY, HIV and ETH-labelled records) to DIR.
     Dataset {
         #[arg(long, value_name = "DIR")]
@@ -119,51 +96,33 @@ pub fn run(command: GatewayCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        GatewayCommand::Serve { dir, ledger, ledger_key, data, upstream, listen, public_url, passphrase_file } => {
-            serve(
-                &dir,
-                ledger,
-                ledger_key,
-                data.as_deref(),
-                upstream.as_deref(),
-                listen,
-                public_url,
-                passphrase_file.as_deref(),
-            )
-        }
+        GatewayCommand::Serve(options) => serve(options.resolve()?),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn serve(
-    dir: &Path,
-    ledger: String,
-    ledger_key: Option<String>,
-    data: Option<&Path>,
-    upstream: Option<&str>,
-    listen: SocketAddr,
-    public_url: Option<String>,
-    passphrase_file: Option<&Path>,
-) -> Result<ExitCode> {
-    if !listen.ip().is_loopback() && std::env::var_os("CUSTODIA_GATEWAY_PUBLIC").is_none() {
-        bail!("refusing to listen on {listen}: put the gateway behind a TLS proxy and set CUSTODIA_GATEWAY_PUBLIC=1");
+fn serve(options: GatewayServe) -> Result<ExitCode> {
+    if options.ca_file.is_some() {
+        custodia_net::Trust::configure(options.ca_file.as_deref())?;
     }
-    let records = match (data, upstream) {
+    let (dir, listen, tls) = (options.dir()?, options.listen(), options.tls()?);
+    custodia_net::server::check_listen(listen, tls.is_some(), "CUSTODIA_GATEWAY_PUBLIC")?;
+    let records = match (&options.data, &options.upstream) {
         (Some(d), _) => Records::Local(std::sync::Arc::new(Dataset::load(d)?)),
         (None, Some(u)) => Records::upstream(u)?,
         (None, None) => Records::Local(std::sync::Arc::new(Dataset::synthetic())),
     };
     let links = LiveLinks::watching(dir)?;
-    let pass = passphrase::current(passphrase_file, false)?;
+    let pass = passphrase::current(options.passphrase_file.as_deref(), false)?;
     let identity = Wallet::open(dir, pass)?.service_identity();
     let config = GatewayConfig {
         listen,
-        public_url,
-        ledger_url: ledger,
-        ledger_key,
+        public_url: options.public_url.clone(),
+        ledger_url: options.ledger()?.to_owned(),
+        ledger_key: options.ledger_key.clone(),
         records,
         links,
         outbox: dir.join(OUTBOX_FILE),
+        tls,
     };
     serve_blocking(
         identity,

@@ -35,19 +35,7 @@ pub(crate) enum LedgerCommand {
         json: bool,
     },
     /// Serve a ledger until Ctrl-C or SIGTERM.
-    Serve {
-        #[arg(long)]
-        dir: PathBuf,
-        /// sqlite:PATH or postgres://user@host/db (default: the folder's ledger.sqlite).
-        #[arg(long)]
-        db: Option<String>,
-        /// Where to listen (loopback only unless CUSTODIA_LEDGER_PUBLIC=1; port 0 picks a free port).
-        #[arg(long, default_value = "127.0.0.1:7420")]
-        listen: std::net::SocketAddr,
-        /// Entries (and signed reads) a second allowed per key.
-        #[arg(long, value_name = "N")]
-        rate_limit: Option<u32>,
-    },
+    Serve(crate::service_config::LedgerServe),
     /// As the network authority: enroll a provider, gateway or emergency provider on the ledger.
     Enroll {
         /// The authority's wallet (the one whose key the ledger names as its authority).
@@ -243,9 +231,7 @@ pub(crate) fn ledger_command(command: LedgerCommand) -> Result<ExitCode> {
         LedgerCommand::Init { dir, authority, origin, json } => {
             crate::ledger_server::init(&dir, &authority, origin.as_deref(), json)
         }
-        LedgerCommand::Serve { dir, db, listen, rate_limit } => {
-            crate::ledger_server::serve(&dir, db.as_deref(), listen, rate_limit)
-        }
+        LedgerCommand::Serve(options) => crate::ledger_server::serve(options.resolve()?),
         LedgerCommand::Enroll { wallet, ledger, key, box_key, contact, role, name, org, json } => {
             ledger.check()?;
             let (key, box_key, card_name) = match (&contact, &key, &box_key) {

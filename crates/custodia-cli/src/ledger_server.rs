@@ -1,14 +1,15 @@
 //! `custodia ledger init` and `custodia ledger serve`: run a ledger from a folder.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use custodia_core::SigningPublicKey;
 use custodia_ledger::{LedgerDir, default_limits};
 use serde_json::json;
+
+use crate::service_config::LedgerServe;
 
 pub fn init(dir: &Path, authority: &str, origin: Option<&str>, json: bool) -> Result<ExitCode> {
     let authority: SigningPublicKey =
@@ -34,26 +35,27 @@ pub fn init(dir: &Path, authority: &str, origin: Option<&str>, json: bool) -> Re
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn serve(dir: &Path, db: Option<&str>, listen: SocketAddr, rate: Option<u32>) -> Result<ExitCode> {
-    if !listen.ip().is_loopback() && std::env::var_os("CUSTODIA_LEDGER_PUBLIC").is_none() {
-        bail!("refusing to listen on {listen}: put the ledger behind a TLS proxy and set CUSTODIA_LEDGER_PUBLIC=1");
-    }
+pub fn serve(options: LedgerServe) -> Result<ExitCode> {
+    let (dir, listen, tls) = (options.dir()?, options.listen(), options.tls()?);
+    custodia_net::server::check_listen(listen, tls.is_some(), "CUSTODIA_LEDGER_PUBLIC")?;
     let ledger = LedgerDir::open(dir)?;
     let mut limits = default_limits();
-    if let Some(rate) = rate {
+    if let Some(rate) = options.rate_limit {
         limits.entries_per_key_per_second = rate;
     }
+    let db = options.db.as_deref();
     let database = db.map_or_else(|| format!("sqlite:{}", ledger.default_database().display()), str::to_owned);
     custodia_ledger::serve_blocking(
         &ledger,
         db,
         listen,
         limits,
-        |addr, verifier_key| {
+        tls,
+        |url, verifier_key| {
             // The first line is for scripts and tests that start the ledger on port 0. A closed stdout
             // (the script stopped reading) must not stop the ledger, so write errors are ignored.
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "listening on http://{addr}");
+            let _ = writeln!(out, "listening on {url}");
             let _ = writeln!(out, "verifier key: {verifier_key}");
             let _ = writeln!(out, "database: {}", redact_password(&database));
             let _ = out.flush();

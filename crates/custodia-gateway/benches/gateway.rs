@@ -72,7 +72,8 @@ fn signed(url: &str, grant: &VerifiedGrant, reader: &Identity) -> Prepared {
 fn load(requests: Vec<Prepared>, clients: usize) -> (usize, usize, f64) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async move {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();
+        let http =
+            custodia_net::Trust::global().unwrap().async_client().pool_max_idle_per_host(clients).build().unwrap();
         let queue = Arc::new(std::sync::Mutex::new(requests));
         let started = Instant::now();
         let mut tasks = Vec::new();

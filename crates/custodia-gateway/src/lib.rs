@@ -50,6 +50,8 @@ pub enum GatewayError {
     NotEnrolled(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] custodia_net::ServerTlsError),
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
     #[error("{0}")]
@@ -60,8 +62,8 @@ pub enum GatewayError {
 #[derive(Debug)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
-    /// The base URL clients use and sign (`https://records.example.org`); by default `http://` and the
-    /// address listened on.
+    /// The base URL clients use and sign (`https://records.example.org`); by default `https://` (or `http://`
+    /// without TLS) and the address listened on.
     pub public_url: Option<String>,
     pub ledger_url: String,
     /// The ledger's checkpoint verifier key; without it, the one the ledger announces (trust on first use).
@@ -70,6 +72,8 @@ pub struct GatewayConfig {
     pub links: LiveLinks,
     /// The outbox file (SQLite) for access events.
     pub outbox: PathBuf,
+    /// The certificate and key to terminate TLS with; without them, plain HTTP.
+    pub tls: Option<custodia_net::ServerTls>,
 }
 
 /// The gateway's state, shared by its handlers.
@@ -147,11 +151,10 @@ pub async fn start(identity: Identity, config: GatewayConfig) -> Result<RunningG
         return Err(GatewayError::NotEnrolled(me.to_string()));
     }
     let outbox = Outbox::start(&config.outbox, identity.clone(), poster_ledgers)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| GatewayError::Listen { addr: config.listen, source })?;
+    let listener = custodia_net::Listener::bind(config.listen, config.tls).await?;
     let addr = listener.local_addr().map_err(|source| GatewayError::Listen { addr: config.listen, source })?;
-    let public_url = config.public_url.unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
+    let public_url =
+        config.public_url.unwrap_or_else(|| format!("{}://{addr}", listener.scheme())).trim_end_matches('/').to_owned();
     let shared = Arc::new(Shared {
         identity,
         name: member.name,

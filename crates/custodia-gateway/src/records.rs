@@ -34,6 +34,8 @@ const UPSTREAM_TYPES: &[&str] = &[
 pub enum RecordsError {
     #[error("the upstream FHIR server could not be reached: {0}")]
     Unreachable(String),
+    #[error("not an upstream FHIR server address: {0}")]
+    BadUrl(String),
     #[error("the upstream FHIR server answered {status}")]
     Status { status: u16 },
     #[error("the upstream FHIR server sent something that is not FHIR: {0}")]
@@ -54,12 +56,18 @@ pub enum Records {
 }
 
 impl Records {
+    /// The FHIR server at `base`: `https://` (verified with the process's trust, `--ca-file` included), or
+    /// `http://` on loopback only.
     pub fn upstream(base: &str) -> Result<Self, RecordsError> {
-        let client = reqwest::Client::builder()
+        let url = reqwest::Url::parse(base).map_err(|_| RecordsError::BadUrl(format!("{base:?} is not a URL")))?;
+        custodia_net::client::check_url(&url).map_err(|e| RecordsError::BadUrl(format!("{base}: {e}")))?;
+        let trust = custodia_net::Trust::global().map_err(|e| RecordsError::Unreachable(e.to_string()))?;
+        let client = trust
+            .async_client()
             .timeout(UPSTREAM_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| RecordsError::Unreachable(e.to_string()))?;
+            .map_err(|e| RecordsError::Unreachable(custodia_net::client::explain(&e)))?;
         Ok(Records::Upstream { base: base.trim_end_matches('/').to_owned(), client })
     }
 
@@ -153,7 +161,7 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<Option<Value>, 
         .header("accept", fhir::FHIR_JSON)
         .send()
         .await
-        .map_err(|e| RecordsError::Unreachable(e.without_url().to_string()))?;
+        .map_err(|e| RecordsError::Unreachable(custodia_net::client::explain(&e)))?;
     let status = response.status().as_u16();
     if status == 404 || status == 410 {
         return Ok(None);

@@ -290,7 +290,8 @@ impl Ceilings {
 /// The clients' own runtime and HTTP client: plain HTTP/1.1 on loopback, one connection per client.
 fn clients(args: &Args) -> Res<(tokio::runtime::Runtime, reqwest::Client)> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("bench-client").build()?;
-    let http = reqwest::Client::builder()
+    let http = custodia_net::Trust::global()?
+        .async_client()
         .no_proxy()
         .http1_only()
         .tcp_nodelay(true)

@@ -63,6 +63,8 @@ pub enum LedgerError {
     BadDatabase(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] custodia_net::ServerTlsError),
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -185,6 +187,8 @@ pub fn open_store(dir: &LedgerDir, db: Option<&str>) -> Result<Arc<dyn Store>, L
 #[derive(Debug)]
 pub struct RunningLedger {
     pub addr: SocketAddr,
+    /// `https://ADDR` when it terminates TLS, `http://ADDR` when not.
+    pub url: String,
     pub shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), std::io::Error>>>,
@@ -218,12 +222,24 @@ impl Drop for RunningLedger {
     }
 }
 
-/// Starts a ledger over `store` on `listen` (port 0 picks a free one). Must run inside a Tokio runtime.
+/// Starts a ledger over `store` on `listen` (port 0 picks a free one), plain HTTP. Must run inside a Tokio
+/// runtime.
 pub async fn start(
     dir: &LedgerDir,
     store: Arc<dyn Store>,
     listen: SocketAddr,
     limits: Limits,
+) -> Result<RunningLedger, LedgerError> {
+    start_with_tls(dir, store, listen, limits, None).await
+}
+
+/// [`start`], terminating TLS with `tls` when given.
+pub async fn start_with_tls(
+    dir: &LedgerDir,
+    store: Arc<dyn Store>,
+    listen: SocketAddr,
+    limits: Limits,
+    tls: Option<custodia_net::ServerTls>,
 ) -> Result<RunningLedger, LedgerError> {
     // One signing key, shared by the sequencer and the checkpoint refresher.
     let signer = Arc::new(dir.signer()?);
@@ -263,9 +279,9 @@ pub async fn start(
         admission: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         closing: tokio::sync::watch::Sender::new(false),
     });
-    let listener =
-        tokio::net::TcpListener::bind(listen).await.map_err(|source| LedgerError::Listen { addr: listen, source })?;
+    let listener = custodia_net::Listener::bind(listen, tls).await?;
     let addr = listener.local_addr().map_err(|source| LedgerError::Listen { addr: listen, source })?;
+    let url = format!("{}://{addr}", listener.scheme());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let closing = shared.closing.clone();
     let app = http::router(shared.clone());
@@ -279,7 +295,7 @@ pub async fn start(
             .await
     });
     tokio::spawn(housekeeping(Arc::downgrade(&shared)));
-    Ok(RunningLedger { addr, shared, stop: Some(stop), server: Some(server), sequencer: Some(sequencer_thread) })
+    Ok(RunningLedger { addr, url, shared, stop: Some(stop), server: Some(server), sequencer: Some(sequencer_thread) })
 }
 
 /// Once a second: checkpoints for other front ends' entries; once a minute: expired mail and nonces.
@@ -312,14 +328,15 @@ pub fn serve_blocking(
     db: Option<&str>,
     listen: SocketAddr,
     limits: Limits,
-    ready: impl FnOnce(SocketAddr, &str),
+    tls: Option<custodia_net::ServerTls>,
+    ready: impl FnOnce(&str, &str),
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), LedgerError> {
     let store = open_store(dir, db)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(LedgerError::Serve)?;
     runtime.block_on(async {
-        let running = start(dir, store, listen, limits).await?;
-        ready(running.addr, &running.shared.verifier.to_vkey());
+        let running = start_with_tls(dir, store, listen, limits, tls).await?;
+        ready(&running.url, &running.shared.verifier.to_vkey());
         stop.await;
         running.shutdown().await
     })

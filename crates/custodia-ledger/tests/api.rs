@@ -131,7 +131,8 @@ impl TestLedger {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let running = Self::serve(&runtime, &ledger_dir, db.as_deref());
         let url = format!("http://{}", running.addr);
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+        let http =
+            custodia_net::Trust::global().unwrap().blocking_client().timeout(Duration::from_secs(20)).build().unwrap();
         Self { runtime, running: Some(running), url, verifier, authority, http, dir: std::sync::Arc::new(dir), db }
     }
 

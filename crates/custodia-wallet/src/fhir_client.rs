@@ -9,7 +9,7 @@ use custodia_core::time::Timestamp;
 use custodia_core::{Identity, purpose::PurposeOfUse};
 use serde_json::Value;
 
-use crate::ledger::{CONNECT_TIMEOUT, LedgerError, REQUEST_TIMEOUT, normalise_url};
+use crate::ledger::{LedgerError, http_client, normalise_url};
 
 /// The largest answer read from a gateway.
 pub const MAX_FHIR_RESPONSE: usize = 32 * 1024 * 1024;
@@ -18,6 +18,9 @@ pub const MAX_FHIR_RESPONSE: usize = 32 * 1024 * 1024;
 pub enum FhirClientError {
     #[error("the gateway at {url} could not be reached: {reason}")]
     Unreachable { url: String, reason: String },
+    /// The gateway's certificate was refused, or it spoke no TLS.
+    #[error("refused the connection to the gateway at {url}: {reason}")]
+    Refused { url: String, reason: String },
     #[error("the gateway answered {status} with something that is not FHIR JSON")]
     NotFhir { status: u16 },
     #[error("the gateway's answer is larger than {} MiB", MAX_FHIR_RESPONSE >> 20)]
@@ -59,12 +62,7 @@ impl GatewayClient {
     /// `base` is the gateway's address as it publishes it (`https://records.example.org`), without `/fhir`.
     pub fn new(base: &str) -> Result<Self, FhirClientError> {
         let base = normalise_url(base)?;
-        let http = reqwest::blocking::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| FhirClientError::Unreachable { url: base.clone(), reason: e.to_string() })?;
+        let http = http_client(&base)?;
         Ok(Self { base, http })
     }
 
@@ -100,9 +98,13 @@ impl GatewayClient {
         if let Some(p) = purpose {
             request = request.header("custodia-purpose", p.code());
         }
-        let unreachable = |e: reqwest::Error| FhirClientError::Unreachable {
-            url: self.base.clone(),
-            reason: e.without_url().to_string(),
+        let unreachable = |e: reqwest::Error| {
+            let (url, reason) = (self.base.clone(), custodia_net::client::explain(&e));
+            if custodia_net::client::is_certificate_refusal(&e) {
+                FhirClientError::Refused { url, reason }
+            } else {
+                FhirClientError::Unreachable { url, reason }
+            }
         };
         let response = request.send().map_err(unreachable)?;
         let status = response.status().as_u16();

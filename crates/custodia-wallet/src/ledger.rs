@@ -31,7 +31,7 @@ use custodia_log::Hash;
 use custodia_log::checkpoint::CheckpointError;
 use custodia_log::note::{NoteError, NoteVerifier};
 
-pub use client::{CONNECT_TIMEOUT, LedgerClient, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, normalise_url};
+pub use client::{CONNECT_TIMEOUT, LedgerClient, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, http_client, normalise_url};
 pub use verify::{LoggedEntry, Member, TrustedCheckpoint};
 
 /// One sync reads at most this many entries; a patient with more syncs again for the rest.
@@ -40,13 +40,13 @@ pub const MAX_ENTRIES_PER_SYNC: usize = 50_000;
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("not a ledger URL ({url}): {reason}")]
-    BadUrl { url: String, reason: &'static str },
-    #[error("cannot reach the ledger at {url}")]
-    Transport {
-        url: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    BadUrl { url: String, reason: String },
+    #[error("cannot reach the ledger at {url}: {reason}")]
+    Transport { url: String, reason: String },
+    /// The server's certificate was refused (unknown issuer, expired, another name) or it spoke no TLS: not an
+    /// outage, a server this wallet must not talk to.
+    #[error("refused the connection to {url}: {reason}")]
+    Refused { url: String, reason: String },
     #[error("the system clock is not a usable time")]
     Clock,
     /// The ledger refused, with an RFC 9457 problem: `code` is the part after `urn:custodia:problem:`.
@@ -112,6 +112,7 @@ impl LedgerError {
                 | LedgerError::BadMember { .. }
                 | LedgerError::VerifierKeyMismatch { .. }
                 | LedgerError::Audit(_)
+                | LedgerError::Refused { .. }
         )
     }
 }

@@ -138,7 +138,7 @@ fn emergency_room_request_card_and_every_refusal_end_up_in_the_patients_verified
     let gw = gateway.url.as_str();
 
     // The FHIR face: a CapabilityStatement, and nothing without a grant.
-    let http = reqwest::blocking::Client::new();
+    let http = custodia_tests::http_client();
     let meta: Value = http.get(format!("{gw}/fhir/metadata")).send().unwrap().json().unwrap();
     assert_eq!(meta["resourceType"], "CapabilityStatement");
     let bare = http.get(format!("{gw}/fhir/AllergyIntolerance?patient=p1")).send().unwrap();

@@ -19,7 +19,9 @@ use custodia_core::{Identity, MasterSeed, statement};
 use custodia_log::checkpoint::Checkpoint;
 use custodia_log::note::NoteVerifier;
 use custodia_log::{Hash, leaf_hash};
-use custodia_tests::{Member, custodia, custodia_bin, enroll_member, json, key_of, ok, postgres_database};
+use custodia_tests::{
+    Member, custodia, custodia_bin, enroll_member, http_client, json, key_of, ok, postgres_database, tls_args,
+};
 
 /// The crash test's gateway: its appending threads derive the same key.
 const GATEWAY_SEED: [u8; 32] = [42; 32];
@@ -37,6 +39,8 @@ impl LedgerProcess {
         if let Some(db) = db {
             args.extend(["--db", db]);
         }
+        let tls = tls_args();
+        args.extend(tls.iter().map(String::as_str));
         let mut child = Command::new(custodia_bin())
             .args(&args)
             .current_dir(dir)
@@ -187,10 +191,11 @@ fn a_swapped_history_is_refused_as_a_fork() {
     let vault = std::fs::read(dir.join("patient/wallet.vault")).unwrap();
 
     // The operator swaps the database for history B and serves it on the same address.
-    let listen = url.trim_start_matches("http://").to_owned();
+    let listen = url.trim_start_matches("https://").to_owned();
     let swapped = {
         let mut child = Command::new(custodia_bin())
             .args(["ledger", "serve", "--dir", "ledger", "--db", "sqlite:other.sqlite", "--listen", &listen])
+            .args(tls_args())
             .current_dir(dir)
             .stdout(Stdio::piped())
             .spawn()
@@ -235,7 +240,7 @@ fn a_killed_ledger_keeps_every_acknowledged_entry() {
     let verifier_key = init_ledger(dir, "ledger", &authority.signing_public().to_string());
     let verifier = NoteVerifier::from_vkey(&verifier_key).unwrap();
     let ledger = LedgerProcess::start(dir, "ledger", None);
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = http_client();
 
     let patient = Identity::from_seed(&MasterSeed::generate());
     let gateway = Identity::from_seed(&MasterSeed::from_bytes(GATEWAY_SEED));
@@ -438,7 +443,7 @@ fn two_front_ends_over_one_postgres_database_keep_one_tree() {
         ok(dir, &["grant", "revoke", "--wallet", wallet, grant_id]);
     }
     // Revoked through one front end, revoked as seen through the other.
-    let http = reqwest::blocking::Client::new();
+    let http = http_client();
     for (grant_id, (_, _, other)) in grant_ids.iter().zip(patients) {
         let status: serde_json::Value =
             http.get(format!("{other}/v1/grants/{grant_id}")).send().unwrap().json().unwrap();

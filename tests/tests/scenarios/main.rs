@@ -4,4 +4,5 @@
 mod emergency;
 mod ledger;
 mod recovery;
+mod tls;
 mod vectors;

@@ -118,6 +118,7 @@ impl Network {
             records,
             links: custodia_gateway::links::LiveLinks::fixed(links),
             outbox: self.dir.path().join(format!("{name}-outbox.sqlite")),
+            tls: None,
         };
         self.rt.block_on(custodia_gateway::start(self.gateway.service_identity(), config)).unwrap()
     }

@@ -49,17 +49,12 @@ pub struct LedgerClient {
 /// Checks a ledger URL and returns it in the one form a wallet stores: `scheme://host[:port]`, no
 /// trailing slash. The ledger is at the root of its host: no path, query, fragment or credentials.
 pub fn normalise_url(url: &str) -> Result<String, LedgerError> {
-    let bad = |reason: &'static str| LedgerError::BadUrl { url: url.chars().take(200).collect(), reason };
+    let bad = |reason: &str| LedgerError::BadUrl { url: url.chars().take(200).collect(), reason: reason.to_owned() };
     if url.len() > MAX_URL_LEN {
         return Err(bad("it is too long"));
     }
     let parsed = reqwest::Url::parse(url.trim()).map_err(|_| bad("it is not a URL"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(bad("it must start with http:// or https://"));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(bad("it names no host"));
-    }
+    custodia_net::client::check_url(&parsed).map_err(|e| bad(&e.to_string()))?;
     if parsed.path() != "/" || parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(bad("give the ledger's root, scheme://host[:port], with no path or query"));
     }
@@ -67,6 +62,32 @@ pub fn normalise_url(url: &str) -> Result<String, LedgerError> {
         return Err(bad("it must not carry a user name or password"));
     }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
+
+/// A client builder with the process's trust (platform roots plus `--ca-file`), timeouts, no redirects (a
+/// signed request is bound to its path; a redirect would only break it or leak it elsewhere) and Custodia's
+/// user agent.
+pub fn http_client(url: &str) -> Result<Client, LedgerError> {
+    let trust = custodia_net::Trust::global()
+        .map_err(|e| LedgerError::Transport { url: url.to_owned(), reason: e.to_string() })?;
+    trust
+        .blocking_client()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("custodia/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| LedgerError::Transport { url: url.to_owned(), reason: custodia_net::client::explain(&e) })
+}
+
+/// A failed exchange with the server at `url`: a refused certificate, or an outage.
+pub(crate) fn connection_error(url: &str, error: &(dyn std::error::Error + 'static)) -> LedgerError {
+    let reason = custodia_net::client::explain(error);
+    if custodia_net::client::is_certificate_refusal(error) {
+        LedgerError::Refused { url: url.to_owned(), reason }
+    } else {
+        LedgerError::Transport { url: url.to_owned(), reason }
+    }
 }
 
 /// The seconds a signed request carries: the real clock, because the ledger compares it with its own.
@@ -80,17 +101,11 @@ fn request_time() -> Result<Timestamp, LedgerError> {
 }
 
 impl LedgerClient {
-    /// A client for the ledger at `url`: `http://host[:port]` (or https), with no path, query or fragment.
+    /// A client for the ledger at `url`: `https://host[:port]` (`http://` on loopback), with no path, query or
+    /// fragment.
     pub fn new(url: &str) -> Result<Self, LedgerError> {
         let base = normalise_url(url)?;
-        let http = Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            // A signed request is bound to its path; a redirect would only break it or leak it elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("custodia/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| LedgerError::Transport { url: url.to_owned(), source: Box::new(e) })?;
+        let http = http_client(&base)?;
         Ok(Self { base, http })
     }
 
@@ -118,14 +133,12 @@ impl LedgerClient {
         if let Some((bytes, content_type)) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
         }
-        let transport =
-            |e: Box<dyn std::error::Error + Send + Sync>| LedgerError::Transport { url: url.clone(), source: e };
-        let response = request.send().map_err(|e| transport(Box::new(e)))?;
+        let response = request.send().map_err(|e| connection_error(&self.base, &e))?;
         let status = response.status();
         if status.is_success() {
             return read_capped(response, MAX_RESPONSE_BYTES).map_err(|e| match e {
                 ReadError::TooLarge => LedgerError::TooLarge { target: target.to_owned(), limit: MAX_RESPONSE_BYTES },
-                ReadError::Io(e) => transport(Box::new(e)),
+                ReadError::Io(e) => connection_error(&self.base, &e),
             });
         }
         let is_problem = response

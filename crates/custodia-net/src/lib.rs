@@ -1,0 +1,16 @@
+//! Custodia's connections over a network.
+//!
+//! - [`client`]: what every HTTP client trusts (the platform's roots plus a hospital's own CA), the rule that
+//!   plain `http://` is for loopback only, and a one-line reason for a refused connection.
+//! - [`server`]: TLS for the ledger, the gateway and the app's browser mode, with certificates reloaded when
+//!   their files change.
+//!
+//! One TLS stack, rustls with the ring provider, for all of them.
+
+pub mod client;
+pub mod server;
+#[cfg(feature = "test-ca")]
+pub mod test_ca;
+
+pub use client::{Trust, TrustError, UrlError};
+pub use server::{Listener, ServerTls, ServerTlsError, TlsFiles};
