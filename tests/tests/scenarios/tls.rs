@@ -121,3 +121,78 @@ fn a_ledger_runs_from_its_configuration_file_and_refuses_an_unknown_key() {
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("bad.toml") && run.stderr.contains("rate-limmit"), "{}", run.stderr);
 }
+
+/// Turns TLS on in the test PostgreSQL server with a certificate for 127.0.0.1 from `ca` (the settings reload
+/// without a restart; clients that do not ask for TLS are unaffected).
+fn enable_postgres_tls(db: &custodia_ledger::store::postgres::ScratchDatabase, ca: &TestCa) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut admin = db.config.connect(postgres::NoTls).unwrap();
+    let data: String = admin.query_one("SHOW data_directory", &[]).unwrap().get(0);
+    let owner = std::fs::metadata(&data).unwrap();
+    let files =
+        ca.write_server(Path::new(&data), "custodia-test-server", &["127.0.0.1", "localhost"], Validity::Current);
+    for file in [&files.cert, &files.key] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(file, Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    // One statement at a time: ALTER SYSTEM refuses to run inside the implicit transaction of a batch.
+    for statement in [
+        format!("ALTER SYSTEM SET ssl_cert_file = '{}'", files.cert.display()),
+        format!("ALTER SYSTEM SET ssl_key_file = '{}'", files.key.display()),
+        "ALTER SYSTEM SET ssl = on".to_owned(),
+        "SELECT pg_reload_conf()".to_owned(),
+    ] {
+        admin.batch_execute(&statement).unwrap();
+    }
+    // The postmaster applies the reload asynchronously; a new session sees it once it has.
+    for _ in 0..50 {
+        let on: String = db.config.connect(postgres::NoTls).unwrap().query_one("SHOW ssl", &[]).unwrap().get(0);
+        if on == "on" {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the test PostgreSQL server did not turn TLS on");
+}
+
+#[test]
+fn a_ledger_reaches_postgresql_over_verified_tls() {
+    let Some(db) = custodia_tests::postgres_database("a_ledger_reaches_postgresql_over_verified_tls") else {
+        return;
+    };
+    let (tmp, _) = setup();
+    let dir = tmp.path();
+    let database_ca = TestCa::new("Database CA");
+    enable_postgres_tls(&db, &database_ca);
+    let ca_file = dir.join("database-ca.pem");
+    std::fs::write(&ca_file, database_ca.ca_pem()).unwrap();
+
+    // The server's certificate is from a CA only sslrootcert names: without it, the ledger refuses to start.
+    let unverified = format!("{}?sslmode=verify-full", db.url);
+    let run = custodia_with(
+        dir,
+        &["ledger", "serve", "--dir", "ledger", "--listen", "127.0.0.1:0", "--db", &unverified],
+        &[],
+    );
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(run.stderr.contains("unknown issuer") || run.stderr.contains("UnknownIssuer"), "{}", run.stderr);
+
+    let verified = format!("{}?sslmode=verify-full&sslrootcert={}", db.url, ca_file.display());
+    let mut args = vec!["ledger", "serve", "--dir", "ledger", "--listen", "127.0.0.1:0", "--db", &verified];
+    let tls = custodia_tests::tls_args();
+    args.extend(tls.iter().map(String::as_str));
+    let ledger = Server::start_plain(dir, &args);
+    ok(dir, &["wallet", "enroll", "--wallet", "patient", "--ledger", &ledger.url]);
+
+    // The ledger's own sessions are the encrypted ones.
+    let mut admin = db.config.connect(postgres::NoTls).unwrap();
+    let encrypted: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE ssl AND application_name = 'custodia-ledger' AND datname = current_database()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(encrypted >= 1, "no custodia-ledger session is encrypted");
+}

@@ -14,6 +14,7 @@ use custodia_core::grant::GrantId;
 use custodia_core::keys::BoxPublicKey;
 use custodia_log::{Hash, NodeId};
 
+mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(test)]
@@ -57,7 +58,14 @@ impl From<::postgres::Error> for StoreError {
         // The client error's own text is just "db error"; the server's message is what says what happened.
         match e.as_db_error() {
             Some(db) => StoreError::Database(format!("{}: {}", db.code().code(), db.message())),
-            None => StoreError::Database(e.to_string()),
+            // A refused certificate says which check failed; any other cause is named after the client's text.
+            None if custodia_net::client::is_certificate_refusal(&e) => {
+                StoreError::Database(format!("{e}: the server {}", custodia_net::client::explain(&e)))
+            }
+            None => match std::error::Error::source(&e) {
+                Some(cause) => StoreError::Database(format!("{e}: {cause}")),
+                None => StoreError::Database(e.to_string()),
+            },
         }
     }
 }

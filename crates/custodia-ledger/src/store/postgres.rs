@@ -17,6 +17,7 @@ use custodia_log::{Hash, NodeId};
 use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::sqlite::{
     REDACTABLE_KINDS, SCHEMA_VERSION, checkpoint_size, grant_record, mail_message, member_record, patient_record,
@@ -147,8 +148,12 @@ struct Conn {
 }
 
 impl Conn {
-    fn open(config: &Config) -> Result<Self, StoreError> {
-        Ok(Self { client: config.connect(NoTls)?, statements: HashMap::new() })
+    fn open(config: &Config, tls: Option<&MakeRustlsConnect>) -> Result<Self, StoreError> {
+        let client = match tls {
+            Some(tls) => config.connect(tls.clone())?,
+            None => config.connect(NoTls)?,
+        };
+        Ok(Self { client, statements: HashMap::new() })
     }
 
     fn db(&mut self) -> Db<'_, Client> {
@@ -207,6 +212,7 @@ impl<C: GenericClient> Db<'_, C> {
 
 pub struct PostgresStore {
     config: Config,
+    tls: Option<MakeRustlsConnect>,
     writer: Mutex<Conn>,
     readers: Mutex<Vec<Conn>>,
 }
@@ -217,6 +223,7 @@ impl fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field("hosts", &self.config.get_hosts())
             .field("dbname", &self.config.get_dbname())
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -224,17 +231,26 @@ impl fmt::Debug for PostgresStore {
 impl PostgresStore {
     /// Connects to the database at `url` (a `postgresql://` URL or `key=value` pairs), creating the schema
     /// if it is missing.
+    ///
+    /// `sslmode=require`, `verify-ca` or `verify-full` connects over TLS, verifying the server's certificate
+    /// and name against the platform's roots plus `sslrootcert=FILE` (or `--ca-file`); a database beyond
+    /// this machine must use one of them.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::from_config(&url.parse()?)
+        let database = super::pg_tls::Database::parse(url)?;
+        Self::open(&database.config, database.tls)
     }
 
-    /// [`PostgresStore::connect`] from a parsed configuration.
+    /// [`PostgresStore::connect`] from a parsed configuration, without TLS.
     pub fn from_config(config: &Config) -> Result<Self, StoreError> {
+        Self::open(config, None)
+    }
+
+    fn open(config: &Config, tls: Option<MakeRustlsConnect>) -> Result<Self, StoreError> {
         let mut config = config.clone();
         if config.get_application_name().is_none() {
             config.application_name("custodia-ledger");
         }
-        let mut writer = Conn::open(&config)?;
+        let mut writer = Conn::open(&config, tls.as_ref())?;
         let mut tx = writer.client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&SCHEMA_LOCK])?;
         let made: bool = tx.query_one("SELECT to_regclass('tree') IS NOT NULL", &[])?.try_get(0)?;
@@ -261,8 +277,8 @@ impl PostgresStore {
             &[&custodia_log::empty_root().0.as_slice()],
         )?;
         tx.commit()?;
-        let readers = (0..READERS).map(|_| Conn::open(&config)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { config, writer: Mutex::new(writer), readers: Mutex::new(readers) })
+        let readers = (0..READERS).map(|_| Conn::open(&config, tls.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { config, tls, writer: Mutex::new(writer), readers: Mutex::new(readers) })
     }
 
     /// Runs `f` on a reader connection, opening an extra one if all are busy.
@@ -270,7 +286,7 @@ impl PostgresStore {
         let conn = self.readers.lock().map_err(|_| poisoned())?.pop();
         let mut conn = match conn {
             Some(c) if !c.client.is_closed() => c,
-            _ => Conn::open(&self.config)?,
+            _ => Conn::open(&self.config, self.tls.as_ref())?,
         };
         let out = f(&mut conn.db());
         let mut pool = self.readers.lock().map_err(|_| poisoned())?;
@@ -284,7 +300,7 @@ impl PostgresStore {
     fn write<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut conn = self.writer.lock().map_err(|_| poisoned())?;
         if conn.client.is_closed() {
-            *conn = Conn::open(&self.config)?;
+            *conn = Conn::open(&self.config, self.tls.as_ref())?;
         }
         f(&mut conn)
     }
