@@ -101,6 +101,7 @@ pub fn run(command: GatewayCommand) -> Result<ExitCode> {
 }
 
 fn serve(options: GatewayServe) -> Result<ExitCode> {
+    custodia_net::log::set_format(options.log_format.unwrap_or_default());
     if options.ca_file.is_some() {
         custodia_net::Trust::configure(options.ca_file.as_deref())?;
     }
@@ -137,6 +138,6 @@ fn serve(options: GatewayServe) -> Result<ExitCode> {
         },
         crate::shutdown_signal(),
     )?;
-    eprintln!("custodia: gateway stopped");
+    custodia_net::log::info("custodia-gateway", "stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -36,6 +36,7 @@ pub fn init(dir: &Path, authority: &str, origin: Option<&str>, json: bool) -> Re
 }
 
 pub fn serve(options: LedgerServe) -> Result<ExitCode> {
+    custodia_net::log::set_format(options.log_format.unwrap_or_default());
     let (dir, listen, tls) = (options.dir()?, options.listen(), options.tls()?);
     custodia_net::server::check_listen(listen, tls.is_some(), "CUSTODIA_LEDGER_PUBLIC")?;
     let ledger = LedgerDir::open(dir)?;
@@ -62,7 +63,7 @@ pub fn serve(options: LedgerServe) -> Result<ExitCode> {
         },
         crate::shutdown_signal(),
     )?;
-    eprintln!("custodia: ledger stopped");
+    custodia_net::log::info("custodia-ledger", "stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -84,6 +84,9 @@ pub struct LedgerServe {
     /// The certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Log lines as text (the default) or as JSON, one object per line, for a log collector.
+    #[arg(long, value_name = "text|json")]
+    pub log_format: Option<custodia_net::log::Format>,
 }
 
 impl LedgerServe {
@@ -91,7 +94,7 @@ impl LedgerServe {
     pub fn resolve(self) -> Result<Self> {
         let Some(path) = self.config.clone() else { return Ok(self) };
         let file: Self = read(&path)?;
-        Ok(merge_from_file!(self, file, [dir, db, listen, rate_limit, tls_cert, tls_key]))
+        Ok(merge_from_file!(self, file, [dir, db, listen, rate_limit, tls_cert, tls_key, log_format]))
     }
 
     pub fn dir(&self) -> Result<&Path> {
@@ -146,6 +149,9 @@ pub struct GatewayServe {
     /// The certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Log lines as text (the default) or as JSON, one object per line, for a log collector.
+    #[arg(long, value_name = "text|json")]
+    pub log_format: Option<custodia_net::log::Format>,
     /// Also trust this CA (PEM) for the ledger and the upstream; the same as the global --ca-file.
     #[arg(skip)]
     pub ca_file: Option<PathBuf>,
@@ -162,7 +168,20 @@ impl GatewayServe {
         Ok(merge_from_file!(
             cli,
             file,
-            [dir, ledger, ledger_key, data, upstream, listen, public_url, passphrase_file, tls_cert, tls_key, ca_file]
+            [
+                dir,
+                ledger,
+                ledger_key,
+                data,
+                upstream,
+                listen,
+                public_url,
+                passphrase_file,
+                tls_cert,
+                tls_key,
+                ca_file,
+                log_format
+            ]
         ))
     }
 

@@ -209,7 +209,10 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
             tx.commit()
         })();
         let result = written.map_err(|e| {
-            eprintln!("custodia-gateway: could not write the outbox {}: {e}", path.display());
+            custodia_net::log::warn(
+                "custodia-gateway",
+                format_args!("could not write the outbox {}: {e}", path.display()),
+            );
             e.to_string()
         });
         if result.is_ok() {
@@ -248,7 +251,10 @@ impl Poster {
                 }
                 Err(e) => {
                     stats.post_failures.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("custodia-gateway: access events not posted yet (will retry): {e}");
+                    custodia_net::log::warn(
+                        "custodia-gateway",
+                        format_args!("access events not posted yet (will retry): {e}"),
+                    );
                     // New events must not cut the back-off short: the ledger is what is failing.
                     let resume = std::time::Instant::now() + backoff;
                     while std::time::Instant::now() < resume && !stop.load(Ordering::Relaxed) {
@@ -281,7 +287,10 @@ impl Poster {
                 Ok(e) => e,
                 Err(e) => {
                     // Written by this program; unreadable means a damaged file. Keep it out of the way.
-                    eprintln!("custodia-gateway: outbox row {seq} is unreadable ({e}); skipped");
+                    custodia_net::log::warn(
+                        "custodia-gateway",
+                        format_args!("outbox row {seq} is unreadable ({e}); skipped"),
+                    );
                     continue;
                 }
             };
@@ -312,9 +321,9 @@ impl Poster {
         self.db.execute(delete, params![last, self.share, self.part]).map_err(|e| e.to_string())?;
         for event in break_glass {
             if let Err(e) = self.notify_guardians(&event, now) {
-                eprintln!(
-                    "custodia-gateway: could not tell {}'s guardians of an emergency-card read: {e}",
-                    event.patient
+                custodia_net::log::warn(
+                    "custodia-gateway",
+                    format_args!("could not tell a patient's guardians of an emergency-card read: {e}"),
                 );
             }
         }

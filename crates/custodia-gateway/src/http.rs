@@ -43,6 +43,9 @@ const MAX_QUERY_LEN: usize = 2048;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/healthz", get(crate::ops::healthz))
+        .route("/readyz", get(crate::ops::readyz))
+        .route("/metrics", get(crate::ops::metrics))
         .route("/fhir/metadata", get(metadata))
         .route("/fhir/{resource_type}", get(search))
         .route("/fhir/{resource_type}/{id}", get(read))
@@ -195,6 +198,8 @@ impl Refused {
     }
 
     fn response(&self) -> Response {
+        crate::ops::READS.add("refused", 1);
+        crate::ops::REFUSALS.add(self.code, 1);
         refusal(self.status, self.code, &self.told)
     }
 }
@@ -258,6 +263,7 @@ async fn handle(shared: Arc<Shared>, asked: Asked, headers: HeaderMap) -> Respon
     };
     if refused.is_none() {
         shared.caches.count_read(grant.id);
+        crate::ops::READS.add("allowed", 1);
     }
     let event = event(&shared, &asked, &grant, &reader, at, resources, refused.as_ref().map(|r| r.logged.clone()));
     match shared.outbox.record(event).await {
@@ -609,6 +615,6 @@ async fn log_refusal(shared: &Shared, asked: &Asked, grant: &VerifiedGrant, who:
     }
     let e = event(shared, asked, grant, who, now(), Vec::new(), Some(refused.logged.clone()));
     if let Err(e) = shared.outbox.record(e).await {
-        eprintln!("custodia-gateway: a refused attempt could not be logged: {e}");
+        custodia_net::log::warn("custodia-gateway", format_args!("a refused attempt could not be logged: {e}"));
     }
 }

@@ -19,6 +19,7 @@ pub mod fhir;
 mod guard;
 mod http;
 pub mod links;
+mod ops;
 pub mod records;
 
 use std::net::SocketAddr;

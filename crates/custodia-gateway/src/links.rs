@@ -150,7 +150,9 @@ impl LiveLinks {
                 checked.1 = modified;
             }
             // A file caught half-written, or edited badly: keep serving the links already loaded.
-            Err(e) => eprintln!("custodia-gateway: {e}; keeping the links already loaded"),
+            Err(e) => {
+                custodia_net::log::warn("custodia-gateway", format_args!("{e}; keeping the links already loaded"))
+            }
         }
     }
 

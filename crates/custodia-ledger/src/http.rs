@@ -38,6 +38,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let append_limit = shared.limits.max_entries_per_request * (shared.limits.max_entry_bytes + 64) + 1024;
     let mail_limit = shared.limits.max_mail_bytes;
     Router::new()
+        .route("/healthz", get(crate::ops::healthz))
+        .route("/readyz", get(crate::ops::readyz))
+        .route("/metrics", get(crate::ops::metrics))
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(tile))
         .route("/openapi.json", get(openapi))

@@ -21,6 +21,7 @@ pub mod admit;
 pub mod config;
 pub mod guard;
 pub mod http;
+pub mod ops;
 pub mod problem;
 pub mod replay;
 pub mod sequencer;
@@ -308,12 +309,12 @@ async fn housekeeping(shared: std::sync::Weak<Shared>) {
         n += 1;
         let _ = tokio::task::spawn_blocking(move || {
             if let Err(e) = shared.refresh_checkpoint() {
-                eprintln!("custodia-ledger: checkpoint refresh failed: {e}");
+                custodia_net::log::warn("custodia-ledger", format_args!("checkpoint refresh failed: {e}"));
             }
             if n.is_multiple_of(60) {
                 shared.nonces.prune(Duration::from_secs(2 * custodia_core::reqsig::MAX_SKEW_SECONDS as u64 + 1));
                 if let Err(e) = shared.store.mailbox_purge(http::now().unix()) {
-                    eprintln!("custodia-ledger: mailbox purge failed: {e}");
+                    custodia_net::log::warn("custodia-ledger", format_args!("mailbox purge failed: {e}"));
                 }
             }
         })

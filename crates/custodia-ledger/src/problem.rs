@@ -94,6 +94,7 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        crate::ops::REFUSALS.add(self.code, 1);
         // A Problem is strings and numbers; serialising it cannot fail.
         #[allow(clippy::expect_used)]
         let body = serde_json::to_vec(&self.to_problem()).expect("a problem serialises");

@@ -175,7 +175,7 @@ impl Sequencer {
             {
                 let size = self.frontier.size();
                 if let Err(e) = self.store.save_checkpoint(size, &note) {
-                    eprintln!("custodia-ledger: could not save checkpoint {size}: {e}");
+                    custodia_net::log::warn("custodia-ledger", format_args!("could not save checkpoint {size}: {e}"));
                     self.unsaved = Some(note);
                 }
             }
@@ -225,6 +225,7 @@ impl Sequencer {
                     };
                     match self.finish(&jobs, &batch, frontier) {
                         Ok((receipts, notices)) => {
+                            crate::ops::APPENDED.add(jobs.iter().map(|j| j.entries.len() as u64).sum());
                             for (job, receipt) in jobs.into_iter().zip(receipts) {
                                 let _ = job.reply.send(Ok(receipt));
                             }
@@ -251,7 +252,10 @@ impl Sequencer {
                 Err(e) => {
                     let reload = self.store.tree().and_then(|t| self.reload(t.size));
                     if let Err(e) = reload {
-                        eprintln!("custodia-ledger: cannot reload the tree after a storage error: {e}");
+                        custodia_net::log::warn(
+                            "custodia-ledger",
+                            format_args!("cannot reload the tree after a storage error: {e}"),
+                        );
                     }
                     return fail_all(jobs, &e);
                 }

@@ -5,9 +5,13 @@
 //! - [`server`]: TLS for the ledger, the gateway and the app's browser mode, with certificates reloaded when
 //!   their files change.
 //!
+//! - [`log`] and [`metrics`]: what an operator reads: log lines as text or JSON, and Prometheus counters.
+//!
 //! One TLS stack, rustls with the ring provider, for all of them.
 
 pub mod client;
+pub mod log;
+pub mod metrics;
 pub mod server;
 #[cfg(feature = "test-ca")]
 pub mod test_ca;

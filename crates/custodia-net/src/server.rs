@@ -149,12 +149,12 @@ impl ReloadingCert {
                 match reloaded {
                     Ok(Ok(true)) => {
                         failed_before = false;
-                        eprintln!("custodia: TLS certificate reloaded");
+                        crate::log::info("custodia", "TLS certificate reloaded");
                     }
                     Ok(Ok(false)) => {}
                     Ok(Err(e)) if !failed_before => {
                         failed_before = true;
-                        eprintln!("custodia: keeping the current TLS certificate: {e}");
+                        crate::log::warn("custodia", format_args!("keeping the current TLS certificate: {e}"));
                     }
                     Ok(Err(_)) | Err(_) => {}
                 }

@@ -344,6 +344,18 @@ fn emergency_room_request_card_and_every_refusal_end_up_in_the_patients_verified
     assert!(by(&|e| denied(e) && reason_has(e, "emergency providers") && e["reader"] == gp_key.as_str()) >= 1);
     let psy_event = log.iter().find(|e| denied(e) && reason_has(e, "PSY")).unwrap();
     assert_eq!(psy_event["resources"][0]["id"], "p1-psy-note");
+
+    // 8. What the hospital's monitoring sees: the same reads, counted, and an outbox the ledger has emptied.
+    let metrics = http.get(format!("{gw}/metrics")).send().unwrap().text().unwrap();
+    let count = |series: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("{series}: {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(count("custodia_gateway_reads_total{outcome=\"allowed\"}") >= 6, "{metrics}");
+    assert!(count("custodia_gateway_reads_total{outcome=\"refused\"}") >= 6, "{metrics}");
+    assert_eq!(count("custodia_gateway_outbox_depth"), 0, "{metrics}");
+    let ready: Value = http.get(format!("{gw}/readyz")).send().unwrap().json().unwrap();
+    assert_eq!(ready["status"], "ready");
     drop(gateway);
     drop(ledger);
 }

@@ -3,6 +3,7 @@
 
 mod emergency;
 mod ledger;
+mod ops;
 mod recovery;
 mod tls;
 mod vectors;

@@ -1,0 +1,57 @@
+//! What an operator's tooling asks a gateway: is it alive (`/healthz`), is it serving (`/readyz`), and the
+//! counts that matter (`/metrics`, Prometheus text): reads allowed and refused, refusals by reason, and the
+//! access events still waiting in the outbox for the ledger.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use custodia_net::metrics::{CONTENT_TYPE, Exposition, LabelledCounter};
+use serde_json::json;
+
+use crate::Shared;
+
+/// Requests for records, by outcome: `allowed` or `refused`.
+pub static READS: LabelledCounter = LabelledCounter::new();
+/// Refused requests, by the OperationOutcome code answered (`security`, `forbidden`, `throttled`...).
+pub static REFUSALS: LabelledCounter = LabelledCounter::new();
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The gateway started only once the ledger knew it as a gateway; it stays ready while its outbox takes events.
+pub async fn readyz(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ready",
+        "outbox_depth": shared.outbox.pending(),
+        "patients_linked": shared.links.len(),
+    }))
+}
+
+pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut page = Exposition::new();
+    page.labelled(
+        "custodia_gateway_reads_total",
+        "Requests for records, by outcome.",
+        "outcome",
+        &READS,
+        &["allowed", "refused"],
+    )
+    .labelled(
+        "custodia_gateway_refusals_total",
+        "Refused requests, by the OperationOutcome issue code.",
+        "reason",
+        &REFUSALS,
+        &["forbidden", "security"],
+    )
+    .gauge(
+        "custodia_gateway_outbox_depth",
+        "Access events recorded but not yet acknowledged by the ledger.",
+        shared.outbox.pending() as f64,
+    )
+    .gauge("custodia_gateway_patients_linked", "Patients linked to records here.", shared.links.len() as f64);
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], page.finish()).into_response()
+}
