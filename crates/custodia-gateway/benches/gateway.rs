@@ -72,8 +72,14 @@ fn signed(url: &str, grant: &VerifiedGrant, reader: &Identity) -> Prepared {
 fn load(requests: Vec<Prepared>, clients: usize) -> (usize, usize, f64) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async move {
-        let http =
-            custodia_net::Trust::global().unwrap().async_client().pool_max_idle_per_host(clients).build().unwrap();
+        // HTTP/1.1 both ways, so HTTPS is set beside plain HTTP and not beside HTTP/2's multiplexing.
+        let http = custodia_net::Trust::global()
+            .unwrap()
+            .async_client()
+            .http1_only()
+            .pool_max_idle_per_host(clients)
+            .build()
+            .unwrap();
         let queue = Arc::new(std::sync::Mutex::new(requests));
         let started = Instant::now();
         let mut tasks = Vec::new();
@@ -142,9 +148,20 @@ fn main() {
         args.clients, args.seconds
     );
 
+    // A throwaway CA for the HTTPS gateway, trusted by every client of this process.
+    let pki = tempfile::tempdir().unwrap();
+    let ca = custodia_net::test_ca::TestCa::new("Bench CA");
+    custodia_net::Trust::configure(Some(&ca.write_ca(pki.path()))).unwrap();
+    let tls_files = ca.write_server(pki.path(), "gateway", &["127.0.0.1"], custodia_net::test_ca::Validity::Current);
+
     let mut net = Network::start();
     let records = Records::Local(Arc::new(Dataset::synthetic()));
     let gateway = net.start_gateway(records.clone(), "bench");
+    let tls_gateway = net.start_gateway_with_tls(
+        records.clone(),
+        "bench-tls",
+        Some(custodia_net::ServerTls::new(&tls_files).unwrap()),
+    );
     let baseline = {
         let listener = net.rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -178,6 +195,11 @@ fn main() {
     eprintln!("[gateway bench] authorised reads");
     let (g_ok, g_other, g_secs) = load(reads, args.clients);
     let gateway_read = g_ok as f64 / g_secs;
+    eprintln!("[gateway bench] authorised reads over HTTPS");
+    let tls_reads: Vec<Prepared> =
+        (0..want).map(|_| signed(&format!("{}{read_path}", tls_gateway.url), &grant, &clinician)).collect();
+    let (t_ok, t_other, t_secs) = load(tls_reads, args.clients);
+    let tls_read = t_ok as f64 / t_secs;
     let searches = prepare(search_path, ((baseline_search * args.seconds) as usize).clamp(200, 200_000));
     let (gs_ok, gs_other, gs_secs) = load(searches, args.clients);
     let gateway_search = gs_ok as f64 / gs_secs;
@@ -199,6 +221,10 @@ fn main() {
     println!(
         "| **authorised reads by id** | **{gateway_read:.0}/s** | {:.0}% of unchecked; goal ≥ 5,000/s ({g_ok} allowed, {g_other} other) |",
         100.0 * gateway_read / baseline_read
+    );
+    println!(
+        "| authorised reads by id over HTTPS (TLS 1.3, ECDSA P-256) | {tls_read:.0}/s | {:.0}% of the same over plain HTTP, measured beside it ({t_ok} allowed, {t_other} other) |",
+        100.0 * tls_read / gateway_read
     );
     println!(
         "| authorised searches | {gateway_search:.0}/s | {:.0}% of unchecked ({gs_ok} allowed, {gs_other} other) |",

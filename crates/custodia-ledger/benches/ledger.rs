@@ -206,6 +206,7 @@ fn run(args: &Args) -> Res<bool> {
     emit(&mut out);
 
     let payloads = over_http(args, &ceilings, &scratch.path().join("ledger"), &mut ok)?;
+    https_beside_http(args, &scratch.path().join("tls"), &mut ok)?;
     proofs_section(args, &ceilings, &scratch.path().join("proofs.sqlite"), &payloads, &mut ok)?;
     match &args.postgres {
         Some(server) => front_ends_section(args, &ceilings, &scratch.path().join("front-ends"), server, &mut ok)?,
@@ -220,6 +221,95 @@ fn run(args: &Args) -> Res<bool> {
         if ok { "; every acknowledgement and proof sampled verified" } else { "; **SOME CHECKS FAILED**" }
     );
     Ok(ok)
+}
+
+/// Appends over HTTPS (TLS 1.3, the test CA's certificate) beside plain HTTP, the same entries count, clients and
+/// batch against two fresh ledgers in the same run; and what a new connection costs each way.
+fn https_beside_http(args: &Args, dir: &Path, ok: &mut bool) -> Res<()> {
+    use custodia_net::test_ca::{TestCa, Validity};
+    std::fs::create_dir_all(dir)?;
+    let ca = TestCa::new("Bench CA");
+    let files = ca.write_server(dir, "server", &["127.0.0.1"], Validity::Current);
+    let trust = custodia_net::Trust::new(Some(&ca.write_ca(dir)))?;
+    let appends = args.appends.min(50_000);
+    let limits = Limits { entries_per_key_per_second: 1_000_000, ..default_limits() };
+    let mut rows = Vec::new();
+    for (name, tls) in [("HTTP", None), ("HTTPS", Some(custodia_net::ServerTls::new(&files)?))] {
+        let ledger = Ledger::start_with_tls(&dir.join(name), limits.clone(), tls)?;
+        let (client_rt, http) = clients_trusting(args, &trust)?;
+        progress!("{name}: enrolling, signing and posting {appends} entries");
+        let cast = client_rt.block_on(Cast::enroll(&http, &ledger))?;
+        let entries = presign(&cast, 0, appends, num_cpus())?;
+        let tp = client_rt.block_on(throughput(
+            &http,
+            std::slice::from_ref(&ledger.url),
+            &entries,
+            args.batch,
+            args.clients,
+        ))?;
+        if !tp.failures.is_empty() {
+            *ok = false;
+        }
+        let rate = tp.acknowledged_entries as f64 / tp.wall.as_secs_f64();
+        let (_, p99) = mean_p99(&tp.latencies);
+        // A new connection per request: the handshake's cost, on a cheap endpoint.
+        let fresh = trust.async_client().http1_only().pool_max_idle_per_host(0).build()?;
+        let connections = if args.quick { 200 } else { 2_000 };
+        let url = format!("{}/healthz", ledger.url);
+        let started = Instant::now();
+        client_rt.block_on(async {
+            let mut tasks = Vec::new();
+            for worker in 0..4 {
+                let (fresh, url) = (fresh.clone(), url.clone());
+                tasks.push(tokio::spawn(async move {
+                    for _ in (worker..connections).step_by(4) {
+                        fresh.get(&url).send().await?.error_for_status()?;
+                    }
+                    Ok::<_, reqwest::Error>(())
+                }));
+            }
+            for t in tasks {
+                t.await??;
+            }
+            Res::Ok(())
+        })?;
+        let per_connection = started.elapsed() / connections as u32;
+        rows.push((name, rate, p99, per_connection, tp.failures.len()));
+    }
+    let mut out = String::new();
+    writeln!(
+        out,
+        "## Appends over HTTPS beside plain HTTP: {} entries, {} per request, {} clients
+",
+        thousands(appends as u64),
+        args.batch,
+        args.clients
+    )?;
+    writeln!(out, "Two fresh ledgers in this run, one plain and one terminating TLS 1.3 itself (rustls, ring, an ECDSA P-256 certificate), each driven by the same clients over kept-alive HTTP/1.1 connections. A new connection per request (4 at a time, GET /healthz) shows the cost of a handshake.
+")?;
+    writeln!(
+        out,
+        "| transport | entries acknowledged per second | request p99 | one new connection and request | failures |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|")?;
+    for (name, rate, p99, per_connection, failures) in &rows {
+        writeln!(out, "| {name} | **{}** | {} | {} | {failures} |", count(*rate), ms(*p99), us(*per_connection))?;
+    }
+    if let [(_, plain, ..), (_, tls, ..)] = rows.as_slice() {
+        writeln!(
+            out,
+            "
+HTTPS sustains {:.2} x the plain-HTTP rate measured beside it.
+",
+            tls / plain
+        )?;
+    }
+    emit(&mut out);
+    Ok(())
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// Prints a finished section and clears it.
@@ -289,8 +379,13 @@ impl Ceilings {
 
 /// The clients' own runtime and HTTP client: plain HTTP/1.1 on loopback, one connection per client.
 fn clients(args: &Args) -> Res<(tokio::runtime::Runtime, reqwest::Client)> {
+    clients_trusting(args, custodia_net::Trust::global()?)
+}
+
+/// [`clients`] that verify servers with `trust`.
+fn clients_trusting(args: &Args, trust: &custodia_net::Trust) -> Res<(tokio::runtime::Runtime, reqwest::Client)> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("bench-client").build()?;
-    let http = custodia_net::Trust::global()?
+    let http = trust
         .async_client()
         .no_proxy()
         .http1_only()
@@ -795,9 +890,14 @@ struct Ledger {
 impl Ledger {
     /// A fresh ledger folder with a SQLite store, served on 127.0.0.1 by its own multi-thread runtime.
     fn start(path: &Path, limits: Limits) -> Res<Self> {
+        Self::start_with_tls(path, limits, None)
+    }
+
+    /// [`Ledger::start`], terminating TLS with `tls` when given.
+    fn start_with_tls(path: &Path, limits: Limits, tls: Option<custodia_net::ServerTls>) -> Res<Self> {
         let authority = identity();
         let (dir, verifier) = LedgerDir::init(path, authority.signing_public(), None)?;
-        Self::serve(&dir, None, authority, verifier, limits)
+        Self::serve_with_tls(&dir, None, authority, verifier, limits, tls)
     }
 
     /// Serves the ledger folder `dir` over the store `db` names (the folder's SQLite file by default).
@@ -808,11 +908,22 @@ impl Ledger {
         verifier: NoteVerifier,
         limits: Limits,
     ) -> Res<Self> {
+        Self::serve_with_tls(dir, db, authority, verifier, limits, None)
+    }
+
+    fn serve_with_tls(
+        dir: &LedgerDir,
+        db: Option<&str>,
+        authority: Identity,
+        verifier: NoteVerifier,
+        limits: Limits,
+        tls: Option<custodia_net::ServerTls>,
+    ) -> Res<Self> {
         let store = custodia_ledger::open_store(dir, db)?;
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("ledger").build()?;
         let listen = "127.0.0.1:0".parse()?;
-        let running = runtime.block_on(custodia_ledger::start(dir, store, listen, limits))?;
-        let url = format!("http://{}", running.addr);
+        let running = runtime.block_on(custodia_ledger::start_with_tls(dir, store, listen, limits, tls))?;
+        let url = running.url.clone();
         Ok(Self { runtime, running: Some(running), url, verifier, authority })
     }
 

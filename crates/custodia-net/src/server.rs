@@ -241,7 +241,11 @@ impl axum::serve::Listener for Listener {
         loop {
             let Some(tls) = &self.tls else {
                 match self.tcp.accept().await {
-                    Ok((stream, addr)) => return (Box::new(stream), addr),
+                    Ok((stream, addr)) => {
+                        // Answers are small and wanted at once; Nagle's algorithm would hold them back.
+                        let _ = stream.set_nodelay(true);
+                        return (Box::new(stream), addr);
+                    }
                     Err(_) => {
                         // Out of file descriptors or a connection reset before accept: wait, then go on.
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -253,6 +257,7 @@ impl axum::serve::Listener for Listener {
             tokio::select! {
                 accepted = self.tcp.accept(), if room => match accepted {
                     Ok((stream, addr)) => {
+                        let _ = stream.set_nodelay(true);
                         let acceptor = tls.acceptor.clone();
                         self.handshakes.spawn(async move {
                             let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;

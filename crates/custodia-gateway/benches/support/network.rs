@@ -108,6 +108,16 @@ impl Network {
 
     /// A gateway over `records`, with the outbox an earlier gateway of that name left.
     pub fn start_gateway_with_outbox(&self, records: Records, name: &str) -> RunningGateway {
+        self.start_gateway_with_tls(records, name, None)
+    }
+
+    /// A gateway over `records` that terminates TLS with `tls`, when given.
+    pub fn start_gateway_with_tls(
+        &self,
+        records: Records,
+        name: &str,
+        tls: Option<custodia_net::ServerTls>,
+    ) -> RunningGateway {
         let mut links = Links::default();
         links.insert(self.patient.signing_key(), "p1".into());
         let config = GatewayConfig {
@@ -118,7 +128,7 @@ impl Network {
             records,
             links: custodia_gateway::links::LiveLinks::fixed(links),
             outbox: self.dir.path().join(format!("{name}-outbox.sqlite")),
-            tls: None,
+            tls,
         };
         self.rt.block_on(custodia_gateway::start(self.gateway.service_identity(), config)).unwrap()
     }
