@@ -9,12 +9,15 @@
 //!   grant, policy checks, a FHIR export and a revocation.
 //! - `cargo xtask bench`: the Criterion benchmarks, printing each figure beside the raw Ed25519 rate.
 //! - `cargo xtask fuzz [--seconds N]`: every fuzz target for N seconds (default 60).
+//! - `cargo xtask package [--debug] [--check]`: the Debian packages (`custodia` with its systemd units, and the desktop
+//!   app) under `target/packages/`.
 
 mod app;
 mod demo;
 mod desktop;
 mod fuzz;
 mod http;
+mod package;
 mod postgres;
 mod sh;
 mod ui;
@@ -30,6 +33,7 @@ fn main() -> Result<()> {
         Some("run") => app::run(&args[1..]),
         Some("demo") => demo::run(),
         Some("desktop-smoke") => desktop::run_standalone(),
+        Some("package") => package::run(&args[1..]),
         Some("bench") => sh::cargo(&["bench", "--workspace"]),
         Some("fuzz") => {
             let seconds = match args.get(1).map(String::as_str) {
@@ -39,7 +43,8 @@ fn main() -> Result<()> {
             fuzz::run_all(seconds)
         }
         _ => bail!(
-            "usage: cargo xtask <test | run [--browser] [--fresh] | demo | desktop-smoke | bench | fuzz [--seconds N]>"
+            "usage: cargo xtask <test | run [--browser] [--fresh] | demo | desktop-smoke | package [--debug] [--check] | bench | \
+             fuzz [--seconds N]>"
         ),
     }
 }
@@ -97,9 +102,14 @@ fn test() -> Result<()> {
     })?;
     e2e?;
     sh::step("benchmark: the access log with 100,000 reads (npm run bench:log)", || ui::bench_log(&root, &custodia))?;
-    sh::step("desktop smoke test: the Tauri window under Xvfb, driven by tauri-driver", || {
-        desktop::smoke(&root, &custodia, &bin.join("custodia-desktop"))
+    let packages = sh::step_value("Debian packages built from this build (cargo xtask package --debug)", || {
+        package::build(&root, true)
     })?;
+    sh::step(
+        "the packages installed with apt: the ledger started by its unit's command answers HTTPS; the installed \
+         desktop app, under Xvfb and driven by tauri-driver, unlocks and shows Home",
+        || package::check_installed(&root, &packages, &custodia),
+    )?;
     sh::step("FHIR R4 validation of the Consent export and the gateway's dataset (fhir.resources R4B)", validate_fhir)?;
     sh::step("dependency policy (cargo deny: bans, licenses, sources)", || {
         sh::ensure_cargo_tool("cargo-deny", "deny")?;

@@ -14,6 +14,11 @@ pub fn project_root() -> PathBuf {
 
 /// Runs one named step, printing its duration, so a CI log shows where time goes.
 pub fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    step_value(name, f)
+}
+
+/// [`step`] for a step that hands back what it made.
+pub fn step_value<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     println!("\n==> {name}");
     let start = Instant::now();
     let result = f().with_context(|| format!("step failed: {name}"));

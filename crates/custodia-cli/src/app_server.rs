@@ -41,7 +41,7 @@ struct Bridge {
 }
 
 /// Where the built UI is: `--ui`, else `ui/dist` under the working directory or above the binary
-/// (`target/debug/custodia` in a checkout).
+/// (`target/debug/custodia` in a checkout), else `share/custodia/ui` beside an installed binary's `bin/`.
 pub fn find_ui(given: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = given {
         if dir.join("index.html").is_file() {
@@ -52,6 +52,8 @@ pub fn find_ui(given: Option<&Path>) -> Result<PathBuf> {
     let mut candidates = vec![PathBuf::from("ui/dist")];
     if let Ok(exe) = std::env::current_exe() {
         candidates.extend(exe.ancestors().skip(1).take(4).map(|a| a.join("ui/dist")));
+        // Installed from the Debian package: /usr/bin/custodia and /usr/share/custodia/ui.
+        candidates.extend(exe.parent().and_then(Path::parent).map(|prefix| prefix.join("share/custodia/ui")));
     }
     candidates
         .into_iter()

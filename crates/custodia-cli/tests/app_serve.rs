@@ -96,3 +96,51 @@ fn browser_mode_refuses_to_listen_beyond_this_machine() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("this machine only"));
 }
+
+#[test]
+fn over_tls_the_bridge_answers_its_own_https_origin_and_no_other() {
+    use custodia_net::test_ca::{TestCa, Validity};
+    let dir = tempfile::tempdir().unwrap();
+    let ui = dir.path().join("ui");
+    std::fs::create_dir_all(&ui).unwrap();
+    std::fs::write(ui.join("index.html"), "<!doctype html><title>Custodia</title>").unwrap();
+    let ca = TestCa::new("App serve CA");
+    let files = ca.write_server(dir.path(), "app", &["localhost"], Validity::Current);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custodia"))
+        .args(["app", "serve", "--listen", "127.0.0.1:0", "--wallet"])
+        .arg(dir.path().join("wallet"))
+        .arg("--ui")
+        .arg(&ui)
+        .arg("--tls-cert")
+        .arg(&files.cert)
+        .arg("--tls-key")
+        .arg(&files.key)
+        .env_remove("CUSTODIA_WALLET")
+        .env_remove("CUSTODIA_LEDGER")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let _server = Server(child);
+    let url = first.trim().strip_prefix("open ").unwrap().to_owned();
+    assert!(url.starts_with("https://localhost:"), "{url}");
+    let (base, token) = url.split_once("/#token=").unwrap();
+    let http = custodia_net::Trust::new(Some(&ca.write_ca(dir.path()))).unwrap().blocking_client().build().unwrap();
+    let page = http.get(format!("{base}/")).send().unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.version(), reqwest::Version::HTTP_11, "the bridge checks Host, which HTTP/2 does not send");
+    let call = |origin: &str| {
+        http.post(format!("{base}/bridge/status"))
+            .header("origin", origin)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(call(base), 200);
+    assert_eq!(call(&base.replace("https://", "http://")), 401, "a plain-HTTP origin is another origin");
+    assert_eq!(call("https://evil.example"), 401);
+}
