@@ -547,6 +547,9 @@ fn the_openapi_document_covers_every_json_route() {
         ledger.http.get(format!("{}/openapi.json", ledger.url)).send().unwrap().json().unwrap();
     let paths = doc["paths"].as_object().unwrap();
     for route in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
         "/checkpoint",
         "/v1/info",
         "/v1/entries",
