@@ -30,6 +30,28 @@ pub fn request(
     body: &[u8],
     timeout: Duration,
 ) -> Result<Response> {
+    // tauri-driver now and then closes a connection without a byte of reply, when its own request to
+    // WebKitWebDriver could not be sent (it logs "client error (SendRequest)"): nothing reached the browser,
+    // so the request is sent once more.
+    match send(addr, method, path, headers, body, timeout)? {
+        raw if raw.is_empty() => {
+            std::thread::sleep(Duration::from_millis(200));
+            let raw = send(addr, method, path, headers, body, timeout)?;
+            parse(&raw).with_context(|| format!("a malformed reply from {addr} to {method} {path} (sent twice)"))
+        }
+        raw => parse(&raw).with_context(|| format!("a malformed reply from {addr} to {method} {path}")),
+    }
+}
+
+/// One request on a new connection; the raw reply, empty if the server closed without answering.
+fn send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>> {
     let mut stream = TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
@@ -40,8 +62,7 @@ pub fn request(
     head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
-    let raw = read_reply(&mut stream).with_context(|| format!("no whole reply from {addr} to {method} {path}"))?;
-    parse(&raw).with_context(|| format!("a malformed reply from {addr} to {method} {path}"))
+    read_reply(&mut stream).with_context(|| format!("no whole reply from {addr} to {method} {path}"))
 }
 
 /// Reads one reply: up to its Content-Length, its last chunk, or the end of the connection, so a server

@@ -36,7 +36,7 @@ pub fn run(args: &[String]) -> Result<()> {
     println!("{}\n{}", packages.cli.display(), packages.desktop.display());
     if args.iter().any(|a| a == "--check") {
         // What `cargo xtask test` does with them: install with apt and try what was installed.
-        sh::build_packages(&["custodia-cli"])?;
+        sh::build_packages(&["custodia-cli", "custodia-tests"])?;
         check_installed(&root, &packages, &sh::debug_dir(&root).join("custodia"))?;
     }
     Ok(())
@@ -252,7 +252,8 @@ fn check_ledger_unit(root: &Path) -> Result<()> {
     sh::run("chown", &["-R", &format!("root:{user}"), &tls.to_string_lossy()])?;
     sh::run("chmod", &["0750", &tls.to_string_lossy()])?;
     sh::run("chmod", &["0640", &key.to_string_lossy()])?;
-    let config = fs::read_to_string("/etc/custodia/ledger.toml")?
+    // The shipped configuration (the installed copy may hold an earlier check's edits), edited as an operator would.
+    let config = fs::read_to_string(root.join("packaging/debian/etc/ledger.toml"))?
         .replace("listen = \"127.0.0.1:7420\"", "listen = \"127.0.0.1:0\"")
         .replace("# tls-cert = \"/etc/custodia/tls/ledger.crt\"", &format!("tls-cert = \"{}\"", cert.display()))
         .replace("# tls-key = \"/etc/custodia/tls/ledger.key\"", &format!("tls-key = \"{}\"", key.display()));
@@ -318,10 +319,20 @@ fn check_ledger_unit(root: &Path) -> Result<()> {
     }
 }
 
-/// A throwaway CA and a certificate for 127.0.0.1 from it: (the CA file for clients, the certificate, the key).
+/// A throwaway CA and a certificate for 127.0.0.1 from it, made by the tests crate's `custodia-test-ca`: (the
+/// CA file for clients, the certificate, the key).
 fn make_test_certificate(work: &Path, tls: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
-    let ca = custodia_net::test_ca::TestCa::new("Package check CA");
-    let ca_file = ca.write_ca(work);
-    let files = ca.write_server(tls, "ledger", &["127.0.0.1", "localhost"], custodia_net::test_ca::Validity::Current);
-    Ok((ca_file, files.cert, files.key))
+    let tool = sh::debug_dir(&sh::project_root()).join("custodia-test-ca");
+    let out = Command::new(&tool).arg(tls).args(["127.0.0.1", "localhost"]).output().context("custodia-test-ca")?;
+    if !out.status.success() {
+        bail!("custodia-test-ca: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let made = String::from_utf8_lossy(&out.stdout).into_owned();
+    let paths: Vec<PathBuf> = made.lines().map(PathBuf::from).collect();
+    let [ca, cert, key] = paths.as_slice() else { bail!("custodia-test-ca printed {made:?}") };
+    // Clients read the CA from the work folder; only the server's files stay in /etc/custodia/tls.
+    let ca_file = work.join("ca.pem");
+    fs::copy(ca, &ca_file)?;
+    fs::remove_file(ca)?;
+    Ok((ca_file, cert.clone(), key.clone()))
 }

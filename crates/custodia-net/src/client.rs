@@ -78,7 +78,9 @@ impl Trust {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // Custodia's clients speak HTTP/1.1 (one request at a time per connection, kept alive); the servers
+        // also offer HTTP/2 to others, such as browsers.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self { config: Arc::new(config), extra_ca: extra_ca.map(Path::to_owned) })
     }
 
@@ -109,7 +111,7 @@ impl Trust {
         self.config.clone()
     }
 
-    /// A blocking reqwest client builder that verifies with these roots and speaks HTTP/2 where the server does.
+    /// A blocking reqwest client builder that verifies with these roots.
     pub fn blocking_client(&self) -> reqwest::blocking::ClientBuilder {
         reqwest::blocking::Client::builder().tls_backend_preconfigured((*self.config).clone())
     }

@@ -2,7 +2,7 @@
 //!
 //! - [`client`]: what every HTTP client trusts (the platform's roots plus a hospital's own CA), the rule that
 //!   plain `http://` is for loopback only, and a one-line reason for a refused connection.
-//! - [`server`]: TLS for the ledger, the gateway and the app's browser mode, with certificates reloaded when
+//! - `server` (feature `server`, on by default): TLS for the ledger, the gateway and the app's browser mode, with certificates reloaded when
 //!   their files change.
 //!
 //! - [`log`] and [`metrics`]: what an operator reads: log lines as text or JSON, and Prometheus counters.
@@ -12,9 +12,18 @@
 pub mod client;
 pub mod log;
 pub mod metrics;
+#[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "test-ca")]
 pub mod test_ca;
 
 pub use client::{Trust, TrustError, UrlError};
-pub use server::{Listener, ServerTls, ServerTlsError, TlsFiles};
+#[cfg(feature = "server")]
+pub use server::{Listener, ServerTls, ServerTlsError};
+
+/// A server's certificate chain (PEM, leaf first) and its private key (PEM, PKCS#8, PKCS#1 or SEC1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::TlsFiles;
 use crate::client::crypto_provider;
 
 /// How often the certificate files are looked at for a change.
@@ -26,13 +27,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_PENDING_HANDSHAKES: usize = 1024;
 /// Certificate chains and keys are a few kilobytes; anything larger is not one.
 const MAX_PEM_BYTES: u64 = 1024 * 1024;
-
-/// A server's certificate chain (PEM, leaf first) and its private key (PEM, PKCS#8, PKCS#1 or SEC1).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerTlsError {

@@ -9,7 +9,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use crate::server::TlsFiles;
+use crate::TlsFiles;
 
 #[derive(Debug)]
 pub struct TestCa {

@@ -38,16 +38,23 @@ fn setup() -> Setup {
 }
 
 #[tokio::test]
-async fn a_certificate_from_the_given_ca_is_accepted_and_speaks_http2() {
+async fn a_certificate_from_the_given_ca_is_accepted_and_http2_is_offered() {
     let s = setup();
     let files = s.ca.write_server(s.dir.path(), "server", &["localhost", "127.0.0.1"], Validity::Current);
     let addr = serve(Some(&files)).await;
     for host in ["localhost", "127.0.0.1"] {
         let response = get(&s.trusting, &format!("https://{host}:{}/", addr.port())).await.unwrap();
         assert_eq!(response.status(), 200);
-        assert_eq!(response.version(), reqwest::Version::HTTP_2, "ALPN offers h2");
         assert_eq!(response.text().await.unwrap(), "ok");
     }
+    // A client that asks for HTTP/2 (a browser) gets it.
+    let mut config = (*s.trusting.client_config()).clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
 }
 
 #[tokio::test]
