@@ -12,7 +12,7 @@
 //! then installs them with apt and checks them as `cargo xtask test` does (root, Debian).
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -303,10 +303,6 @@ fn check_ledger_unit(root: &Path) -> Result<()> {
     while status.is_none() && Instant::now() < deadline {
         status = child.try_wait()?;
         std::thread::sleep(Duration::from_millis(100));
-    }
-    let mut rest = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut rest);
     }
     result?;
     match status {

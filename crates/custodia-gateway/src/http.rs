@@ -198,7 +198,7 @@ impl Refused {
     }
 
     fn response(&self) -> Response {
-        crate::ops::READS.add("refused", 1);
+        crate::ops::READS_REFUSED.add(1);
         crate::ops::REFUSALS.add(self.code, 1);
         refusal(self.status, self.code, &self.told)
     }
@@ -263,7 +263,7 @@ async fn handle(shared: Arc<Shared>, asked: Asked, headers: HeaderMap) -> Respon
     };
     if refused.is_none() {
         shared.caches.count_read(grant.id);
-        crate::ops::READS.add("allowed", 1);
+        crate::ops::READS_ALLOWED.add(1);
     }
     let event = event(&shared, &asked, &grant, &reader, at, resources, refused.as_ref().map(|r| r.logged.clone()));
     match shared.outbox.record(event).await {

@@ -88,6 +88,9 @@ impl Trust {
     /// line's `--ca-file`, or else `CUSTODIA_CA_FILE`. A later call, or one after [`Trust::global`] has been
     /// used, changes nothing and says so.
     pub fn configure(extra_ca: Option<&Path>) -> Result<&'static Trust, TrustError> {
+        if let Some(trust) = GLOBAL.get() {
+            return Ok(trust);
+        }
         let from_env = std::env::var_os(CA_FILE_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
         let trust = Trust::new(extra_ca.or(from_env.as_deref()))?;
         Ok(GLOBAL.get_or_init(|| trust))

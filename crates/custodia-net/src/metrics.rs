@@ -88,9 +88,24 @@ impl Exposition {
         counter: &LabelledCounter,
         always: &[&'static str],
     ) -> &mut Self {
-        self.header(name, help, "counter");
         let mut values: BTreeMap<&str, u64> = always.iter().map(|v| (*v, 0)).collect();
         values.extend(counter.snapshot());
+        self.family(name, help, label, values)
+    }
+
+    /// A counter family with one label whose values are fixed, each counted by its own [`Counter`].
+    pub fn counters(&mut self, name: &str, help: &str, label: &str, counters: &[(&str, &Counter)]) -> &mut Self {
+        self.family(name, help, label, counters.iter().map(|(value, counter)| (*value, counter.get())))
+    }
+
+    fn family<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        values: impl IntoIterator<Item = (&'a str, u64)>,
+    ) -> &mut Self {
+        self.header(name, help, "counter");
         for (value, count) in values {
             let _ = writeln!(self.0, "{name}{{{label}=\"{}\"}} {count}", escape(value));
         }
