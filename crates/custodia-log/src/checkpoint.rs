@@ -106,13 +106,18 @@ impl Checkpoint {
     }
 }
 
-/// ASCII decimal, no sign, no leading zeros (except "0" itself), at most u64::MAX.
-fn parse_size(line: &str) -> Result<u64, CheckpointError> {
+/// ASCII decimal, no sign, no leading zeros (except "0" itself), at most u64::MAX: how every size
+/// and index in the C2SP text formats is written.
+pub fn parse_decimal(line: &str) -> Option<u64> {
     let digits_only = !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit());
     if !digits_only || (line.len() > 1 && line.starts_with('0')) {
-        return Err(CheckpointError::BadSize);
+        return None;
     }
-    line.parse().map_err(|_| CheckpointError::BadSize)
+    line.parse().ok()
+}
+
+fn parse_size(line: &str) -> Result<u64, CheckpointError> {
+    parse_decimal(line).ok_or(CheckpointError::BadSize)
 }
 
 #[cfg(test)]

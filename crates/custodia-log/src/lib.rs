@@ -11,6 +11,9 @@
 //! - [`note`]: C2SP signed notes with Ed25519, verifier keys (`vkey`) and signer keys (`skey`).
 //! - [`checkpoint`]: C2SP tlog-checkpoint text, signed and opened.
 //! - [`cosignature`]: C2SP tlog-cosignature v1 (timestamped Ed25519 witness cosignatures).
+//! - [`witness`]: C2SP tlog-witness `add-checkpoint` bodies and the checks a witness makes.
+//! - [`policy`]: C2SP tlog-policy, the logs, witnesses and quorum a client accepts checkpoints under.
+//! - [`tlog_proof`]: C2SP tlog-proof, an offline proof of inclusion with its cosigned checkpoint.
 //!
 //! It does **not** store anything, talk to a network, read a clock or spawn tasks: storage is the
 //! caller's [`HashReader`], and a cosignature's time is passed in. Every parser here takes untrusted
@@ -20,9 +23,12 @@ pub mod checkpoint;
 pub mod cosignature;
 pub mod hash;
 pub mod note;
+pub mod policy;
 pub mod proof;
 pub mod tiles;
+pub mod tlog_proof;
 pub mod tree;
+pub mod witness;
 
 pub use checkpoint::Checkpoint;
 pub use hash::{Hash, empty_root, leaf_hash, node_hash};
