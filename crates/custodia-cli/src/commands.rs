@@ -37,6 +37,9 @@ enum Command {
     /// Run a hospital's record gateway.
     #[command(subcommand)]
     Gateway(crate::gateway::GatewayCommand),
+    /// Run a witness that cosigns a log's checkpoints (C2SP tlog-witness).
+    #[command(subcommand)]
+    Witness(crate::witness::WitnessCommand),
     /// The emergency room's (or a clinician's) side: show a request, wait for the answer, read records.
     #[command(subcommand)]
     Er(crate::care::ErCommand),
@@ -95,6 +98,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::app_server::serve(&wallet, listen, ledger, ui.as_deref(), tls)
         }
         Command::Gateway(c) => crate::gateway::run(c),
+        Command::Witness(c) => crate::witness::run(c),
         Command::Er(c) => crate::care::er(c),
         Command::Scan(args) => crate::care::scan(args),
         Command::Card(args) => crate::care::card(args),

@@ -17,6 +17,7 @@ mod passphrase;
 mod recovery;
 mod service_config;
 mod wallet_commands;
+mod witness;
 
 use std::process::ExitCode;
 

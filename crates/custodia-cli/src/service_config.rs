@@ -202,6 +202,52 @@ impl GatewayServe {
     }
 }
 
+/// `custodia witness serve`.
+#[derive(Args, Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WitnessServe {
+    /// A TOML file with any of these options (keys named as the flags); flags given here win.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// The witness's folder (made by `custodia witness init`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Where to listen [default: 127.0.0.1:7440]. Beyond loopback only with TLS, or with
+    /// CUSTODIA_WITNESS_PUBLIC=1 behind a TLS proxy. Port 0 picks a free port.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Terminate TLS with this certificate chain (PEM, leaf first); reread when it changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Log lines as text (the default) or as JSON, one object per line, for a log collector.
+    #[arg(long, value_name = "text|json")]
+    pub log_format: Option<custodia_net::log::Format>,
+}
+
+impl WitnessServe {
+    pub fn resolve(self) -> Result<Self> {
+        let Some(path) = self.config.clone() else { return Ok(self) };
+        let file: Self = read(&path)?;
+        Ok(merge_from_file!(self, file, [dir, listen, tls_cert, tls_key, log_format]))
+    }
+
+    pub fn dir(&self) -> Result<&Path> {
+        self.dir.as_deref().context("give the witness's folder: --dir DIR, or dir = \"...\" in the configuration file")
+    }
+
+    pub fn listen(&self) -> SocketAddr {
+        self.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7440)))
+    }
+
+    pub fn tls(&self) -> Result<Option<ServerTls>> {
+        server_tls(self.tls_cert.as_deref(), self.tls_key.as_deref(), "witness serve")
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 mod tests {

@@ -2,7 +2,6 @@
 //! signing key, readable by the owner only) and, by default, `ledger.sqlite`.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use custodia_core::SigningPublicKey;
@@ -120,15 +119,6 @@ fn getrandom_fill(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the operating system's random number generator failed");
 }
 
-/// Writes a secret file that only its owner can read, created fresh (never over an existing file).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(io(path))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io(path))
+    custodia_net::write_private(path, bytes).map_err(io(path))
 }

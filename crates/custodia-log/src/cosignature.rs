@@ -87,8 +87,7 @@ impl FromStr for CosignatureVerifier {
     }
 }
 
-/// A witness's cosigning key. Custodia verifies cosignatures; this exists so tests (and a test
-/// witness) can make them. Zeroized on drop, never printed.
+/// A witness's cosigning key. Zeroized on drop, never printed.
 pub struct Cosigner {
     name: String,
     key_id: u32,
@@ -101,6 +100,22 @@ impl Cosigner {
         let key = SigningKey::from_bytes(seed);
         let key_id = note::key_id(name, ALG_COSIGNATURE_V1, key.verifying_key().as_bytes());
         Ok(Self { name: name.to_owned(), key_id, key })
+    }
+
+    /// Parses `PRIVATE+KEY+<name>+<hex8>+<base64(0x04 || seed)>`, the signer-key form with the
+    /// cosignature type, and checks the key id.
+    pub fn from_skey(text: &str) -> Result<Self, NoteError> {
+        let (name, id, seed) = note::parse_skey(text, ALG_COSIGNATURE_V1)?;
+        let cosigner = Self::new(&name, &seed)?;
+        if cosigner.key_id != id {
+            return Err(NoteError::KeyIdMismatch);
+        }
+        Ok(cosigner)
+    }
+
+    /// The `PRIVATE+KEY+...` text of this key. Whoever has it can cosign as this witness.
+    pub fn to_skey(&self) -> zeroize::Zeroizing<String> {
+        note::format_skey(&self.name, self.key_id, ALG_COSIGNATURE_V1, self.key.as_bytes())
     }
 
     pub fn verifier(&self) -> CosignatureVerifier {

@@ -162,6 +162,36 @@ pub(crate) fn check_text(text: &str) -> Result<(), NoteError> {
     Ok(())
 }
 
+/// Parses `PRIVATE+KEY+<name>+<hex8>+<base64(alg || seed)>`: the name, key id and seed. The caller
+/// derives the key and checks the id.
+pub(crate) fn parse_skey(text: &str, alg: u8) -> Result<(String, u32, Zeroizing<[u8; 32]>), NoteError> {
+    let rest = text
+        .strip_prefix(SKEY_PREFIX)
+        .ok_or_else(|| NoteError::BadKey(format!("a signer key starts with {SKEY_PREFIX}")))?;
+    // A malformed signer key may put part of the seed where the name goes: never echo it.
+    let (name, id, bytes) = split_key(rest, alg).map_err(|e| match e {
+        NoteError::BadName(_) => NoteError::BadKey("the key name is not valid".into()),
+        other => other,
+    })?;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    seed.copy_from_slice(&bytes[1..]);
+    Ok((name.to_owned(), id, seed))
+}
+
+/// `PRIVATE+KEY+<name>+<hex8>+<base64(alg || seed)>`.
+pub(crate) fn format_skey(name: &str, key_id: u32, alg: u8, seed: &[u8; 32]) -> Zeroizing<String> {
+    let mut raw = Zeroizing::new([0u8; 33]);
+    raw[0] = alg;
+    raw[1..].copy_from_slice(seed);
+    // Sized up front so the string never reallocates and leaves a copy of the seed behind.
+    let mut out = Zeroizing::new(String::with_capacity(SKEY_PREFIX.len() + name.len() + 10 + 44));
+    out.push_str(SKEY_PREFIX);
+    out.push_str(name);
+    out.push_str(&format!("+{key_id:08x}+"));
+    BASE64.encode_append(&raw[..], &mut out);
+    out
+}
+
 /// A note signing key: Ed25519, zeroized on drop, never printed.
 pub struct NoteSigner {
     name: String,
@@ -180,17 +210,8 @@ impl NoteSigner {
     /// Parses `PRIVATE+KEY+<name>+<hex8>+<base64(0x01 || seed)>` (Go's note.NewSigner form) and checks
     /// that the key id matches the public key the seed derives.
     pub fn from_skey(text: &str) -> Result<Self, NoteError> {
-        let rest = text
-            .strip_prefix(SKEY_PREFIX)
-            .ok_or_else(|| NoteError::BadKey(format!("a signer key starts with {SKEY_PREFIX}")))?;
-        // A malformed signer key may put part of the seed where the name goes: never echo it.
-        let (name, id, bytes) = split_key(rest, ALG_ED25519).map_err(|e| match e {
-            NoteError::BadName(_) => NoteError::BadKey("the key name is not valid".into()),
-            other => other,
-        })?;
-        let mut seed = Zeroizing::new([0u8; 32]);
-        seed.copy_from_slice(&bytes[1..]);
-        let signer = Self::new(name, &seed)?;
+        let (name, id, seed) = parse_skey(text, ALG_ED25519)?;
+        let signer = Self::new(&name, &seed)?;
         if signer.key_id != id {
             return Err(NoteError::KeyIdMismatch);
         }
@@ -199,16 +220,7 @@ impl NoteSigner {
 
     /// The `PRIVATE+KEY+...` text of this key. Whoever has it can sign as this key.
     pub fn to_skey(&self) -> Zeroizing<String> {
-        let mut raw = Zeroizing::new([0u8; 33]);
-        raw[0] = ALG_ED25519;
-        raw[1..].copy_from_slice(self.key.as_bytes());
-        // Sized up front so the string never reallocates and leaves a copy of the seed behind.
-        let mut out = Zeroizing::new(String::with_capacity(SKEY_PREFIX.len() + self.name.len() + 10 + 44));
-        out.push_str(SKEY_PREFIX);
-        out.push_str(&self.name);
-        out.push_str(&format!("+{:08x}+", self.key_id));
-        BASE64.encode_append(&raw[..], &mut out);
-        out
+        format_skey(&self.name, self.key_id, ALG_ED25519, self.key.as_bytes())
     }
 
     pub fn verifier(&self) -> NoteVerifier {
