@@ -44,6 +44,7 @@ pub fn serve(options: LedgerServe) -> Result<ExitCode> {
     if let Some(rate) = options.rate_limit {
         limits.entries_per_key_per_second = rate;
     }
+    let witness_policy = options.witness_policy.as_deref().map(read_policy).transpose()?;
     let db = options.db.as_deref();
     let database = db.map_or_else(|| format!("sqlite:{}", ledger.default_database().display()), str::to_owned);
     custodia_ledger::serve_blocking(
@@ -51,7 +52,7 @@ pub fn serve(options: LedgerServe) -> Result<ExitCode> {
         db,
         listen,
         limits,
-        tls,
+        custodia_ledger::ServeOptions { tls, witness_policy },
         |url, verifier_key| {
             // The first line is for scripts and tests that start the ledger on port 0. A closed stdout
             // (the script stopped reading) must not stop the ledger, so write errors are ignored.
@@ -65,6 +66,14 @@ pub fn serve(options: LedgerServe) -> Result<ExitCode> {
     )?;
     custodia_net::log::info("custodia-ledger", "stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a C2SP tlog-policy file.
+pub fn read_policy(path: &Path) -> Result<custodia_log::policy::Policy> {
+    let bad = |reason: String| crate::service_config::ConfigFileError { path: path.to_owned(), reason };
+    let bytes = crate::common::read_input(path, "the witness policy")?;
+    let text = String::from_utf8(bytes).map_err(|_| bad("it is not UTF-8 text".into()))?;
+    custodia_log::policy::Policy::parse(&text).map_err(|e| bad(e.to_string()).into())
 }
 
 /// A PostgreSQL URL may carry a password; never print it.

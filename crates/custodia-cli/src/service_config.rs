@@ -78,6 +78,10 @@ pub struct LedgerServe {
     /// Entries (and signed reads) a second allowed per key.
     #[arg(long, value_name = "N")]
     pub rate_limit: Option<u32>,
+    /// Publish only checkpoints cosigned by this C2SP tlog-policy's quorum (witnesses with URLs are
+    /// asked for cosignatures as the log grows).
+    #[arg(long, value_name = "FILE")]
+    pub witness_policy: Option<PathBuf>,
     /// Terminate TLS with this certificate chain (PEM, leaf first); reread when it changes.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -94,7 +98,7 @@ impl LedgerServe {
     pub fn resolve(self) -> Result<Self> {
         let Some(path) = self.config.clone() else { return Ok(self) };
         let file: Self = read(&path)?;
-        Ok(merge_from_file!(self, file, [dir, db, listen, rate_limit, tls_cert, tls_key, log_format]))
+        Ok(merge_from_file!(self, file, [dir, db, listen, rate_limit, witness_policy, tls_cert, tls_key, log_format]))
     }
 
     pub fn dir(&self) -> Result<&Path> {

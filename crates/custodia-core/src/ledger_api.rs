@@ -137,6 +137,45 @@ pub struct LedgerInfo {
     pub authority: SigningPublicKey,
     pub size: u64,
     pub limits: Limits,
+    /// Present when the ledger publishes only witnessed checkpoints (a C2SP tlog-policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witnessing: Option<WitnessingInfo>,
+}
+
+/// How far the witnesses' cosigned checkpoint is behind the ledger's newest, and each witness's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessingInfo {
+    /// The size of the checkpoint at `/checkpoint`, cosigned by the quorum (none yet: `null`).
+    pub cosigned_size: Option<u64>,
+    /// Entries logged but not yet covered by a cosigned checkpoint.
+    pub lag_entries: u64,
+    /// Seconds since the cosigned checkpoint last covered every entry.
+    pub lag_seconds: u64,
+    pub witnesses: Vec<WitnessInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessInfo {
+    /// The witness's name in the policy.
+    pub name: String,
+    pub vkey: String,
+    /// The size it last cosigned, as far as the ledger knows.
+    pub size: Option<u64>,
+    pub state: WitnessState,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WitnessState {
+    /// Not asked yet.
+    #[default]
+    Pending,
+    Ok,
+    /// Unreachable, timing out or failing: retried.
+    Failed,
+    /// It refused this log's checkpoint (403, 404, 422): possible misbehaviour, shown to operators.
+    Alarm,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

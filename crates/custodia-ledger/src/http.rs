@@ -136,9 +136,17 @@ fn parse_tag(text: &str) -> ApiResult<Tag> {
     text.parse().map_err(ApiError::malformed)
 }
 
-async fn checkpoint(State(shared): State<Arc<Shared>>) -> Response {
-    let note = latest(&shared).note.clone();
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], note).into_response()
+/// The checkpoint clients sync to; with a witness policy, before the quorum has cosigned any: 503.
+fn published(shared: &Shared) -> ApiResult<Arc<SignedCheckpoint>> {
+    shared.published().ok_or_else(|| {
+        ApiError::unavailable("no checkpoint has the witnesses' quorum of cosignatures yet; see /v1/info")
+    })
+}
+
+async fn checkpoint(State(shared): State<Arc<Shared>>) -> ApiResult<Response> {
+    let note = published(&shared)?.note.clone();
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], note)
+        .into_response())
 }
 
 async fn openapi() -> Response {
@@ -152,6 +160,7 @@ async fn info(State(shared): State<Arc<Shared>>) -> Json<LedgerInfo> {
         authority: shared.config.authority,
         size: latest(&shared).size,
         limits: shared.limits.clone(),
+        witnessing: shared.witnessing.as_ref().map(|w| w.info(latest(&shared).size)),
     })
 }
 
@@ -344,7 +353,7 @@ async fn tag_entries(
     blocking(move || {
         let key = signed_by(&shared, &request, b"")?;
         require_owner(&shared, &key, &tag)?;
-        let checkpoint = latest(&shared);
+        let checkpoint = published(&shared)?;
         let store = shared.store.as_ref();
         let mut rows = store.entries_by_tag(&tag, q.after, limit + 1)?;
         // Entries newer than the published checkpoint come with the next sync, so every proof is against it.
@@ -559,7 +568,7 @@ async fn recovery(
         let p = shared
             .current_patient(&key)?
             .ok_or_else(|| ApiError::not_found(format!("{key} is not an enrolled patient")))?;
-        let checkpoint = latest(&shared);
+        let checkpoint = published(&shared)?;
         let store = shared.store.as_ref();
         let mut rows = store.recovery_entries(&p.tag, RECOVERY_ENTRIES)?;
         rows.retain(|e| e.index < checkpoint.size);

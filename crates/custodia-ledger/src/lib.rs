@@ -26,6 +26,7 @@ pub mod problem;
 pub mod replay;
 pub mod sequencer;
 pub mod store;
+pub mod witnessing;
 
 pub use config::{ConfigError, LedgerConfig, LedgerDir};
 
@@ -68,6 +69,15 @@ pub enum LedgerError {
     Tls(#[from] custodia_net::ServerTlsError),
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
+    #[error("witness policy: {0}")]
+    Policy(String),
+}
+
+fn latest_of(latest: &sequencer::Latest) -> Arc<SignedCheckpoint> {
+    match latest.read() {
+        Ok(l) => l.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
 }
 
 /// How many key rotations a lookup follows from an old key to the patient's current one.
@@ -95,6 +105,8 @@ pub struct Shared {
     admission: tokio::sync::Semaphore,
     /// Set when the server stops, to end live event streams.
     closing: tokio::sync::watch::Sender<bool>,
+    /// With a witness policy: the cosignatures collected and the cosigned checkpoint clients sync to.
+    pub witnessing: Option<Arc<witnessing::Witnessing>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -147,10 +159,17 @@ impl Shared {
         cached(&self.patient_tags, tag, || self.store.patient_by_tag(tag))
     }
 
+    /// The newest checkpoint the ledger signed: what append receipts and proofs may refer to.
     pub fn latest(&self) -> Arc<SignedCheckpoint> {
-        match self.latest.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+        latest_of(&self.latest)
+    }
+
+    /// The checkpoint clients sync to: with a witness policy, the newest one its quorum cosigned (none
+    /// before the first); without, the newest signed.
+    pub fn published(&self) -> Option<Arc<SignedCheckpoint>> {
+        match &self.witnessing {
+            Some(witnessing) => witnessing.published(),
+            None => Some(self.latest()),
         }
     }
 
@@ -223,6 +242,16 @@ impl Drop for RunningLedger {
     }
 }
 
+/// How a ledger serves, beyond its folder, store, address and limits.
+#[derive(Debug, Default)]
+pub struct ServeOptions {
+    /// Terminate TLS with this.
+    pub tls: Option<custodia_net::ServerTls>,
+    /// Publish only checkpoints cosigned by this C2SP tlog-policy's quorum, collecting the cosignatures
+    /// from the witnesses it names with URLs.
+    pub witness_policy: Option<custodia_log::policy::Policy>,
+}
+
 /// Starts a ledger over `store` on `listen` (port 0 picks a free one), plain HTTP. Must run inside a Tokio
 /// runtime.
 pub async fn start(
@@ -242,6 +271,18 @@ pub async fn start_with_tls(
     limits: Limits,
     tls: Option<custodia_net::ServerTls>,
 ) -> Result<RunningLedger, LedgerError> {
+    start_with(dir, store, listen, limits, ServeOptions { tls, witness_policy: None }).await
+}
+
+/// [`start`] with [`ServeOptions`].
+pub async fn start_with(
+    dir: &LedgerDir,
+    store: Arc<dyn Store>,
+    listen: SocketAddr,
+    limits: Limits,
+    options: ServeOptions,
+) -> Result<RunningLedger, LedgerError> {
+    let ServeOptions { tls, witness_policy } = options;
     // One signing key, shared by the sequencer and the checkpoint refresher.
     let signer = Arc::new(dir.signer()?);
     let verifier = signer.verifier();
@@ -263,6 +304,24 @@ pub async fn start_with_tls(
         .name("custodia-sequencer".into())
         .spawn(move || sequencer.run(job_rx))
         .map_err(LedgerError::Serve)?;
+    let witnessing = match witness_policy {
+        Some(policy) => {
+            if !policy.logs.iter().any(|l| l.key == verifier) {
+                return Err(LedgerError::Policy(format!(
+                    "the witness policy does not list this ledger's key ({}) as a log",
+                    verifier.to_vkey()
+                )));
+            }
+            let (dir_path, seed_store, now) = (dir.path.clone(), store.clone(), latest_of(&latest));
+            let built = tokio::task::spawn_blocking(move || {
+                witnessing::Witnessing::new(policy, &dir_path, now, seed_store.as_ref())
+            })
+            .await
+            .map_err(|e| LedgerError::Serve(std::io::Error::other(e)))?;
+            Some(Arc::new(built))
+        }
+        None => None,
+    };
     let rate = limits.entries_per_key_per_second;
     let shared = Arc::new(Shared {
         store,
@@ -279,7 +338,22 @@ pub async fn start_with_tls(
         patient_tags: RwLock::new(HashMap::new()),
         admission: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         closing: tokio::sync::watch::Sender::new(false),
+        witnessing,
     });
+    if let Some(witnessing) = &shared.witnessing {
+        let client = custodia_net::Trust::global()
+            .map_err(|e| LedgerError::Policy(e.to_string()))?
+            .async_client()
+            .build()
+            .map_err(|e| LedgerError::Policy(format!("cannot make the witnesses' HTTP client: {e}")))?;
+        witnessing::spawn(
+            witnessing.clone(),
+            shared.latest.clone(),
+            shared.store.clone(),
+            client,
+            shared.closing.subscribe(),
+        );
+    }
     let listener = custodia_net::Listener::bind(listen, tls).await?;
     let addr = listener.local_addr().map_err(|source| LedgerError::Listen { addr: listen, source })?;
     let url = format!("{}://{addr}", listener.scheme());
@@ -329,14 +403,14 @@ pub fn serve_blocking(
     db: Option<&str>,
     listen: SocketAddr,
     limits: Limits,
-    tls: Option<custodia_net::ServerTls>,
+    options: ServeOptions,
     ready: impl FnOnce(&str, &str),
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), LedgerError> {
     let store = open_store(dir, db)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(LedgerError::Serve)?;
     runtime.block_on(async {
-        let running = start_with_tls(dir, store, listen, limits, tls).await?;
+        let running = start_with(dir, store, listen, limits, options).await?;
         ready(&running.url, &running.shared.verifier.to_vkey());
         stop.await;
         running.shutdown().await

@@ -53,5 +53,28 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             (shared.jobs.max_capacity() - shared.jobs.capacity()) as f64,
         )
         .gauge("custodia_ledger_live_streams", "Open live event streams.", shared.notices.receiver_count() as f64);
+    if let Some(witnessing) = &shared.witnessing {
+        let info = witnessing.info(shared.latest().size);
+        page.gauge(
+            "custodia_ledger_cosigned_size",
+            "Entries in the checkpoint the witnesses' quorum cosigned (-1: none yet).",
+            info.cosigned_size.map_or(-1.0, |s| s as f64),
+        )
+        .gauge(
+            "custodia_ledger_witness_lag_entries",
+            "Entries not yet covered by a cosigned checkpoint.",
+            info.lag_entries as f64,
+        )
+        .gauge(
+            "custodia_ledger_witness_lag_seconds",
+            "Seconds since a cosigned checkpoint last covered every entry.",
+            info.lag_seconds as f64,
+        )
+        .counter(
+            "custodia_ledger_witness_alarms_total",
+            "Refusals of this log's checkpoints by witnesses (403, 404, 422, bad cosignatures).",
+            crate::witnessing::ALARMS.get(),
+        );
+    }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], page.finish()).into_response()
 }

@@ -173,6 +173,7 @@ impl Fake {
                     max_mail_waiting: 100,
                     max_entry_age_seconds: 600,
                 },
+                witnessing: None,
             }),
             ("GET", ["checkpoint"]) => Response {
                 status: 200,
