@@ -37,6 +37,9 @@ enum Command {
     /// Run a hospital's record gateway.
     #[command(subcommand)]
     Gateway(crate::gateway::GatewayCommand),
+    /// The network profile wallets, gateways and witnesses join a network with.
+    #[command(subcommand)]
+    Network(crate::network::NetworkCommand),
     /// Run a witness that cosigns a log's checkpoints (C2SP tlog-witness).
     #[command(subcommand)]
     Witness(crate::witness::WitnessCommand),
@@ -99,6 +102,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Gateway(c) => crate::gateway::run(c),
         Command::Witness(c) => crate::witness::run(c),
+        Command::Network(c) => crate::network::run(c),
         Command::Er(c) => crate::care::er(c),
         Command::Scan(args) => crate::care::scan(args),
         Command::Card(args) => crate::care::card(args),

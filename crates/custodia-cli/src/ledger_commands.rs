@@ -69,6 +69,10 @@ pub(crate) enum LedgerCommand {
     Audit {
         #[command(flatten)]
         ledger: LedgerArgs,
+        /// The network profile: the checkpoint must be signed by its log key and cosigned by its
+        /// witnesses' quorum.
+        #[arg(long, value_name = "FILE|IMAGE", conflicts_with = "verifier_key")]
+        network: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -272,12 +276,14 @@ pub(crate) fn ledger_command(command: LedgerCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        LedgerCommand::Audit { ledger, json } => {
+        LedgerCommand::Audit { ledger, network, json } => {
             ledger.check()?;
             let client = LedgerClient::new(&ledger.ledger)?;
-            let (verifier, trust) = match &ledger.verifier_key {
-                Some(key) => (ledger::parse_verifier_key(key)?, KeyTrust::Given),
-                None => (ledger::parse_verifier_key(&client.info()?.verifier_key)?, KeyTrust::FirstUse),
+            let profile = network.as_deref().map(crate::network::read_profile).transpose()?;
+            let (verifier, trust) = match (&profile, &ledger.verifier_key) {
+                (Some(profile), _) => (profile.log_key().clone(), KeyTrust::Network),
+                (None, Some(key)) => (ledger::parse_verifier_key(key)?, KeyTrust::Given),
+                (None, None) => (ledger::parse_verifier_key(&client.info()?.verifier_key)?, KeyTrust::FirstUse),
             };
             let mut last_tenth = 0;
             let mut progress = |done: u64, total: u64| {
@@ -290,7 +296,7 @@ pub(crate) fn ledger_command(command: LedgerCommand) -> Result<ExitCode> {
                     }
                 }
             };
-            let report = audit::audit(&client, &verifier, &mut progress)?;
+            let report = audit::audit(&client, &verifier, profile.as_ref().map(|p| &p.policy), &mut progress)?;
             if json {
                 let out = json!({
                     "ok": true,
@@ -301,9 +307,13 @@ pub(crate) fn ledger_command(command: LedgerCommand) -> Result<ExitCode> {
                     "kinds": report.kinds,
                     "verifier_key": verifier.to_vkey(),
                     "verifier_key_trust": trust.as_str(),
+                    "cosigned_by": report.cosigned_by,
                 });
                 println!("{out:#}");
             } else {
+                if !report.cosigned_by.is_empty() {
+                    println!("cosigned by:   {}", report.cosigned_by.join(", "));
+                }
                 if trust == KeyTrust::FirstUse {
                     println!("ledger key:    {} {}", verifier.to_vkey(), trust_note(trust));
                 }

@@ -13,6 +13,7 @@ mod gateway;
 mod grant_commands;
 mod ledger_commands;
 mod ledger_server;
+mod network;
 mod passphrase;
 mod recovery;
 mod service_config;

@@ -39,14 +39,33 @@ pub(crate) enum WalletCommand {
         #[command(flatten)]
         wallet: WalletArgs,
     },
-    /// Enroll this wallet on a ledger as a patient, and remember the ledger and its key.
+    /// Enroll this wallet on a ledger as a patient, and remember the ledger and its key: from a network
+    /// profile (nothing trusted on first use), or from a bare URL for a local demo.
     Enroll {
         #[command(flatten)]
         wallet: WalletArgs,
-        #[command(flatten)]
-        ledger: LedgerArgs,
+        /// The ledger's URL, e.g. https://ledger.example.org (not with --network, which names it).
+        #[arg(long, value_name = "URL", env = "CUSTODIA_LEDGER", required_unless_present = "network")]
+        ledger: Option<String>,
+        /// The ledger's checkpoint key (a C2SP verifier key). Without it or --network, the key the ledger
+        /// announces is trusted on first use.
+        #[arg(long, value_name = "VKEY", conflicts_with = "network")]
+        verifier_key: Option<String>,
+        /// The network profile (its file, or a picture of its QR code): the ledger, its key, the authority
+        /// and the witness policy, pinned.
+        #[arg(long, value_name = "FILE|IMAGE")]
+        network: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+    },
+    /// Export the evidence of a split view this wallet has seen (two checkpoints signed by its ledger
+    /// that cannot both be true), as JSON, for the network's authority or a witness operator.
+    Evidence {
+        /// The wallet's folder (the evidence is public: no passphrase is asked).
+        #[arg(long, value_name = "DIR", env = "CUSTODIA_WALLET")]
+        wallet: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Read this wallet's entries from its ledger, verify every one, and show grants and access events.
     Sync {
@@ -107,10 +126,28 @@ pub(crate) fn wallet_command(command: WalletCommand) -> Result<ExitCode> {
             w.change_passphrase(passphrase::new()?)?;
             println!("Passphrase changed.");
         }
-        WalletCommand::Enroll { wallet, ledger, json } => {
-            ledger.check()?;
+        WalletCommand::Enroll { wallet, ledger, verifier_key, network, json } => {
+            let profile = network.as_deref().map(crate::network::read_profile).transpose()?;
+            let url = match (&profile, ledger) {
+                (Some(p), Some(url))
+                    if custodia_wallet::ledger::normalise_url(&url)?
+                        != custodia_wallet::ledger::normalise_url(&p.ledger_url)? =>
+                {
+                    anyhow::bail!(
+                        "the network profile names the ledger {}, not {url} (--ledger or CUSTODIA_LEDGER)",
+                        p.ledger_url
+                    )
+                }
+                (Some(p), _) => p.ledger_url.clone(),
+                (None, Some(url)) => url,
+                (None, None) => anyhow::bail!("give --network FILE, or --ledger URL"),
+            };
+            LedgerArgs { ledger: url.clone(), verifier_key: verifier_key.clone() }.check()?;
             let mut w = open_wallet(&wallet)?;
-            let e = w.enroll(&ledger.ledger, ledger.verifier_key.as_deref(), now()?)?;
+            let e = match &profile {
+                Some(profile) => w.enroll_network(profile, now()?)?,
+                None => w.enroll(&url, verifier_key.as_deref(), now()?)?,
+            };
             if json {
                 let out = json!({
                     "ledger": e.url,
@@ -120,6 +157,8 @@ pub(crate) fn wallet_command(command: WalletCommand) -> Result<ExitCode> {
                     "verifier_key_trust": e.trust.as_str(),
                     "authority": e.authority.to_string(),
                     "checkpoint_size": e.checkpoint_size,
+                    "network": e.network,
+                    "witnesses": e.witnesses,
                 });
                 println!("{out:#}");
             } else {
@@ -135,7 +174,24 @@ pub(crate) fn wallet_command(command: WalletCommand) -> Result<ExitCode> {
                 println!("            {}", trust_note(e.trust));
                 println!("authority:  {}", e.authority);
                 println!("checkpoint: {} entries", e.checkpoint_size);
+                match &e.network {
+                    Some(fingerprint) => {
+                        println!("network:    {fingerprint} (compare it with the fingerprint your network published)");
+                        println!("witnesses:  {} (every checkpoint must carry their quorum)", e.witnesses.join(", "));
+                    }
+                    None => println!(
+                        "nothing was pinned: no network profile, so no witnesses check this ledger for this wallet"
+                    ),
+                }
             }
+        }
+        WalletCommand::Evidence { wallet, out } => {
+            let records =
+                custodia_wallet::ledger::evidence::read_all(&wallet.join(custodia_wallet::ledger::evidence::DIR))
+                    .map_err(|e| anyhow::anyhow!("cannot read the evidence in {}: {e}", wallet.display()))?;
+            let text = serde_json::to_string_pretty(&json!({ "split_views": records }))?;
+            crate::common::emit(Some(&out), &text)?;
+            println!("{} split view(s) written to {}", records.len(), out.display());
         }
         WalletCommand::Sync { wallet, json } => {
             let mut w = open_wallet(&wallet)?;
@@ -154,6 +210,7 @@ pub(crate) fn trust_note(trust: KeyTrust) -> &'static str {
             "(trusted on first use: the ledger announced this key; check it with the ledger's operator)"
         }
         KeyTrust::Stored => "(the key this wallet stored when it enrolled)",
+        KeyTrust::Network => "(pinned by the network profile, with its authority and witness policy)",
     }
 }
 

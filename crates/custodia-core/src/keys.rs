@@ -255,6 +255,15 @@ impl Fingerprint {
         out.copy_from_slice(&digest[..10]);
         Self(out)
     }
+
+    /// The fingerprint of a document people compare (a network profile): SHA-256 of `label` and the
+    /// document's exact bytes, read out the same way as a key's.
+    pub fn of_document(label: &[u8], bytes: &[u8]) -> Self {
+        let digest = Sha256::new().chain_update(label).chain_update(bytes).finalize();
+        let mut out = [0u8; 10];
+        out.copy_from_slice(&digest[..10]);
+        Self(out)
+    }
 }
 
 impl PartialEq for Fingerprint {

@@ -33,6 +33,8 @@ pub struct AuditReport {
     pub tiles_fetched: u64,
     /// Entries by kind (`grant`, `access`, ...).
     pub kinds: BTreeMap<&'static str, u64>,
+    /// Under a witness policy: the witnesses whose cosignatures on the audited checkpoint verified.
+    pub cosigned_by: Vec<String>,
 }
 
 /// The path of tile `index` at `level` holding `width` hashes: `/tile/<L>/<N>` or `/tile/<L>/<N>.p/<W>`.
@@ -87,15 +89,27 @@ fn is_not_found(e: &LedgerError) -> bool {
     matches!(e, LedgerError::Status { status: 404, .. } | LedgerError::Problem { status: 404, .. })
 }
 
-/// Audits the ledger behind `client` against its checkpoint opened with `verifier`. `progress(done,
-/// total)` is called after each entry bundle.
+/// Audits the ledger behind `client` against its checkpoint opened with `verifier`, and accepted under
+/// `policy` (the witnesses' quorum) when one is given. `progress(done, total)` is called after each
+/// entry bundle.
 pub fn audit(
     client: &LedgerClient,
     verifier: &NoteVerifier,
+    policy: Option<&custodia_log::policy::Policy>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<AuditReport, LedgerError> {
     let note = client.checkpoint()?;
     let checkpoint = verify::open_checkpoint(&note, verifier)?;
+    let cosigned_by = match policy {
+        Some(policy) => policy
+            .accept(&note)
+            .map_err(|e| LedgerError::Unwitnessed { url: client.url().to_owned(), reason: e.to_string() })?
+            .cosigned_by
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect(),
+        None => Vec::new(),
+    };
     let size = checkpoint.size;
     let mut fetched = 0u64;
     let mut kinds = BTreeMap::new();
@@ -172,7 +186,7 @@ pub fn audit(
         }
     }
 
-    Ok(AuditReport { origin: checkpoint.origin, size, root, tiles_fetched: fetched, kinds })
+    Ok(AuditReport { origin: checkpoint.origin, size, root, tiles_fetched: fetched, kinds, cosigned_by })
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -15,7 +15,14 @@
 //! event it stores anyway.
 
 mod client;
+pub mod evidence;
 pub mod verify;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use custodia_log::policy::Policy;
 
 use custodia_core::entry::{
     AccessEvent, Content, EntryKind, LedgerEntry, RequestId, Role, SetId, Tag, seal_statement, statement_digest,
@@ -82,6 +89,10 @@ pub enum LedgerError {
     NotAuthority { wallet: String, authority: String },
     #[error("the ledger's log does not check out: {0}")]
     Audit(String),
+    /// A checkpoint without the witness policy's quorum of cosignatures: not accepted, whatever the
+    /// ledger signed.
+    #[error("the ledger at {url} served a checkpoint its witnesses have not vouched for: {reason}")]
+    Unwitnessed { url: String, reason: String },
     #[error(transparent)]
     Statement(#[from] StatementError),
     #[error("cannot seal the entry's body: {0}")]
@@ -113,6 +124,7 @@ impl LedgerError {
                 | LedgerError::VerifierKeyMismatch { .. }
                 | LedgerError::Audit(_)
                 | LedgerError::Refused { .. }
+                | LedgerError::Unwitnessed { .. }
         )
     }
 }
@@ -126,6 +138,8 @@ pub enum KeyTrust {
     FirstUse,
     /// The key the wallet stored when it enrolled.
     Stored,
+    /// Pinned by a network profile, with the witness policy and the authority.
+    Network,
 }
 
 impl KeyTrust {
@@ -134,6 +148,7 @@ impl KeyTrust {
             KeyTrust::Given => "given",
             KeyTrust::FirstUse => "first-use",
             KeyTrust::Stored => "stored",
+            KeyTrust::Network => "network-profile",
         }
     }
 }
@@ -142,6 +157,11 @@ impl KeyTrust {
 pub fn parse_verifier_key(text: &str) -> Result<NoteVerifier, LedgerError> {
     NoteVerifier::from_vkey(text.trim())
         .map_err(|source| LedgerError::BadVerifierKey { key: text.chars().take(200).collect(), source })
+}
+
+/// Checks `note` has `policy`'s quorum of cosignatures.
+fn witnessed(policy: &Policy, note: &str, url: &str) -> Result<(), LedgerError> {
+    policy.accept(note).map(|_| ()).map_err(|e| LedgerError::Unwitnessed { url: url.to_owned(), reason: e.to_string() })
 }
 
 /// A checked checkpoint not yet accepted: the session moves to it once everything that came with it
@@ -158,13 +178,30 @@ pub struct Ledger {
     verifier: NoteVerifier,
     authority: SigningPublicKey,
     trusted: TrustedCheckpoint,
+    /// With a witness policy, a checkpoint is accepted only with its quorum's cosignatures.
+    policy: Option<Arc<Policy>>,
+    /// Where two signed checkpoints that cannot both be true are kept as evidence.
+    evidence_dir: Option<PathBuf>,
 }
+
+/// How long a session waits for a cosigned checkpoint to cover an entry it was just told about.
+pub const COSIGNED_WAIT: Duration = Duration::from_secs(15);
 
 impl Ledger {
     /// Connects to a ledger for the first time: reads `/v1/info`, takes the checkpoint key given (which
     /// the ledger must agree with) or, without one, the ledger's own (trust on first use), and fetches and
     /// opens the current checkpoint.
     pub fn connect(url: &str, verifier_key: Option<&str>) -> Result<(Ledger, KeyTrust), LedgerError> {
+        Self::connect_with(url, verifier_key, None)
+    }
+
+    /// [`Ledger::connect`] under a witness policy: the first checkpoint, like every later one, must carry
+    /// the quorum's cosignatures.
+    pub fn connect_with(
+        url: &str,
+        verifier_key: Option<&str>,
+        policy: Option<Arc<Policy>>,
+    ) -> Result<(Ledger, KeyTrust), LedgerError> {
         let client = LedgerClient::new(url)?;
         let info = client.info()?;
         let served = parse_verifier_key(&info.verifier_key);
@@ -184,8 +221,12 @@ impl Ledger {
         };
         let note = client.checkpoint()?;
         let checkpoint = verify::open_checkpoint(&note, &verifier)?;
+        if let Some(policy) = &policy {
+            witnessed(policy, &note, client.url())?;
+        }
         let trusted = TrustedCheckpoint::new(&checkpoint, &note);
-        Ok((Ledger { client, verifier, authority: info.authority, trusted }, trust))
+        let ledger = Ledger { client, verifier, authority: info.authority, trusted, policy, evidence_dir: None };
+        Ok((ledger, trust))
     }
 
     /// Resumes a session from what a wallet stored: the URL, the key, the authority and the last
@@ -198,7 +239,23 @@ impl Ledger {
     ) -> Result<Ledger, LedgerError> {
         let client = LedgerClient::new(url)?;
         let verifier = parse_verifier_key(verifier_key)?;
-        Ok(Ledger { client, verifier, authority, trusted })
+        Ok(Ledger { client, verifier, authority, trusted, policy: None, evidence_dir: None })
+    }
+
+    /// Accepts checkpoints only with `policy`'s quorum of cosignatures from now on.
+    pub fn with_policy(mut self, policy: Option<Arc<Policy>>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Keeps evidence of a split view (two signed checkpoints that cannot both be true) in `dir`.
+    pub fn with_evidence_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.evidence_dir = dir;
+        self
+    }
+
+    pub fn policy(&self) -> Option<&Arc<Policy>> {
+        self.policy.as_ref()
     }
 
     pub fn client(&self) -> &LedgerClient {
@@ -222,12 +279,47 @@ impl Ledger {
         &self.trusted
     }
 
-    /// Opens a checkpoint and checks it extends the accepted one (fetching a consistency proof when the
-    /// tree grew). Does not accept it.
+    /// Opens a checkpoint, checks it has the witness policy's quorum (if the session has a policy) and
+    /// that it extends the accepted one (fetching a consistency proof when the tree grew). Does not
+    /// accept it.
     fn check(&self, note: &str) -> Result<Pending, LedgerError> {
+        let pending = self.check_signed(note)?;
+        if let Some(policy) = &self.policy {
+            witnessed(policy, note, self.client.url())?;
+        }
+        Ok(pending)
+    }
+
+    /// [`Ledger::check`] without the witnesses: for an append's receipt, which the ledger signs at once
+    /// and the witnesses cosign later. A checkpoint that does not extend the accepted one is kept as
+    /// evidence.
+    fn check_signed(&self, note: &str) -> Result<Pending, LedgerError> {
         let checkpoint = verify::open_checkpoint(note, &self.verifier)?;
-        verify::check_extends(Some(&self.trusted), &checkpoint, |old, new| self.consistency(old, new))?;
+        let extends = verify::check_extends(Some(&self.trusted), &checkpoint, |old, new| self.consistency(old, new));
+        if let Err(e @ LedgerError::Forked { .. }) = &extends {
+            self.keep_evidence(note, &e.to_string());
+        }
+        extends?;
         Ok(Pending { checkpoint, note: note.to_owned() })
+    }
+
+    /// Writes the accepted checkpoint and `conflicting` (both signed by the ledger's key) to the
+    /// evidence folder, one JSON file per split view seen. Failing to write is not a reason to stop
+    /// refusing; it is reported on standard error.
+    fn keep_evidence(&self, conflicting: &str, reason: &str) {
+        let Some(dir) = &self.evidence_dir else { return };
+        let found_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let record = evidence::SplitView {
+            found_at,
+            ledger: self.client.url().to_owned(),
+            log_key: self.verifier.to_vkey(),
+            reason: reason.to_owned(),
+            accepted: self.trusted.note.clone(),
+            conflicting: conflicting.to_owned(),
+        };
+        if let Err(e) = evidence::keep(dir, &record) {
+            eprintln!("custodia: could not keep the evidence of a split view in {}: {e}", dir.display());
+        }
     }
 
     fn accept(&mut self, pending: Pending) {
@@ -252,6 +344,19 @@ impl Ledger {
         Ok(&self.trusted)
     }
 
+    /// Refreshes until the accepted checkpoint covers `size` entries: under a witness policy the
+    /// cosigned checkpoint follows appends by a moment, so this waits up to [`COSIGNED_WAIT`] for it.
+    pub fn refresh_to(&mut self, size: u64) -> Result<&TrustedCheckpoint, LedgerError> {
+        let deadline = std::time::Instant::now() + COSIGNED_WAIT;
+        loop {
+            self.refresh()?;
+            if self.trusted.size >= size || self.policy.is_none() || std::time::Instant::now() >= deadline {
+                return Ok(&self.trusted);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Appends entries (all or none) and checks the receipts: the checkpoint extends the accepted one,
     /// each leaf commits to its entry and is proven into the tree. Returns the entries' indexes.
     pub fn append(&mut self, entries: &[Verified<LedgerEntry>]) -> Result<Vec<u64>, LedgerError> {
@@ -263,13 +368,17 @@ impl Ledger {
                 reason: format!("{} receipts for {} entries", response.entries.len(), entries.len()),
             });
         }
-        let pending = self.check(&response.checkpoint)?;
+        // The receipt's checkpoint is the ledger's alone: it proves the entries are logged, and it must
+        // extend what was accepted, but under a witness policy the session moves only to cosigned ones.
+        let pending = self.check_signed(&response.checkpoint)?;
         let mut indexes = Vec::with_capacity(entries.len());
         for (entry, receipt) in entries.iter().zip(&response.entries) {
             verify::check_receipt(entry, receipt.index, &receipt.leaf, &receipt.inclusion, &pending.checkpoint)?;
             indexes.push(receipt.index);
         }
-        self.accept(pending);
+        if self.policy.is_none() {
+            self.accept(pending);
+        }
         Ok(indexes)
     }
 
@@ -286,7 +395,7 @@ impl Ledger {
     /// checkpoint (refreshed first if it does not cover the entry yet).
     fn check_included(&mut self, index: u64, leaf: &[u8; custodia_core::entry::LEAF_LEN]) -> Result<(), LedgerError> {
         if self.trusted.size <= index {
-            self.refresh()?;
+            self.refresh_to(index + 1)?;
         }
         let size = self.trusted.size;
         if size <= index {

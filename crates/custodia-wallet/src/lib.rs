@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod fhir_client;
 pub mod ledger;
+pub mod network;
 pub mod vault;
 pub mod wallet;
 

@@ -223,6 +223,12 @@ struct StoredLedger {
     members: Vec<Member>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     access_events: Vec<StoredAccess>,
+    /// The C2SP tlog-policy every checkpoint must satisfy (joined with a network profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    witness_policy: Option<String>,
+    /// The fingerprint of the network profile joined with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    network: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -437,6 +443,11 @@ impl Wallet {
         &self.dir
     }
 
+    /// Where evidence of a ledger's split view is kept (see [`crate::ledger::evidence`]).
+    pub fn evidence_dir(&self) -> PathBuf {
+        self.dir.join(crate::ledger::evidence::DIR)
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -630,6 +641,16 @@ fn load_ledger(stored: StoredLedger) -> Result<LedgerLink, WalletError> {
     if checkpoint.size != stored.checkpoint.size || checkpoint.root.to_base64() != stored.checkpoint.root {
         return Err(corrupt("the checkpoint's size or root is not its note's".into()));
     }
+    let witness_policy = stored
+        .witness_policy
+        .as_deref()
+        .map(|text| {
+            let policy =
+                custodia_log::policy::Policy::parse(text).map_err(|e| corrupt(format!("the witness policy: {e}")))?;
+            policy.accept(&stored.checkpoint.note).map_err(|e| corrupt(format!("the checkpoint: {e}")))?;
+            Ok::<_, WalletError>(std::sync::Arc::new(policy))
+        })
+        .transpose()?;
     let access_events = stored
         .access_events
         .iter()
@@ -657,6 +678,8 @@ fn load_ledger(stored: StoredLedger) -> Result<LedgerLink, WalletError> {
         synced_through: stored.synced_through,
         members: stored.members,
         access_events,
+        witness_policy,
+        network: stored.network,
     })
 }
 
@@ -682,6 +705,8 @@ fn store_ledger(link: &LedgerLink) -> StoredLedger {
                 event: a.event.to_compact_json(),
             })
             .collect(),
+        witness_policy: link.witness_policy.as_ref().map(|p| p.text().to_owned()),
+        network: link.network.clone(),
     }
 }
 
@@ -873,6 +898,8 @@ mod tests {
             synced_through: None,
             members: vec![],
             access_events: vec![],
+            witness_policy: None,
+            network: None,
         }
     }
 

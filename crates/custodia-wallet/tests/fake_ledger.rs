@@ -703,14 +703,14 @@ fn audit_checks_every_tile() {
     let client = custodia_wallet::LedgerClient::new(&w.server.url).unwrap();
     let verifier = w.server.fake.lock().unwrap().signer.verifier();
     let mut calls = 0;
-    let report = custodia_wallet::audit::audit(&client, &verifier, &mut |_, _| calls += 1).unwrap();
+    let report = custodia_wallet::audit::audit(&client, &verifier, None, &mut |_, _| calls += 1).unwrap();
     assert_eq!(report.size, 303);
     assert_eq!(report.tiles_fetched, 5, "2 bundles, 2 level-0 tiles, 1 level-1 tile");
     assert_eq!(report.kinds["access"], 300);
     assert_eq!(calls, 2);
 
     w.server.fake.lock().unwrap().misbehave.bad_tile = true;
-    let err = custodia_wallet::audit::audit(&client, &verifier, &mut |_, _| {}).unwrap_err();
+    let err = custodia_wallet::audit::audit(&client, &verifier, None, &mut |_, _| {}).unwrap_err();
     assert!(err.is_verification_failure());
     assert!(err.to_string().contains("/tile/0/000 holds"), "{err}");
 }

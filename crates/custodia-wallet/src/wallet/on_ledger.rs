@@ -14,9 +14,14 @@ use custodia_core::statement::Verified;
 use custodia_core::time::Timestamp;
 use custodia_log::hash::{Hash, leaf_hash};
 
+use std::sync::Arc;
+
+use custodia_log::policy::Policy;
+
 use super::{IssuedGrant, Wallet, WalletError};
 use crate::ledger::verify::{self, Learned};
 use crate::ledger::{self, KeyTrust, Ledger, LedgerError, Member, NewMember, TrustedCheckpoint};
+use crate::network::NetworkProfile;
 
 /// The ledger a wallet is enrolled on, and what it learned there.
 #[derive(Clone, Debug)]
@@ -37,6 +42,10 @@ pub struct LedgerLink {
     pub members: Vec<Member>,
     /// Access events read from the ledger, oldest first.
     pub access_events: Vec<AccessRecord>,
+    /// When joined with a network profile: the witness policy every checkpoint must satisfy.
+    pub witness_policy: Option<Arc<Policy>>,
+    /// The fingerprint of that profile.
+    pub network: Option<String>,
 }
 
 /// An access event a gateway logged about this wallet's patient, opened and verified.
@@ -73,6 +82,10 @@ pub struct Enrollment {
     pub trust: KeyTrust,
     pub authority: SigningPublicKey,
     pub checkpoint_size: u64,
+    /// The fingerprint of the network profile joined with (none: joined from a bare URL).
+    pub network: Option<String>,
+    /// The witnesses whose quorum every checkpoint needs (empty: none).
+    pub witnesses: Vec<String>,
 }
 
 /// An entry posted by the network authority or a gateway.
@@ -149,7 +162,9 @@ impl Wallet {
     /// Resumes a session with the enrolled ledger.
     pub(super) fn session(&self) -> Result<(Ledger, LedgerLink), WalletError> {
         let link = self.ledger.clone().ok_or(WalletError::NotEnrolled)?;
-        let ledger = Ledger::resume(&link.url, &link.verifier_key, link.authority, link.checkpoint.clone())?;
+        let ledger = Ledger::resume(&link.url, &link.verifier_key, link.authority, link.checkpoint.clone())?
+            .with_policy(link.witness_policy.clone())
+            .with_evidence_dir(Some(self.evidence_dir()));
         Ok((ledger, link))
     }
 
@@ -193,10 +208,42 @@ impl Wallet {
     /// first use, reported in [`Enrollment::trust`]). A ledger that already has this wallet enrolled is
     /// remembered with that enrollment.
     pub fn enroll(&mut self, url: &str, verifier_key: Option<&str>, now: Timestamp) -> Result<Enrollment, WalletError> {
+        self.enroll_with(url, verifier_key, None, now)
+    }
+
+    /// Enrolls on the network a profile describes: its ledger, whose checkpoint key, authority and
+    /// witness policy are the profile's (nothing is taken on first use), and whose every checkpoint must
+    /// carry the witnesses' quorum from now on.
+    pub fn enroll_network(&mut self, profile: &NetworkProfile, now: Timestamp) -> Result<Enrollment, WalletError> {
+        self.enroll_with(&profile.ledger_url, Some(&profile.log_key().to_vkey()), Some(profile), now)
+    }
+
+    fn enroll_with(
+        &mut self,
+        url: &str,
+        verifier_key: Option<&str>,
+        profile: Option<&NetworkProfile>,
+        now: Timestamp,
+    ) -> Result<Enrollment, WalletError> {
         if let Some(link) = &self.ledger {
             return Err(WalletError::AlreadyEnrolled(link.url.clone()));
         }
-        let (mut ledger, trust) = Ledger::connect(url, verifier_key)?;
+        let policy = profile.map(|p| Arc::new(p.policy.clone()));
+        let (ledger, trust) = Ledger::connect_with(url, verifier_key, policy.clone())?;
+        let trust = if profile.is_some() { KeyTrust::Network } else { trust };
+        let mut ledger = ledger.with_evidence_dir(Some(self.evidence_dir()));
+        if let Some(profile) = profile
+            && ledger.authority() != profile.authority
+        {
+            return Err(LedgerError::BadMember {
+                key: ledger.authority().to_string(),
+                reason: format!(
+                    "the ledger names this network authority, the network profile names {}",
+                    profile.authority
+                ),
+            }
+            .into());
+        }
         let entry = ledger::enrollment_entry(&self.identity, now)?;
         let (index, already_enrolled) = match ledger.append_one(entry) {
             Ok(index) => (index, false),
@@ -222,6 +269,8 @@ impl Wallet {
             synced_through: None,
             members: Vec::new(),
             access_events: Vec::new(),
+            witness_policy: policy,
+            network: profile.map(|p| p.fingerprint().to_string()),
         };
         let enrollment = Enrollment {
             url: link.url.clone(),
@@ -231,6 +280,8 @@ impl Wallet {
             trust,
             authority: link.authority,
             checkpoint_size: ledger.checkpoint().size,
+            network: link.network.clone(),
+            witnesses: link.witness_policy.iter().flat_map(|p| p.witnesses.iter().map(|w| w.name.clone())).collect(),
         };
         self.commit(link, &ledger, None)?;
         Ok(enrollment)
@@ -265,7 +316,8 @@ impl Wallet {
     /// key, name the same authority, and serve a checkpoint consistent with the one the wallet holds.
     pub fn move_ledger(&mut self, url: &str) -> Result<String, WalletError> {
         let (_, mut link) = self.session()?;
-        let mut ledger = Ledger::resume(url, &link.verifier_key, link.authority, link.checkpoint.clone())?;
+        let mut ledger = Ledger::resume(url, &link.verifier_key, link.authority, link.checkpoint.clone())?
+            .with_policy(link.witness_policy.clone());
         let info = ledger.client().info()?;
         if info.authority != link.authority {
             return Err(LedgerError::BadEntry {

@@ -233,6 +233,8 @@ impl Wallet {
             synced_through: None,
             members: Vec::new(),
             access_events: Vec::new(),
+            witness_policy: ledger.policy().cloned(),
+            network: None,
         };
         // From here on this vault is the patient's wallet: written before anything else happens.
         self.seed = seed;
