@@ -27,7 +27,7 @@ pub enum NetworkCommand {
         witness_policy: PathBuf,
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
-        /// Also write it as a QR code (.png or .svg).
+        /// Also write it as a QR code (PNG).
         #[arg(long, value_name = "FILE")]
         qr: Option<PathBuf>,
         #[arg(long)]
@@ -70,7 +70,8 @@ pub fn run(command: NetworkCommand) -> Result<ExitCode> {
             let profile = NetworkProfile::build(&url, ledger.config.authority, &policy)?;
             emit(Some(&out), profile.text())?;
             if let Some(path) = &qr {
-                crate::common::write_qr(path, profile.text())?;
+                let png = custodia_core::qr::render_document_png(profile.text())?;
+                custodia_wallet::vault::write_atomic(path, &png)?;
             }
             print_profile(&profile, json, Some(&out));
         }

@@ -242,6 +242,7 @@ pub(crate) fn print_sync(report: &custodia_wallet::wallet::SyncReport, access_ev
             "access_events": events,
             "redacted": report.redacted.iter().map(|(i, k)| json!({"index": i, "kind": k.as_str()})).collect::<Vec<_>>(),
             "new_recovery_requests": serde_json::to_value(&report.new_recovery_requests).unwrap_or_default(),
+            "witnessing": report.witnessing,
         });
         println!("{out:#}");
         return;
@@ -259,6 +260,21 @@ pub(crate) fn print_sync(report: &custodia_wallet::wallet::SyncReport, access_ev
     );
     if !report.complete {
         println!("More entries remain: run `custodia wallet sync` again.");
+    }
+    if let Some(w) = report.witnessing.as_ref().filter(|w| w.lag_entries > 0) {
+        let failing: Vec<&str> = w
+            .witnesses
+            .iter()
+            .filter(|x| x.state != custodia_core::ledger_api::WitnessState::Ok)
+            .map(|x| x.name.as_str())
+            .collect();
+        println!(
+            "The ledger holds {} entries its witnesses have not cosigned yet (for {} s; not answering: {}): \
+             they are not accepted until they are.",
+            w.lag_entries,
+            w.lag_seconds,
+            if failing.is_empty() { "none".to_owned() } else { failing.join(", ") }
+        );
     }
     if report.grants.is_empty() {
         println!("No grants.");

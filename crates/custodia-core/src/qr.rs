@@ -355,6 +355,10 @@ impl<'a> Reader<'a> {
 }
 
 fn qr_code(text: &str) -> Result<QrCode, QrError> {
+    qr_code_up_to(text, MAX_QR_VERSION)
+}
+
+fn qr_code_up_to(text: &str, max_version: i16) -> Result<QrCode, QrError> {
     if text.len() > MAX_QR_TEXT {
         return Err(QrError::TooLong);
     }
@@ -363,7 +367,7 @@ fn qr_code(text: &str) -> Result<QrCode, QrError> {
         _ => QrError::Render,
     })?;
     match code.version() {
-        qrcode::Version::Normal(v) if v <= MAX_QR_VERSION => Ok(code),
+        qrcode::Version::Normal(v) if v <= max_version => Ok(code),
         qrcode::Version::Normal(v) => Err(QrError::VersionTooHigh(v)),
         qrcode::Version::Micro(_) => Err(QrError::Render),
     }
@@ -392,7 +396,20 @@ pub fn version_of(text: &str) -> Result<i16, QrError> {
 /// Draws `text` as a black-on-white QR code (error correction level M, 8 px modules, with the quiet zone)
 /// and returns the PNG file's bytes.
 pub fn render_png(text: &str) -> Result<Vec<u8>, QrError> {
-    let image = qr_code(text)?.render::<Luma<u8>>().quiet_zone(true).module_dimensions(MODULE_PX, MODULE_PX).build();
+    png_of(qr_code(text)?)
+}
+
+/// The largest version of a document's code (a network profile), shown on a screen or printed a page
+/// wide rather than scanned across a room.
+pub const MAX_DOCUMENT_QR_VERSION: i16 = 25;
+
+/// [`render_png`] for a document of up to [`MAX_DOCUMENT_QR_VERSION`].
+pub fn render_document_png(text: &str) -> Result<Vec<u8>, QrError> {
+    png_of(qr_code_up_to(text, MAX_DOCUMENT_QR_VERSION)?)
+}
+
+fn png_of(code: QrCode) -> Result<Vec<u8>, QrError> {
+    let image = code.render::<Luma<u8>>().quiet_zone(true).module_dimensions(MODULE_PX, MODULE_PX).build();
     let mut png = Vec::new();
     PngEncoder::new(&mut png)
         .write_image(image.as_raw(), image.width(), image.height(), ExtendedColorType::L8)

@@ -34,7 +34,7 @@ const COSIGNED_FILE: &str = "cosigned-checkpoint";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Retry delays for a witness that failed: doubling up to the last.
 const RETRY_MIN: Duration = Duration::from_millis(250);
-const RETRY_MAX: Duration = Duration::from_secs(15);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How often the coordinator looks for a newer checkpoint to witness.
 const POLL: Duration = Duration::from_millis(10);
 /// Lag past this is logged (once per this period while it lasts).

@@ -194,6 +194,28 @@ impl Policy {
         &self.text
     }
 
+    /// The same policy for verifiers: one line per log, witness and group, no URLs (only logs and
+    /// monitors talk to witnesses) and no comments, thresholds as numbers.
+    pub fn verifier_text(&self) -> String {
+        let name = |m: &Member| match *m {
+            Member::Witness(i) => self.witnesses[i].name.as_str(),
+            Member::Group(g) => self.groups[g].name.as_str(),
+        };
+        let mut text = String::new();
+        for log in &self.logs {
+            text.push_str(&format!("log {}\n", log.key.to_vkey()));
+        }
+        for witness in &self.witnesses {
+            text.push_str(&format!("witness {} {}\n", witness.name, witness.key.to_vkey()));
+        }
+        for group in &self.groups {
+            let members: Vec<&str> = group.members.iter().map(name).collect();
+            text.push_str(&format!("group {} {} {}\n", group.name, group.threshold, members.join(" ")));
+        }
+        text.push_str(&format!("quorum {}\n", self.quorum.as_ref().map_or("none", name)));
+        text
+    }
+
     fn check_new_name(&self, name: &str) -> Result<(), String> {
         if name == "none" {
             return Err("`none` is reserved".into());

@@ -7,3 +7,4 @@ mod ops;
 mod recovery;
 mod tls;
 mod vectors;
+mod witnesses;

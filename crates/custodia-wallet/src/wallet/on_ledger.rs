@@ -146,6 +146,10 @@ pub struct SyncReport {
     /// Recovery requests for this wallet found in this sync and not cancelled: if the patient did not
     /// make them, someone is trying to take the wallet over, and the patient should cancel them.
     pub new_recovery_requests: Vec<super::RecoveryAlert>,
+    /// Under a witness policy: how far the witnessed checkpoint is behind the ledger, as the ledger
+    /// reports it (`None` when it did not answer or there is no policy). Entries it has not had
+    /// cosigned yet show in a later sync.
+    pub witnessing: Option<custodia_core::ledger_api::WitnessingInfo>,
 }
 
 impl Wallet {
@@ -482,7 +486,10 @@ impl Wallet {
                 revocation_index: g.revocation_index,
             })
             .collect();
+        let witnessing =
+            if ledger.policy().is_some() { ledger.client().info().ok().and_then(|info| info.witnessing) } else { None };
         Ok(SyncReport {
+            witnessing,
             url: ledger.url().to_owned(),
             checkpoint_size: ledger.checkpoint().size,
             new_entries: logged.len(),

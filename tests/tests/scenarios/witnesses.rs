@@ -1,0 +1,219 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a panic is the failure report.
+
+//! No single operator can lie, with real processes: a ledger, three witnesses (quorum 2 of 3, over
+//! HTTPS), wallets that join with a network profile (file or QR picture). One witness down, checkpoints
+//! are still cosigned; two down, the cosigned checkpoint lags and the wallets say so; a witness killed
+//! with SIGKILL comes back with what it cosigned. Then the operator copies the ledger and grows a second
+//! history under the same key: the witnesses refuse it, the ledger shows the alarm, a wallet shown it
+//! refuses it and keeps both checkpoints as evidence, and a wallet shown an unwitnessed checkpoint
+//! refuses it naming the missing witnesses.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use custodia_tests::{Server, custodia, http_client, json, key_of, ok};
+
+fn port_of(url: &str) -> &str {
+    url.rsplit(':').next().unwrap()
+}
+
+fn witness(dir: &Path, name: &str, listen: &str) -> Server {
+    Server::start(dir, &["witness", "serve", "--dir", name, "--listen", listen])
+}
+
+fn ledger(dir: &Path, folder: &str, listen: &str, policy: bool) -> Server {
+    let mut args = vec!["ledger", "serve", "--dir", folder, "--listen", listen];
+    if policy {
+        args.extend(["--witness-policy", "policy.txt"]);
+    }
+    Server::start(dir, &args)
+}
+
+fn info(url: &str) -> serde_json::Value {
+    http_client().get(format!("{url}/v1/info")).send().unwrap().json().unwrap()
+}
+
+/// Waits until `check` holds of the ledger's `/v1/info`.
+fn wait_info(url: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = info(url);
+        if check(&info) {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "{what}: {info:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn witness_states(info: &serde_json::Value) -> Vec<String> {
+    info["witnessing"]["witnesses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["state"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn no_single_operator_can_lie() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for wallet in ["authority", "alice", "bob", "carol", "dave", "erin", "frank", "mallory"] {
+        ok(dir, &["wallet", "init", "--wallet", wallet]);
+    }
+    let (authority, _) = key_of(dir, "authority");
+    let init = json(&ok(dir, &["ledger", "init", "--dir", "honest", "--authority", &authority, "--json"]));
+    let log_key = init["verifier_key"].as_str().unwrap().to_owned();
+
+    // Three witnesses, each told to witness this log.
+    let mut witnesses: Vec<Option<Server>> = Vec::new();
+    let mut policy = format!("# the network's witnesses: any two of three\nlog {log_key}\n");
+    for i in 1..=3 {
+        let name = format!("w{i}");
+        let made = json(&ok(dir, &["witness", "init", "--dir", &name, "--name", &format!("{name}.example"), "--json"]));
+        let vkey = made["vkey"].as_str().unwrap();
+        assert!(vkey.starts_with(&format!("{name}.example+")), "{made}");
+        ok(dir, &["witness", "add-log", "--dir", &name, "--vkey", &log_key]);
+        let server = witness(dir, &name, "127.0.0.1:0");
+        policy.push_str(&format!("witness W{i} {vkey} {}\n", server.url));
+        witnesses.push(Some(server));
+    }
+    policy.push_str("group Q 2 W1 W2 W3\nquorum Q\n");
+    std::fs::write(dir.join("policy.txt"), &policy).unwrap();
+    let honest = ledger(dir, "honest", "127.0.0.1:0", true);
+    let url = honest.url.clone();
+
+    // The network profile, as a file and a QR code; the wallets join with it, one from the picture.
+    let profile = json(&ok(
+        dir,
+        &[
+            "network",
+            "profile",
+            "--ledger-dir",
+            "honest",
+            "--url",
+            &url,
+            "--witness-policy",
+            "policy.txt",
+            "--out",
+            "profile.txt",
+            "--qr",
+            "profile.png",
+            "--json",
+        ],
+    ));
+    let fingerprint = profile["fingerprint"].as_str().unwrap().to_owned();
+    let shown = json(&ok(dir, &["network", "show", "profile.png", "--json"]));
+    assert_eq!(shown["fingerprint"], fingerprint.as_str());
+    assert_eq!(shown["witnesses"], serde_json::json!(["W1", "W2", "W3"]));
+    let joined = json(&ok(dir, &["wallet", "enroll", "--wallet", "alice", "--network", "profile.png", "--json"]));
+    assert_eq!(joined["verifier_key_trust"], "network-profile");
+    assert_eq!(joined["network"], fingerprint.as_str());
+    assert_eq!(joined["witnesses"], serde_json::json!(["W1", "W2", "W3"]));
+    let text = ok(dir, &["wallet", "enroll", "--wallet", "bob", "--network", "profile.txt"]);
+    assert!(text.contains(&fingerprint) && text.contains("compare it"), "{text}");
+    // From a bare URL it still works, and says that nothing was pinned.
+    let bare = ok(dir, &["wallet", "enroll", "--wallet", "carol", "--ledger", &url]);
+    assert!(bare.contains("nothing was pinned"), "{bare}");
+    ok(dir, &["wallet", "sync", "--wallet", "alice"]);
+    let audit = json(&ok(dir, &["ledger", "audit", "--ledger", &url, "--network", "profile.txt", "--json"]));
+    assert!(audit["cosigned_by"].as_array().unwrap().len() >= 2, "{audit}");
+
+    // One witness down: appends go on and checkpoints are still cosigned, by the other two.
+    witnesses[2] = None;
+    ok(dir, &["wallet", "enroll", "--wallet", "dave", "--network", "profile.txt"]);
+    let size = info(&url)["size"].as_u64().unwrap();
+    wait_info(&url, "cosigned by two with one down", |i| i["witnessing"]["cosigned_size"].as_u64() == Some(size));
+    let audit = json(&ok(dir, &["ledger", "audit", "--ledger", &url, "--network", "profile.txt", "--json"]));
+    assert_eq!(audit["cosigned_by"], serde_json::json!(["W1", "W2"]));
+
+    // Two down (one killed with SIGKILL): appends still go on, the cosigned checkpoint lags, the wallet
+    // says so, and nothing it accepts is unwitnessed.
+    let w2_port = port_of(&witnesses[1].as_ref().unwrap().url).to_owned();
+    witnesses[1] = None;
+    ok(dir, &["wallet", "enroll", "--wallet", "erin", "--network", "profile.txt"]);
+    let lagging =
+        wait_info(&url, "the cosigned checkpoint lags", |i| i["witnessing"]["lag_entries"].as_u64() >= Some(1));
+    assert_eq!(witness_states(&lagging)[1..], ["failed", "failed"]);
+    let synced = json(&ok(dir, &["wallet", "sync", "--wallet", "alice", "--json"]));
+    assert!(synced["witnessing"]["lag_entries"].as_u64().unwrap() >= 1, "{synced:#}");
+    assert!(synced["checkpoint_size"].as_u64().unwrap() < lagging["size"].as_u64().unwrap());
+    let said = ok(dir, &["wallet", "sync", "--wallet", "alice"]);
+    assert!(said.contains("witnesses have not cosigned yet"), "{said}");
+
+    // W2 comes back on its address with what it cosigned before it was killed: the ledger catches up.
+    witnesses[1] = Some(witness(dir, "w2", &format!("127.0.0.1:{w2_port}")));
+    let size = info(&url)["size"].as_u64().unwrap();
+    wait_info(&url, "caught up once W2 is back", |i| i["witnessing"]["cosigned_size"].as_u64() == Some(size));
+    let synced = json(&ok(dir, &["wallet", "sync", "--wallet", "alice", "--json"]));
+    assert_eq!(synced["checkpoint_size"].as_u64(), Some(size));
+
+    // The split view. The operator copies the ledger, then grows both copies apart under the same key.
+    let honest_port = port_of(&url).to_owned();
+    drop(honest);
+    copy_dir(&dir.join("honest"), &dir.join("evil"));
+    let honest = ledger(dir, "honest", &format!("127.0.0.1:{honest_port}"), true);
+    ok(dir, &["wallet", "enroll", "--wallet", "frank", "--network", "profile.txt"]);
+    let size = info(&url)["size"].as_u64().unwrap();
+    wait_info(&url, "the honest ledger cosigned", |i| i["witnessing"]["cosigned_size"].as_u64() == Some(size));
+    // Frank's sync reads his own enrollment, so his wallet stores the honest checkpoint past the split.
+    let synced = json(&ok(dir, &["wallet", "sync", "--wallet", "frank", "--json"]));
+    assert_eq!(synced["checkpoint_size"].as_u64(), Some(size));
+
+    let evil = ledger(dir, "evil", "127.0.0.1:0", true);
+    for _ in 0..3 {
+        ok(dir, &["wallet", "init", "--wallet", "filler"]);
+        ok(dir, &["wallet", "enroll", "--wallet", "filler", "--ledger", &evil.url]);
+        std::fs::remove_dir_all(dir.join("filler")).unwrap();
+    }
+    ok(dir, &["wallet", "enroll", "--wallet", "mallory", "--ledger", &evil.url]);
+    // The witnesses that saw the honest history refuse the other (409, then 422 on the proof).
+    let refused = wait_info(&evil.url, "the witnesses refuse the second history", |i| {
+        witness_states(i)[..2] == ["alarm", "alarm"]
+    });
+    let reasons: Vec<&str> = refused["witnessing"]["witnesses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["last_error"].as_str())
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("422")), "{reasons:?}");
+    // Its published checkpoint never moves past what the honest history shares with it.
+    assert!(refused["witnessing"]["cosigned_size"].as_u64().unwrap() < refused["size"].as_u64().unwrap());
+    assert!(refused["witnessing"]["cosigned_size"].as_u64().unwrap() < size);
+    let metrics = http_client().get(format!("{}/metrics", evil.url)).send().unwrap().text().unwrap();
+    assert!(metrics.lines().any(|l| l.starts_with("custodia_ledger_witness_alarms_total ") && !l.ends_with(" 0")));
+
+    // Now the operator serves the second history, signed but unwitnessed, at the honest address.
+    drop(honest);
+    drop(evil);
+    let _evil = ledger(dir, "evil", &format!("127.0.0.1:{honest_port}"), false);
+    let refused = custodia(dir, &["wallet", "sync", "--wallet", "frank"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("forked"), "{}", refused.stderr);
+    ok(dir, &["wallet", "evidence", "--wallet", "frank", "--out", "evidence.json"]);
+    let evidence = json(&std::fs::read_to_string(dir.join("evidence.json")).unwrap());
+    let views = evidence["split_views"].as_array().unwrap();
+    assert_eq!(views.len(), 1, "{evidence:#}");
+    let verifier: custodia_log::NoteVerifier = log_key.parse().unwrap();
+    let (accepted, _) = custodia_log::Checkpoint::open(views[0]["accepted"].as_str().unwrap(), &verifier).unwrap();
+    let (conflicting, _) =
+        custodia_log::Checkpoint::open(views[0]["conflicting"].as_str().unwrap(), &verifier).unwrap();
+    assert!(conflicting.size > accepted.size && accepted.root != conflicting.root, "{evidence:#}");
+    // Alice's wallet holds a checkpoint from before the split: the second history extends it, but no
+    // witness vouched for it, and she is told which.
+    let refused = custodia(dir, &["wallet", "sync", "--wallet", "alice"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("missing W1, W2, W3"), "{}", refused.stderr);
+    let empty = custodia(dir, &["wallet", "evidence", "--wallet", "alice", "--out", "none.json"]);
+    assert!(empty.stdout.starts_with("0 split view"), "{empty:?}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
