@@ -115,15 +115,27 @@ fn serve(options: GatewayServe) -> Result<ExitCode> {
     let links = LiveLinks::watching(dir)?;
     let pass = passphrase::current(options.passphrase_file.as_deref(), false)?;
     let identity = Wallet::open(dir, pass)?.service_identity();
+    let profile = options.network.as_deref().map(crate::network::read_profile).transpose()?;
+    let (ledger_url, ledger_key) = match &profile {
+        Some(profile) => {
+            if options.ledger_key.is_some() {
+                anyhow::bail!("the network profile pins the ledger's key: give --network or --ledger-key, not both");
+            }
+            let url = options.ledger.clone().unwrap_or_else(|| profile.ledger_url.clone());
+            (url, Some(profile.log_key().to_vkey()))
+        }
+        None => (options.ledger()?.to_owned(), options.ledger_key.clone()),
+    };
     let config = GatewayConfig {
         listen,
         public_url: options.public_url.clone(),
-        ledger_url: options.ledger()?.to_owned(),
-        ledger_key: options.ledger_key.clone(),
+        ledger_url,
+        ledger_key,
         records,
         links,
         outbox: dir.join(OUTBOX_FILE),
         tls,
+        witness_policy: profile.map(|p| std::sync::Arc::new(p.policy)),
     };
     serve_blocking(
         identity,

@@ -131,6 +131,10 @@ pub struct GatewayServe {
     /// The ledger's checkpoint key; without it, the key the ledger announces is trusted on first use.
     #[arg(long, value_name = "VKEY")]
     pub ledger_key: Option<String>,
+    /// The network profile (file or QR picture): the ledger's URL (unless --ledger), its key and the
+    /// witness policy every checkpoint the gateway acts on must satisfy.
+    #[arg(long, value_name = "FILE")]
+    pub network: Option<PathBuf>,
     /// A folder of FHIR JSON (Bundles or resources); default: the shipped synthetic dataset.
     #[arg(long, value_name = "DIR", conflicts_with = "upstream")]
     pub data: Option<PathBuf>,
@@ -176,6 +180,7 @@ impl GatewayServe {
                 dir,
                 ledger,
                 ledger_key,
+                network,
                 data,
                 upstream,
                 listen,

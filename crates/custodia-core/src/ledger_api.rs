@@ -68,6 +68,20 @@ pub struct TagEntry {
     pub inclusion: Vec<String>,
 }
 
+/// `GET /v1/grants/{id}/proof`, signed by an enrolled member: a grant's state as the published (with a
+/// witness policy, cosigned) checkpoint proves it: the grant's entry and, if revoked by then, the
+/// revocation's, each with its inclusion proof.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GrantProof {
+    pub checkpoint: String,
+    pub grant: TagEntry,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<TagEntry>,
+    /// A revocation logged after `checkpoint` and not yet covered by it: its index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_later: Option<u64>,
+}
+
 /// `GET /v1/grants/{id}/entry`: the canonical envelope of a grant's entry (its body sealed).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct GrantEntry {

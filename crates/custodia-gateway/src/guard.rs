@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use custodia_core::entry::{Digest, EntryNonce};
 use custodia_core::grant::{GrantId, VerifiedGrant};
-use custodia_core::ledger_api::GrantState;
 use custodia_core::{SigningPublicKey, reqsig};
 use custodia_wallet::ledger::Member;
 
@@ -24,7 +23,7 @@ pub const DENIED_EVENTS_PER_MINUTE: u32 = 30;
 const MAX_CACHED: usize = 100_000;
 const MAX_NONCES: usize = 2_000_000;
 
-/// What the ledger says of a grant.
+/// What the ledger proved of a grant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LedgerState {
     /// On the ledger with this digest, and standing.
@@ -32,16 +31,6 @@ pub enum LedgerState {
     Revoked,
     Redacted,
     NotOnLedger,
-}
-
-impl LedgerState {
-    pub fn from_status(state: GrantState, digest: Digest) -> Self {
-        match state {
-            GrantState::Active => LedgerState::Active(digest),
-            GrantState::Revoked => LedgerState::Revoked,
-            GrantState::Redacted => LedgerState::Redacted,
-        }
-    }
 }
 
 #[derive(Default)]

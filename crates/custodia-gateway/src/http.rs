@@ -18,13 +18,12 @@ use custodia_core::entry::{
 };
 use custodia_core::grant::{UnverifiedGrant, VerifiedGrant};
 use custodia_core::labels;
-use custodia_core::ledger_api::GrantStatus;
 use custodia_core::policy::{self, Decision, Denial, ReadAttempt};
 use custodia_core::purpose::PurposeOfUse;
 use custodia_core::reqsig::RequestSignature;
 use custodia_core::scope::Interaction;
 use custodia_wallet::LedgerError;
-use custodia_wallet::ledger::Member;
+use custodia_wallet::ledger::{Member, ProvenGrant};
 use serde_json::{Value, json};
 
 use crate::guard::LedgerState;
@@ -399,12 +398,39 @@ async fn ledger_state(shared: &Arc<Shared>, grant: &Arc<VerifiedGrant>) -> Resul
         None => {
             let (asking, id) = (shared.clone(), grant.id);
             let started = Instant::now();
-            let status = tokio::task::spawn_blocking(move || asking.ledger.grant_status(&id))
-                .await
-                .map_err(|e| unavailable(&e.to_string()))?;
-            let state = match status {
-                Ok(GrantStatus { state, digest, .. }) => LedgerState::from_status(state, digest),
+            // The grant's state is taken from the ledger only with its proof: the grant's entry (and its
+            // revocation's) proven into a checkpoint the witnesses cosigned.
+            let proven = tokio::task::spawn_blocking(move || {
+                let mut verifying = asking.verifying.lock().map_err(|_| LedgerError::Clock)?;
+                verifying.grant_state(&asking.identity, &id)
+            })
+            .await
+            .map_err(|e| unavailable(&e.to_string()))?;
+            let state = match proven {
+                Ok(ProvenGrant::Active { digest, .. }) => LedgerState::Active(digest),
+                Ok(ProvenGrant::Revoked { .. }) => LedgerState::Revoked,
+                Ok(ProvenGrant::Redacted) => LedgerState::Redacted,
                 Err(LedgerError::Problem { status: 404, .. }) => LedgerState::NotOnLedger,
+                Err(LedgerError::Problem { code, .. }) if code == "unwitnessed" => {
+                    return Err(Refused {
+                        status: StatusCode::SERVICE_UNAVAILABLE,
+                        code: "transient",
+                        told: "the grant is logged but not yet witnessed; try again in a moment".into(),
+                        logged: "the grant is newer than the ledger's witnessed checkpoint".into(),
+                    });
+                }
+                Err(e) if e.is_verification_failure() => {
+                    custodia_net::log::error(
+                        "custodia-gateway",
+                        format_args!("the ledger's proof of grant {id} failed: {e}"),
+                    );
+                    return Err(Refused {
+                        status: StatusCode::SERVICE_UNAVAILABLE,
+                        code: "transient",
+                        told: "the ledger's answer about the grant did not check out".into(),
+                        logged: format!("the ledger's proof of the grant failed: {e}"),
+                    });
+                }
                 Err(e) => return Err(unavailable(&e.to_string())),
             };
             shared.caches.keep_state(grant.id, state.clone(), started);

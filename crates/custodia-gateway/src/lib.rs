@@ -75,6 +75,9 @@ pub struct GatewayConfig {
     pub outbox: PathBuf,
     /// The certificate and key to terminate TLS with; without them, plain HTTP.
     pub tls: Option<custodia_net::ServerTls>,
+    /// The network's witness policy: every checkpoint the gateway accepts (and so every grant state it
+    /// acts on) must carry its quorum's cosignatures.
+    pub witness_policy: Option<Arc<custodia_log::policy::Policy>>,
 }
 
 /// The gateway's state, shared by its handlers.
@@ -131,14 +134,15 @@ pub(crate) fn now() -> Timestamp {
 /// Tokio runtime; the ledger calls made while starting block.
 pub async fn start(identity: Identity, config: GatewayConfig) -> Result<RunningGateway, GatewayError> {
     let identity = Arc::new(identity);
-    let (ledger_url, ledger_key) = (config.ledger_url.clone(), config.ledger_key.clone());
+    let (ledger_url, ledger_key, policy) =
+        (config.ledger_url.clone(), config.ledger_key.clone(), config.witness_policy.clone());
     let me = identity.signing_public();
     let posters = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
     let (verifying, poster_ledgers, member) = tokio::task::spawn_blocking(move || {
-        let (mut verifying, _) = Ledger::connect(&ledger_url, ledger_key.as_deref())?;
+        let (mut verifying, _) = Ledger::connect_with(&ledger_url, ledger_key.as_deref(), policy.clone())?;
         // One verifying client per poster thread: each keeps the checkpoint it has checked.
         let poster_ledgers = (0..posters)
-            .map(|_| Ok(Ledger::connect(verifying.url(), Some(&verifying.verifier_key()))?.0))
+            .map(|_| Ok(Ledger::connect_with(verifying.url(), Some(&verifying.verifier_key()), policy.clone())?.0))
             .collect::<Result<Vec<_>, LedgerError>>()?;
         let member = match verifying.member(&me) {
             Err(LedgerError::NotAMember(_)) => return Err(GatewayError::NotEnrolled(me.to_string())),

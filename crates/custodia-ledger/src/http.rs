@@ -16,8 +16,8 @@ use custodia_core::SigningPublicKey;
 use custodia_core::entry::{Role, Tag, canonical_envelope};
 use custodia_core::grant::GrantId;
 use custodia_core::ledger_api::{
-    AppendRequest, AppendResponse, ConsistencyProof, GrantEntry, GrantState, GrantStatus, InclusionProof, LedgerInfo,
-    Mail, MailList, MailPosted, MemberInfo, PatientInfo, Receipt, RecoveryInfo, TagEntries, TagEntry,
+    AppendRequest, AppendResponse, ConsistencyProof, GrantEntry, GrantProof, GrantState, GrantStatus, InclusionProof,
+    LedgerInfo, Mail, MailList, MailPosted, MemberInfo, PatientInfo, Receipt, RecoveryInfo, TagEntries, TagEntry,
 };
 use custodia_core::reqsig::{RequestSignature, RequestSignatureError};
 use custodia_core::time::Timestamp;
@@ -52,6 +52,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/tags/{tag}/events", get(tag_events))
         .route("/v1/grants/{id}", get(grant_status))
         .route("/v1/grants/{id}/entry", get(grant_entry))
+        .route("/v1/grants/{id}/proof", get(grant_proof))
         .route("/v1/members/{key}", get(member))
         .route("/v1/patients/{key}", get(patient))
         .route("/v1/recovery/{key}", get(recovery))
@@ -466,6 +467,54 @@ async fn grant_status(State(shared): State<Arc<Shared>>, Path(id): Path<String>)
         GrantState::Active
     };
     Ok(Json(GrantStatus { grant_id, state, index: g.index, digest: g.digest, revoked_index: g.revoked_index }))
+}
+
+/// `GET /v1/grants/{id}/proof`, signed by an enrolled member: the grant's entry and its revocation's (if
+/// any), with inclusion proofs against the published checkpoint. A grant the published checkpoint does
+/// not cover yet is `409 unwitnessed`: its state cannot be proven until the witnesses cosign.
+async fn grant_proof(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    request: SignedParts,
+) -> ApiResult<Json<GrantProof>> {
+    let grant_id: GrantId =
+        id.parse().map_err(|e: custodia_core::grant::BadGrantId| ApiError::malformed(e.to_string()))?;
+    blocking(move || {
+        let asker = signed_by(&shared, &request, b"")?;
+        if shared.member(&asker)?.is_none() {
+            return Err(ApiError::forbidden("forbidden", "only enrolled members may ask for a grant's proof"));
+        }
+        let checkpoint = published(&shared)?;
+        let store = shared.store.as_ref();
+        let g = store
+            .grant(&grant_id)?
+            .ok_or_else(|| ApiError::not_found(format!("grant {grant_id} is not on this ledger")))?;
+        if g.index >= checkpoint.size {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "unwitnessed",
+                format!(
+                    "grant {grant_id} is entry {} but the published checkpoint covers {} entries",
+                    g.index, checkpoint.size
+                ),
+            ));
+        }
+        let entry_at = |index: u64| -> ApiResult<TagEntry> {
+            let e = store.entry(index)?.ok_or_else(|| ApiError::unavailable(format!("entry {index} is missing")))?;
+            tag_entry(store, e, checkpoint.size)
+        };
+        let (revocation, revoked_later) = match g.revoked_index {
+            Some(index) if index < checkpoint.size => (Some(entry_at(index)?), None),
+            later => (None, later),
+        };
+        Ok(Json(GrantProof {
+            checkpoint: checkpoint.note.clone(),
+            grant: entry_at(g.index)?,
+            revocation,
+            revoked_later,
+        }))
+    })
+    .await
 }
 
 /// `GET /v1/grants/{id}/entry`, signed by an enrolled member: the grant's entry itself, whose body is

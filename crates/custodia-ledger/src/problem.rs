@@ -71,6 +71,7 @@ impl ApiError {
             "not-found" => "Not found",
             "method-not-allowed" => "Method not allowed",
             "unsupported-media-type" => "Unsupported media type",
+            "unwitnessed" => "Not yet covered by a witnessed checkpoint",
             _ => "Service unavailable",
         }
     }

@@ -558,6 +558,8 @@ fn the_openapi_document_covers_every_json_route() {
         "/v1/tags/{tag}/entries",
         "/v1/tags/{tag}/events",
         "/v1/grants/{id}",
+        "/v1/grants/{id}/entry",
+        "/v1/grants/{id}/proof",
         "/v1/members/{key}",
         "/v1/patients/{key}",
         "/v1/recovery/{key}",

@@ -159,6 +159,17 @@ pub fn parse_verifier_key(text: &str) -> Result<NoteVerifier, LedgerError> {
         .map_err(|source| LedgerError::BadVerifierKey { key: text.chars().take(200).collect(), source })
 }
 
+/// A grant's state, proven (see [`Ledger::grant_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProvenGrant {
+    /// Logged at `index` with `digest` (of its DSSE signing input), not revoked as of the checkpoint.
+    Active { digest: custodia_core::entry::Digest, index: u64 },
+    /// Revoked by entry `index`: proven if `witnessed`, else logged after the checkpoint.
+    Revoked { index: u64, witnessed: bool },
+    /// The patient erased the grant's body.
+    Redacted,
+}
+
 /// Checks `note` has `policy`'s quorum of cosignatures.
 fn witnessed(policy: &Policy, note: &str, url: &str) -> Result<(), LedgerError> {
     policy.accept(note).map(|_| ()).map_err(|e| LedgerError::Unwitnessed { url: url.to_owned(), reason: e.to_string() })
@@ -415,6 +426,51 @@ impl Ledger {
             return Err(LedgerError::BadEntry { index, reason: "the inclusion proof is for another leaf".into() });
         }
         verify::check_inclusion(index, leaf, &proof.proof, size, &self.trusted.root)
+    }
+
+    /// A grant's state as the ledger's published checkpoint proves it (under a witness policy, one the
+    /// witnesses cosigned): the grant's own entry, and its revocation's if revoked by then, each checked
+    /// by inclusion proof and signature, as an enrolled member (`asker`) may ask. A revocation logged
+    /// after that checkpoint is reported as such: it cannot be proven yet, but refusing on it is safe.
+    pub fn grant_state(
+        &mut self,
+        asker: &Identity,
+        id: &custodia_core::grant::GrantId,
+    ) -> Result<ProvenGrant, LedgerError> {
+        let proof = self.client.grant_proof(asker, id)?;
+        let pending = self.check(&proof.checkpoint)?;
+        let grant = verify::check_tag_entry(&proof.grant, &pending.checkpoint)?;
+        let bad = |index: u64, reason: &str| LedgerError::BadEntry { index, reason: reason.to_owned() };
+        if grant.leaf.kind != EntryKind::Grant {
+            return Err(bad(grant.index, "the ledger gave another kind of entry as the grant's"));
+        }
+        let (tag, digest) = match grant.entry.as_ref().map(|e| &e.content) {
+            Some(Content::Grant { tag, grant_id, grant_digest, .. }) if grant_id == id => {
+                (Some(*tag), Some(*grant_digest))
+            }
+            Some(_) => return Err(bad(grant.index, "the entry given as the grant's is another grant's")),
+            None => (None, None),
+        };
+        let revoked = match &proof.revocation {
+            Some(served) => {
+                let revocation = verify::check_tag_entry(served, &pending.checkpoint)?;
+                match revocation.entry.as_ref().map(|e| &e.content) {
+                    Some(Content::Revocation { tag: by, grant_id, .. })
+                        if grant_id == id && (tag.is_none() || tag == Some(*by)) => {}
+                    None if revocation.leaf.kind == EntryKind::Revocation => {}
+                    _ => return Err(bad(revocation.index, "the entry given as the grant's revocation is not one")),
+                }
+                Some(revocation.index)
+            }
+            None => None,
+        };
+        self.accept(pending);
+        Ok(match (digest, revoked, proof.revoked_later) {
+            (_, Some(index), _) => ProvenGrant::Revoked { index, witnessed: true },
+            (_, None, Some(index)) => ProvenGrant::Revoked { index, witnessed: false },
+            (None, None, None) => ProvenGrant::Redacted,
+            (Some(digest), None, None) => ProvenGrant::Active { digest, index: grant.index },
+        })
     }
 
     /// An enrolled member, checked: enrolled by the network authority, the record matches the signed

@@ -129,6 +129,7 @@ impl Network {
             links: custodia_gateway::links::LiveLinks::fixed(links),
             outbox: self.dir.path().join(format!("{name}-outbox.sqlite")),
             tls,
+            witness_policy: None,
         };
         self.rt.block_on(custodia_gateway::start(self.gateway.service_identity(), config)).unwrap()
     }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use custodia_core::entry::Tag;
 use custodia_core::grant::GrantId;
 use custodia_core::ledger_api::{
-    AppendRequest, AppendResponse, ConsistencyProof, GrantEntry, GrantStatus, InclusionProof, LedgerInfo, MailList,
-    MailPosted, MemberInfo, PROBLEM_PREFIX, PatientInfo, Problem, RecoveryInfo, TagEntries,
+    AppendRequest, AppendResponse, ConsistencyProof, GrantEntry, GrantProof, GrantStatus, InclusionProof, LedgerInfo,
+    MailList, MailPosted, MemberInfo, PROBLEM_PREFIX, PatientInfo, Problem, RecoveryInfo, TagEntries,
 };
 use custodia_core::time::Timestamp;
 use custodia_core::{Identity, SigningPublicKey, reqsig};
@@ -240,6 +240,11 @@ impl LedgerClient {
     }
 
     /// `GET /v1/members/{key}`, unverified (see [`super::Ledger::member`]).
+    /// `GET /v1/grants/{id}/proof`, signed by an enrolled member.
+    pub fn grant_proof(&self, asker: &Identity, id: &GrantId) -> Result<GrantProof, LedgerError> {
+        self.json(Method::GET, &format!("/v1/grants/{id}/proof"), None, Some(asker))
+    }
+
     pub fn member(&self, key: &SigningPublicKey) -> Result<MemberInfo, LedgerError> {
         self.get(&format!("/v1/members/{key}"))
     }
