@@ -92,10 +92,10 @@ fn cli_deb(root: &Path, bin_dir: &Path, out: &Path, strip: bool) -> Result<PathB
     if strip {
         sh::run("strip", &["--strip-debug", &stage.join("usr/bin/custodia").to_string_lossy()])?;
     }
-    for unit in ["custodia-ledger.service", "custodia-gateway.service"] {
+    for unit in ["custodia-ledger.service", "custodia-gateway.service", "custodia-witness.service"] {
         put(&format!("lib/systemd/system/{unit}"), &packaging.join("systemd").join(unit), 0o644)?;
     }
-    for config in ["ledger.toml", "gateway.toml"] {
+    for config in ["ledger.toml", "gateway.toml", "witness.toml"] {
         put(&format!("etc/custodia/{config}"), &packaging.join("etc").join(config), 0o640)?;
     }
     put("usr/share/doc/custodia/README.md", &root.join("README.md"), 0o644)?;
@@ -109,7 +109,10 @@ fn cli_deb(root: &Path, bin_dir: &Path, out: &Path, strip: bool) -> Result<PathB
     copy_tree(&root.join("ui/dist"), &stage.join("usr/share/custodia/ui"))?;
     put("DEBIAN/postinst", &packaging.join("postinst"), 0o755)?;
     put("DEBIAN/postrm", &packaging.join("postrm"), 0o755)?;
-    fs::write(stage.join("DEBIAN/conffiles"), "/etc/custodia/ledger.toml\n/etc/custodia/gateway.toml\n")?;
+    fs::write(
+        stage.join("DEBIAN/conffiles"),
+        "/etc/custodia/ledger.toml\n/etc/custodia/gateway.toml\n/etc/custodia/witness.toml\n",
+    )?;
     let size_kib = dir_size(&stage)? / 1024;
     fs::write(
         stage.join("DEBIAN/control"),
@@ -118,8 +121,9 @@ fn cli_deb(root: &Path, bin_dir: &Path, out: &Path, strip: bool) -> Result<PathB
              <maintainers@custodia.invalid>\nInstalled-Size: {size_kib}\nDepends: libc6, ca-certificates, adduser\n\
              Section: net\nPriority: optional\nDescription: patient-held consent for medical records: CLI, ledger \
              and gateway\n The custodia command: the patient's wallet on the command line, the network's ledger \
-             (a\n tamper-evident log of grants, revocations and reads) and a hospital's gateway in front of its\n \
-             FHIR server, each with a systemd unit and a configuration file in /etc/custodia.\n"
+             (a\n tamper-evident log of grants, revocations and reads), a hospital's gateway in front of its\n \
+             FHIR server and a witness that cosigns the ledger's checkpoints, each with a systemd unit and a\n \
+             configuration file in /etc/custodia.\n"
         ),
     )?;
     let deb = out.join(format!("custodia_{version}_{arch}.deb"));
@@ -215,14 +219,11 @@ fn installed_desktop_binary(package: &Path) -> Result<PathBuf> {
         .with_context(|| format!("the installed {name} has no program under /usr/bin"))
 }
 
-/// Runs the installed ledger as its unit would: the unit's `ExecStart`, as its `User`, with a configuration
-/// an operator would write (TLS from a throwaway CA, any port), and enrolls a wallet over HTTPS.
+/// Runs the installed witness and ledger as their units would: each unit's `ExecStart`, as its `User`, with
+/// configurations an operator would write (TLS from a throwaway CA, any port, the ledger collecting the
+/// witness's cosignatures under a 1-of-1 policy); writes the network profile and enrolls a wallet with it
+/// over HTTPS; then stops both as systemd would.
 fn check_ledger_unit(root: &Path) -> Result<()> {
-    let unit = fs::read_to_string("/lib/systemd/system/custodia-ledger.service").context("the installed unit")?;
-    let field = |key: &str| {
-        unit.lines().find_map(|l| l.strip_prefix(key).map(str::trim).map(str::to_owned)).context(key.to_owned())
-    };
-    let (exec, user) = (field("ExecStart=")?, field("User=")?);
     let work = root.join("target/package-check");
     if work.exists() {
         fs::remove_dir_all(&work)?;
@@ -244,74 +245,167 @@ fn check_ledger_unit(root: &Path) -> Result<()> {
     let shown: serde_json::Value =
         serde_json::from_str(&custodia(&["wallet", "show", "--wallet", "authority", "--json"])?)?;
     let authority = shown["signing_key"].as_str().context("the authority's key")?.to_owned();
+    let user = unit_field("custodia-ledger.service", "User=")?;
+    let as_user = |args: &[&str]| -> Result<String> {
+        let out = Command::new("runuser").args(["-u", &user, "--", "/usr/bin/custodia"]).args(args).output()?;
+        if !out.status.success() {
+            bail!("custodia {args:?} as {user}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
 
-    // The operator's part: a certificate, the configuration, and `ledger init` as the service's user.
+    // The operator's part: a certificate, the configurations, and `init` as the services' user.
     let tls = Path::new("/etc/custodia/tls");
     fs::create_dir_all(tls)?;
     let (ca_file, cert, key) = make_test_certificate(&work, tls)?;
+    let network_ca = tls.join("network-ca.pem");
+    fs::copy(&ca_file, &network_ca)?;
     sh::run("chown", &["-R", &format!("root:{user}"), &tls.to_string_lossy()])?;
     sh::run("chmod", &["0750", &tls.to_string_lossy()])?;
-    sh::run("chmod", &["0640", &key.to_string_lossy()])?;
-    // The shipped configuration (the installed copy may hold an earlier check's edits), edited as an operator would.
-    let config = fs::read_to_string(root.join("packaging/debian/etc/ledger.toml"))?
-        .replace("listen = \"127.0.0.1:7420\"", "listen = \"127.0.0.1:0\"")
-        .replace("# tls-cert = \"/etc/custodia/tls/ledger.crt\"", &format!("tls-cert = \"{}\"", cert.display()))
-        .replace("# tls-key = \"/etc/custodia/tls/ledger.key\"", &format!("tls-key = \"{}\"", key.display()));
-    fs::write("/etc/custodia/ledger.toml", config)?;
-    let dir = "/var/lib/custodia/ledger";
-    if Path::new(dir).exists() {
-        fs::remove_dir_all(dir)?;
+    sh::run("chmod", &["0640", &key.to_string_lossy(), &network_ca.to_string_lossy()])?;
+    let with_tls = |name: &str, port: &str| -> Result<String> {
+        // The shipped configuration (the installed copy may hold an earlier check's edits), edited as an
+        // operator would.
+        Ok(fs::read_to_string(root.join("packaging/debian/etc").join(format!("{name}.toml")))?
+            .replace(&format!("listen = \"127.0.0.1:{port}\""), "listen = \"127.0.0.1:0\"")
+            .replace(
+                &format!("# tls-cert = \"/etc/custodia/tls/{name}.crt\""),
+                &format!("tls-cert = \"{}\"", cert.display()),
+            )
+            .replace(
+                &format!("# tls-key = \"/etc/custodia/tls/{name}.key\""),
+                &format!("tls-key = \"{}\"", key.display()),
+            ))
+    };
+    for dir in ["/var/lib/custodia/ledger", "/var/lib/custodia/witness"] {
+        if Path::new(dir).exists() {
+            fs::remove_dir_all(dir)?;
+        }
     }
-    sh::run(
-        "runuser",
-        &["-u", &user, "--", "/usr/bin/custodia", "ledger", "init", "--dir", dir, "--authority", &authority],
-    )?;
+    let init: serde_json::Value = serde_json::from_str(&as_user(&[
+        "ledger",
+        "init",
+        "--dir",
+        "/var/lib/custodia/ledger",
+        "--authority",
+        &authority,
+        "--json",
+    ])?)?;
+    let log_key = init["verifier_key"].as_str().context("the ledger's key")?.to_owned();
+    let made: serde_json::Value = serde_json::from_str(&as_user(&[
+        "witness",
+        "init",
+        "--dir",
+        "/var/lib/custodia/witness",
+        "--name",
+        "package-check.witness/w1",
+        "--json",
+    ])?)?;
+    let witness_key = made["vkey"].as_str().context("the witness's key")?.to_owned();
+    as_user(&["witness", "add-log", "--dir", "/var/lib/custodia/witness", "--vkey", &log_key])?;
+    fs::write("/etc/custodia/witness.toml", with_tls("witness", "7440")?)?;
 
-    let argv: Vec<&str> = exec.split_whitespace().collect();
-    println!("[package] starting the installed ledger as {user}: {exec}");
-    // setpriv executes the command itself (runuser would stand between it and the signal below).
-    let mut child = Command::new("setpriv")
-        .args(["--reuid", &user, "--regid", &user, "--init-groups", "--"])
-        .args(&argv)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut first)?;
-    let result = (|| -> Result<()> {
-        let url =
-            first.trim().strip_prefix("listening on ").with_context(|| format!("the ledger printed {first:?}"))?;
-        if !url.starts_with("https://") {
-            bail!("the installed ledger serves {url}, not HTTPS");
-        }
-        let out = Command::new("/usr/bin/custodia")
-            .args(["wallet", "enroll", "--wallet", "patient", "--ledger", url, "--ca-file"])
-            .arg(&ca_file)
-            .current_dir(&work)
-            .env("CUSTODIA_PASSPHRASE", "package check passphrase")
-            .output()?;
-        if !out.status.success() {
-            bail!("enrolling with the installed ledger failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        println!("[package] the installed ledger answered over HTTPS at {url}");
-        Ok(())
-    })();
-    // As `systemctl stop` does: SIGTERM, and a clean exit expected.
-    sh::run("kill", &["-TERM", &child.id().to_string()])?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut status = None;
-    while status.is_none() && Instant::now() < deadline {
-        status = child.try_wait()?;
-        std::thread::sleep(Duration::from_millis(100));
+    let mut witness = Service::start("custodia-witness.service", &user)?;
+    let policy = format!("log {log_key}\nwitness W1 {witness_key} {}\nquorum W1\n", witness.url);
+    fs::write("/etc/custodia/witness-policy.txt", policy)?;
+    sh::run("chgrp", &[&user, "/etc/custodia/witness-policy.txt"])?;
+    let ledger_config = with_tls("ledger", "7420")?
+        .replace("# witness-policy = ", "witness-policy = ")
+        .replace("# ca-file = ", "ca-file = ");
+    fs::write("/etc/custodia/ledger.toml", ledger_config)?;
+    let result = Service::start("custodia-ledger.service", &user).and_then(|mut ledger| {
+        let enrolled = (|| -> Result<()> {
+            let url = ledger.url.clone();
+            let profile = work.join("profile.txt");
+            custodia(&[
+                "network",
+                "profile",
+                "--ledger-dir",
+                "/var/lib/custodia/ledger",
+                "--url",
+                &url,
+                "--witness-policy",
+                "/etc/custodia/witness-policy.txt",
+                "--out",
+                &profile.to_string_lossy(),
+            ])?;
+            let out = Command::new("/usr/bin/custodia")
+                .args(["wallet", "enroll", "--wallet", "patient", "--json", "--network"])
+                .arg(&profile)
+                .arg("--ca-file")
+                .arg(&ca_file)
+                .current_dir(&work)
+                .env("CUSTODIA_PASSPHRASE", "package check passphrase")
+                .output()?;
+            if !out.status.success() {
+                bail!("enrolling with the installed ledger failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            let joined: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            if joined["verifier_key_trust"] != "network-profile" || joined["witnesses"][0] != "W1" {
+                bail!("the wallet did not join with the network profile: {joined}");
+            }
+            println!("[package] the installed ledger, cosigned by the installed witness, answered over HTTPS at {url}");
+            Ok(())
+        })();
+        let stopped = ledger.stop();
+        enrolled.and(stopped)
+    });
+    let stopped = witness.stop();
+    result.and(stopped)
+}
+
+fn unit_field(unit: &str, key: &str) -> Result<String> {
+    let text =
+        fs::read_to_string(format!("/lib/systemd/system/{unit}")).with_context(|| format!("the installed {unit}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).map(str::trim).map(str::to_owned))
+        .with_context(|| format!("{key} in {unit}"))
+}
+
+/// An installed service run by its unit's `ExecStart` as its `User`, until [`Service::stop`].
+struct Service {
+    unit: &'static str,
+    child: std::process::Child,
+    url: String,
+}
+
+impl Service {
+    fn start(unit: &'static str, user: &str) -> Result<Self> {
+        let exec = unit_field(unit, "ExecStart=")?;
+        let argv: Vec<&str> = exec.split_whitespace().collect();
+        println!("[package] starting the installed {unit} as {user}: {exec}");
+        // setpriv executes the command itself (runuser would stand between it and the signal below).
+        let mut child = Command::new("setpriv")
+            .args(["--reuid", user, "--regid", user, "--init-groups", "--"])
+            .args(&argv)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut first)?;
+        let url = match first.trim().strip_prefix("listening on ") {
+            Some(url) if url.starts_with("https://") => url.to_owned(),
+            _ => {
+                let _ = child.kill();
+                bail!("the installed {unit} printed {first:?}, not an HTTPS address");
+            }
+        };
+        Ok(Self { unit, child, url })
     }
-    result?;
-    match status {
-        Some(s) if s.success() => Ok(()),
-        Some(s) => bail!("the installed ledger exited with {s} on SIGTERM"),
-        None => {
-            let _ = child.kill();
-            bail!("the installed ledger did not stop within 30 s of SIGTERM")
+
+    /// As `systemctl stop` does: SIGTERM, and a clean exit expected within 30 s.
+    fn stop(&mut self) -> Result<()> {
+        sh::run("kill", &["-TERM", &self.child.id().to_string()])?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match self.child.try_wait()? {
+                Some(s) if s.success() => return Ok(()),
+                Some(s) => bail!("the installed {} exited with {s} on SIGTERM", self.unit),
+                None => std::thread::sleep(Duration::from_millis(100)),
+            }
         }
+        let _ = self.child.kill();
+        bail!("the installed {} did not stop within 30 s of SIGTERM", self.unit)
     }
 }
 

@@ -37,6 +37,9 @@ pub fn init(dir: &Path, authority: &str, origin: Option<&str>, json: bool) -> Re
 
 pub fn serve(options: LedgerServe) -> Result<ExitCode> {
     custodia_net::log::set_format(options.log_format.unwrap_or_default());
+    if options.ca_file.is_some() {
+        custodia_net::Trust::configure(options.ca_file.as_deref())?;
+    }
     let (dir, listen, tls) = (options.dir()?, options.listen(), options.tls()?);
     custodia_net::server::check_listen(listen, tls.is_some(), "CUSTODIA_LEDGER_PUBLIC")?;
     let ledger = LedgerDir::open(dir)?;

@@ -82,6 +82,9 @@ pub struct LedgerServe {
     /// asked for cosignatures as the log grows).
     #[arg(long, value_name = "FILE")]
     pub witness_policy: Option<PathBuf>,
+    /// Also trust this CA (PEM) for the witnesses; the same as the global --ca-file.
+    #[arg(skip)]
+    pub ca_file: Option<PathBuf>,
     /// Terminate TLS with this certificate chain (PEM, leaf first); reread when it changes.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -98,7 +101,11 @@ impl LedgerServe {
     pub fn resolve(self) -> Result<Self> {
         let Some(path) = self.config.clone() else { return Ok(self) };
         let file: Self = read(&path)?;
-        Ok(merge_from_file!(self, file, [dir, db, listen, rate_limit, witness_policy, tls_cert, tls_key, log_format]))
+        Ok(merge_from_file!(
+            self,
+            file,
+            [dir, db, listen, rate_limit, witness_policy, ca_file, tls_cert, tls_key, log_format]
+        ))
     }
 
     pub fn dir(&self) -> Result<&Path> {

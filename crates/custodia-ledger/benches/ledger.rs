@@ -207,6 +207,7 @@ fn run(args: &Args) -> Res<bool> {
 
     let payloads = over_http(args, &ceilings, &scratch.path().join("ledger"), &mut ok)?;
     https_beside_http(args, &scratch.path().join("tls"), &mut ok)?;
+    witnessed_beside_unwitnessed(args, &scratch.path().join("witnessed"), &mut ok)?;
     proofs_section(args, &ceilings, &scratch.path().join("proofs.sqlite"), &payloads, &mut ok)?;
     match &args.postgres {
         Some(server) => front_ends_section(args, &ceilings, &scratch.path().join("front-ends"), server, &mut ok)?,
@@ -305,6 +306,171 @@ HTTPS sustains {:.2} x the plain-HTTP rate measured beside it.
         )?;
     }
     emit(&mut out);
+    Ok(())
+}
+
+/// Appends to a ledger that collects cosignatures from three witnesses (quorum 2 of 3, in this process,
+/// over HTTP on loopback) beside one that collects none, the same entries, clients and batch; then,
+/// single entries at 100 a second to the witnessed ledger, the time from sending each to the first
+/// cosigned checkpoint that covers it.
+fn witnessed_beside_unwitnessed(args: &Args, dir: &Path, ok: &mut bool) -> Res<()> {
+    std::fs::create_dir_all(dir)?;
+    let appends = args.appends.min(50_000);
+    let limits = Limits { entries_per_key_per_second: 1_000_000, ..default_limits() };
+    let witness_rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("witness").build()?;
+    let mut rows = Vec::new();
+    let mut witnessed: Option<(Ledger, Vec<custodia_witness::RunningWitness>)> = None;
+    for name in ["no witnesses", "3 witnesses, quorum 2"] {
+        let authority = identity();
+        let path = dir.join(name.replace([' ', ','], "-"));
+        let (ledger_dir, verifier) = LedgerDir::init(&path, authority.signing_public(), None)?;
+        let mut running_witnesses = Vec::new();
+        let policy = if name.starts_with('3') {
+            let mut text = format!("log {}\n", verifier.to_vkey());
+            for i in 0..3 {
+                let witness =
+                    custodia_witness::WitnessDir::init(&path.join(format!("w{i}")), Some(&format!("w{i}.bench")))?;
+                witness.add_log(verifier.name(), &verifier)?;
+                let vkey = witness.verifier().to_vkey();
+                let running =
+                    witness_rt.block_on(custodia_witness::start(Arc::new(witness), "127.0.0.1:0".parse()?, None))?;
+                text.push_str(&format!("witness W{i} {vkey} {}\n", running.url));
+                running_witnesses.push(running);
+            }
+            text.push_str("group Q 2 W0 W1 W2\nquorum Q\n");
+            Some(custodia_log::policy::Policy::parse(&text)?)
+        } else {
+            None
+        };
+        let options = custodia_ledger::ServeOptions { tls: None, witness_policy: policy };
+        let ledger = Ledger::serve_with(&ledger_dir, None, authority, verifier, limits.clone(), options)?;
+        let (client_rt, http) = clients(args)?;
+        progress!("{name}: enrolling, signing and posting {appends} entries");
+        let cast = client_rt.block_on(Cast::enroll(&http, &ledger))?;
+        let entries = presign(&cast, 0, appends, num_cpus())?;
+        let tp = client_rt.block_on(throughput(
+            &http,
+            std::slice::from_ref(&ledger.url),
+            &entries,
+            args.batch,
+            args.clients,
+        ))?;
+        if !tp.failures.is_empty() {
+            *ok = false;
+        }
+        let rate = tp.acknowledged_entries as f64 / tp.wall.as_secs_f64();
+        let (_, p99) = mean_p99(&tp.latencies);
+        rows.push((name, rate, p99, failures(&tp.failures)));
+        if running_witnesses.is_empty() {
+            ledger.stop()?;
+        } else {
+            let latency_entries = presign(&cast, appends, if args.quick { 100 } else { 1_000 }, num_cpus())?;
+            witnessed = Some((ledger, running_witnesses));
+            let (ledger, _) = witnessed.as_ref().ok_or("no witnessed ledger")?;
+            let covered = cosigned_latency(&client_rt, &http, ledger, latency_entries)?;
+            let mut out = String::new();
+            section_witnessed(&mut out, appends, args, &rows, &covered)?;
+            emit(&mut out);
+        }
+    }
+    if let Some((ledger, witnesses)) = witnessed {
+        ledger.stop()?;
+        for w in witnesses {
+            witness_rt.block_on(w.shutdown())?;
+        }
+    }
+    Ok(())
+}
+
+/// Sends single entries at 100 a second and, for each, how long until `/checkpoint` (read in process)
+/// published a cosigned checkpoint covering it.
+fn cosigned_latency(
+    runtime: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    ledger: &Ledger,
+    entries: Vec<String>,
+) -> Res<Vec<Duration>> {
+    let shared = ledger.running.as_ref().ok_or("the ledger is not running")?.shared.clone();
+    let mut waits = Vec::with_capacity(entries.len());
+    runtime.block_on(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let mut pending: Vec<tokio::task::JoinHandle<Res<Duration>>> = Vec::new();
+        for entry in entries {
+            tick.tick().await;
+            let (http, base, shared) = (http.clone(), ledger.url.clone(), shared.clone());
+            pending.push(tokio::spawn(async move {
+                let sent = Instant::now();
+                let (status, body) = post(&http, &base, body_of(std::slice::from_ref(&entry))).await?;
+                if status != 200 {
+                    return Err(format!("append refused: {status}").into());
+                }
+                let response: AppendResponse = serde_json::from_slice(&body)?;
+                let index = response.entries.first().ok_or("no receipt")?.index;
+                loop {
+                    if shared.published().is_some_and(|p| p.size > index) {
+                        return Ok(sent.elapsed());
+                    }
+                    if sent.elapsed() > Duration::from_secs(30) {
+                        return Err("no cosigned checkpoint within 30 s".into());
+                    }
+                    tokio::time::sleep(Duration::from_micros(500)).await;
+                }
+            }));
+        }
+        for p in pending {
+            waits.push(p.await??);
+        }
+        Res::Ok(())
+    })?;
+    Ok(waits)
+}
+
+fn section_witnessed(
+    out: &mut String,
+    appends: usize,
+    args: &Args,
+    rows: &[(&str, f64, Duration, String)],
+    covered: &[Duration],
+) -> Res<()> {
+    writeln!(
+        out,
+        "## Appends with witnesses beside none: {} entries, {} per request, {} clients\n",
+        thousands(appends as u64),
+        args.batch,
+        args.clients
+    )?;
+    writeln!(
+        out,
+        "Two fresh ledgers in this run; the second collects cosignatures from three custodia witnesses (C2SP tlog-witness over HTTP on loopback, SQLite state, all in this process and on the same cores) under a 2-of-3 policy and publishes only cosigned checkpoints. Appends do not wait for witnesses.\n"
+    )?;
+    writeln!(out, "| ledger | entries acknowledged per second | request p99 | failures |")?;
+    writeln!(out, "|---|---:|---:|---:|")?;
+    for (name, rate, p99, failed) in rows {
+        writeln!(out, "| {name} | **{}** | {} | {failed} |", count(*rate), ms(*p99))?;
+    }
+    if let [(_, plain, ..), (_, witnessed, ..)] = rows {
+        writeln!(
+            out,
+            "\nWith witnesses: {:.2} x the rate without, measured beside it (goal: within 10%).\n",
+            witnessed / plain
+        )?;
+    }
+    let mut sorted = covered.to_vec();
+    sorted.sort();
+    let at = |q: f64| {
+        sorted
+            .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    writeln!(
+        out,
+        "Append to the first cosigned checkpoint covering it ({} single entries at 100 a second): p50 **{}**, p99 **{}**, max {} (goal p99 <= 1 s on loopback).\n",
+        sorted.len(),
+        ms(at(0.5)),
+        ms(at(0.99)),
+        ms(sorted.last().copied().unwrap_or_default())
+    )?;
     Ok(())
 }
 
@@ -919,10 +1085,28 @@ impl Ledger {
         limits: Limits,
         tls: Option<custodia_net::ServerTls>,
     ) -> Res<Self> {
+        Self::serve_with(
+            dir,
+            db,
+            authority,
+            verifier,
+            limits,
+            custodia_ledger::ServeOptions { tls, witness_policy: None },
+        )
+    }
+
+    fn serve_with(
+        dir: &LedgerDir,
+        db: Option<&str>,
+        authority: Identity,
+        verifier: NoteVerifier,
+        limits: Limits,
+        options: custodia_ledger::ServeOptions,
+    ) -> Res<Self> {
         let store = custodia_ledger::open_store(dir, db)?;
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("ledger").build()?;
         let listen = "127.0.0.1:0".parse()?;
-        let running = runtime.block_on(custodia_ledger::start_with_tls(dir, store, listen, limits, tls))?;
+        let running = runtime.block_on(custodia_ledger::start_with(dir, store, listen, limits, options))?;
         let url = running.url.clone();
         Ok(Self { runtime, running: Some(running), url, verifier, authority })
     }

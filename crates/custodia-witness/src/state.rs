@@ -53,7 +53,11 @@ pub struct LogState {
 pub struct WitnessDir {
     pub path: PathBuf,
     cosigner: Cosigner,
+    /// Readers, pooled.
     db: Mutex<Vec<Connection>>,
+    /// The one connection that writes: writers queue on this lock rather than in SQLite's busy handler,
+    /// which sleeps in steps of milliseconds.
+    writer: Mutex<Connection>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StateError> {
@@ -143,7 +147,8 @@ impl WitnessDir {
             }
         }
         tx.commit()?;
-        Ok(Self { path: path.to_owned(), cosigner, db: Mutex::new(vec![conn]) })
+        let writer = Mutex::new(open_connection(&db_path)?);
+        Ok(Self { path: path.to_owned(), cosigner, db: Mutex::new(vec![conn]), writer })
     }
 
     pub fn cosigner(&self) -> &Cosigner {
@@ -168,10 +173,18 @@ impl WitnessDir {
         out
     }
 
+    fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StateError>) -> Result<T, StateError> {
+        let conn = self.writer.lock().map_err(|_| StateError::Damaged {
+            path: self.path.join(DB_FILE),
+            reason: "a write failed midway in another thread".into(),
+        })?;
+        f(&conn)
+    }
+
     /// Starts witnessing the log `origin` signed by `key`, or adds `key` to a log already witnessed.
     /// Returns whether anything changed.
     pub fn add_log(&self, origin: &str, key: &NoteVerifier) -> Result<bool, StateError> {
-        self.with_db(|conn| {
+        self.with_writer(|conn| {
             let keys: Option<String> =
                 conn.query_row("SELECT keys FROM logs WHERE origin = ?1", [origin], |r| r.get(0)).optional()?;
             let vkey = key.to_vkey();
@@ -234,7 +247,7 @@ impl WitnessDir {
         (size, root): (u64, &Hash),
         note: &str,
     ) -> Result<bool, StateError> {
-        self.with_db(|conn| {
+        self.with_writer(|conn| {
             let changed = conn.execute(
                 "UPDATE logs SET size = ?4, root = ?5, note = ?6 WHERE origin = ?1 AND size = ?2 AND root = ?3",
                 params![
