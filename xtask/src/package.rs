@@ -192,6 +192,8 @@ pub fn check_installed(root: &Path, packages: &Packages, custodia_dev: &Path) ->
     sh::run_cmd(
         Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends", "--reinstall", "--allow-downgrades"])
+            // An earlier check edited the installed configuration; this check writes its own anyway.
+            .args(["-o", "Dpkg::Options::=--force-confnew"])
             .arg(&packages.cli)
             .arg(&packages.desktop)
             .env("DEBIAN_FRONTEND", "noninteractive"),
