@@ -348,6 +348,10 @@ pub struct Proof {
     pub checkpoint: String,
     pub path: Vec<String>,
     pub verified: bool,
+    /// The witnesses whose cosignatures on the checkpoint verified (empty: no witness policy).
+    pub cosigned_by: Vec<String>,
+    /// The same proof as a C2SP tlog-proof, to hand to someone else.
+    pub tlog_proof: String,
 }
 
 #[derive(Clone, Debug, Serialize, TS)]

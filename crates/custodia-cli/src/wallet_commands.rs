@@ -58,6 +58,18 @@ pub(crate) enum WalletCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write the proof that one of this wallet's access events is on the ledger, as a C2SP tlog-proof
+    /// (its index, audit path and the cosigned checkpoint) that anyone can check offline.
+    Proof {
+        #[command(flatten)]
+        wallet: WalletArgs,
+        /// The access event's index on the ledger (as `wallet sync --json` lists them).
+        #[arg(long)]
+        index: u64,
+        /// Where to write it (default: standard output). By convention FILE.tlog-proof.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Export the evidence of a split view this wallet has seen (two checkpoints signed by its ledger
     /// that cannot both be true), as JSON, for the network's authority or a witness operator.
     Evidence {
@@ -183,6 +195,28 @@ pub(crate) fn wallet_command(command: WalletCommand) -> Result<ExitCode> {
                         "nothing was pinned: no network profile, so no witnesses check this ledger for this wallet"
                     ),
                 }
+            }
+        }
+        WalletCommand::Proof { wallet, index, out } => {
+            let w = open_wallet(&wallet)?;
+            let shown = w.access_inclusion(index)?;
+            let proof = shown.to_tlog_proof();
+            match &out {
+                // Exactly the proof's bytes: a trailing newline would end the checkpoint note twice.
+                None => print!("{proof}"),
+                Some(out) => crate::common::emit(Some(out), &proof)?,
+            }
+            if let Some(out) = &out {
+                let by = if shown.cosigned_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(", cosigned by {}", shown.cosigned_by.join(", "))
+                };
+                println!(
+                    "entry {index} is in the checkpoint of {} entries{by}; proof written to {}",
+                    shown.checkpoint.size,
+                    out.display()
+                );
             }
         }
         WalletCommand::Evidence { wallet, out } => {

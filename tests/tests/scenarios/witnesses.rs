@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use custodia_tests::{Server, custodia, http_client, json, key_of, ok};
+use custodia_tests::{Member, Server, custodia, enroll_member, http_client, json, key_of, ok};
 
 fn port_of(url: &str) -> &str {
     url.rsplit(':').next().unwrap()
@@ -59,7 +59,7 @@ fn witness_states(info: &serde_json::Value) -> Vec<String> {
 fn no_single_operator_can_lie() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    for wallet in ["authority", "alice", "bob", "carol", "dave", "erin", "frank", "mallory"] {
+    for wallet in ["authority", "alice", "bob", "carol", "dave", "erin", "frank", "mallory", "gp", "gw"] {
         ok(dir, &["wallet", "init", "--wallet", wallet]);
     }
     let (authority, _) = key_of(dir, "authority");
@@ -119,6 +119,76 @@ fn no_single_operator_can_lie() {
     ok(dir, &["wallet", "sync", "--wallet", "alice"]);
     let audit = json(&ok(dir, &["ledger", "audit", "--ledger", &url, "--network", "profile.txt", "--json"]));
     assert!(audit["cosigned_by"].as_array().unwrap().len() >= 2, "{audit}");
+
+    // Alice grants her doctor a read (her wallet looks the doctor's enrollment up, proven into a cosigned
+    // checkpoint) and a gateway logs one; she can hand on the proof of that read as a C2SP tlog-proof.
+    for (wallet, role) in [("gp", "provider"), ("gw", "gateway")] {
+        let (key, box_key) = key_of(dir, wallet);
+        enroll_member(
+            dir,
+            "authority",
+            &url,
+            Member { key: &key, box_key: &box_key, role, name: wallet, org: "St Mary's" },
+        );
+    }
+    let (alice, _) = key_of(dir, "alice");
+    let (gp, _) = key_of(dir, "gp");
+    let created = custodia(
+        dir,
+        &[
+            "grant",
+            "create",
+            "--wallet",
+            "alice",
+            "--to",
+            &gp,
+            "--scope",
+            "patient/Observation.rs",
+            "--purpose",
+            "TREAT",
+            "--for",
+            "30d",
+            "--post",
+        ],
+    );
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let grant = created.stderr.split("(grant ").nth(1).and_then(|r| r.get(..32)).expect("the grant's id").to_owned();
+    ok(
+        dir,
+        &[
+            "ledger",
+            "post-access",
+            "--wallet",
+            "gw",
+            "--ledger",
+            &url,
+            "--patient",
+            &alice,
+            "--grant",
+            &grant,
+            "--resource",
+            "Observation/hba1c-1",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let read = loop {
+        let synced = json(&ok(dir, &["wallet", "sync", "--wallet", "alice", "--json"]));
+        if let Some(event) = synced["access_events"].as_array().and_then(|a| a.first()) {
+            break event["index"].as_u64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the read never reached a cosigned checkpoint: {synced:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let said =
+        ok(dir, &["wallet", "proof", "--wallet", "alice", "--index", &read.to_string(), "--out", "read.tlog-proof"]);
+    assert!(said.contains("cosigned by W"), "{said}");
+    let proof =
+        custodia_log::tlog_proof::TlogProof::parse(&std::fs::read_to_string(dir.join("read.tlog-proof")).unwrap())
+            .unwrap();
+    let accepted = custodia_log::policy::Policy::parse(&policy).unwrap().accept(&proof.checkpoint).unwrap();
+    let leaf = custodia_log::Hash(proof.extra.as_deref().unwrap().try_into().unwrap());
+    assert_eq!(proof.index, read);
+    proof.verify_leaf(&leaf, accepted.checkpoint.size, &accepted.checkpoint.root).unwrap();
 
     // One witness down: appends go on and checkpoints are still cosigned, by the other two.
     witnesses[2] = None;

@@ -24,6 +24,8 @@ pub(crate) fn run(command: &str, call: Call<'_>) -> Result<Value, AppError> {
                 checkpoint: shown.checkpoint.note.clone(),
                 path: shown.path.iter().map(ToString::to_string).collect(),
                 verified: true,
+                tlog_proof: shown.to_tlog_proof(),
+                cosigned_by: shown.cosigned_by,
             })
         }
         "export_access_csv" => {

@@ -68,6 +68,22 @@ pub struct InclusionView {
     pub checkpoint: TrustedCheckpoint,
     /// The audit path, leaf to root.
     pub path: Vec<Hash>,
+    /// Under a witness policy: the witnesses whose cosignatures on the checkpoint verified.
+    pub cosigned_by: Vec<String>,
+}
+
+impl InclusionView {
+    /// The proof as a C2SP tlog-proof, to hand to someone else: the entry's index, its audit path and the
+    /// (cosigned) checkpoint; the `extra` line carries the entry's leaf hash, which the proof binds to.
+    pub fn to_tlog_proof(&self) -> String {
+        custodia_log::tlog_proof::TlogProof {
+            extra: Some(self.leaf.as_bytes().to_vec()),
+            index: self.index,
+            proof: self.path.clone(),
+            checkpoint: self.checkpoint.note.clone(),
+        }
+        .to_text()
+    }
 }
 
 /// The result of [`Wallet::enroll`].
@@ -313,7 +329,13 @@ impl Wallet {
                 reason: format!("its inclusion proof against the checkpoint of size {} fails: {e}", checkpoint.size),
             }
         })?;
-        Ok(InclusionView { index, leaf, checkpoint, path })
+        let cosigned_by = link
+            .witness_policy
+            .as_ref()
+            .and_then(|p| p.accept(&checkpoint.note).ok())
+            .map(|a| a.cosigned_by.into_iter().map(|(name, _)| name).collect())
+            .unwrap_or_default();
+        Ok(InclusionView { index, leaf, checkpoint, path, cosigned_by })
     }
 
     /// Moves the wallet to a new address of the same ledger: the ledger there must sign with the stored

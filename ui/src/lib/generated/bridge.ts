@@ -70,7 +70,15 @@ export type Proof = { index: number, leaf_hash: string, checkpoint_size: number,
 /**
  * The signed checkpoint note.
  */
-checkpoint: string, path: Array<string>, verified: boolean, };
+checkpoint: string, path: Array<string>, verified: boolean, 
+/**
+ * The witnesses whose cosignatures on the checkpoint verified (empty: no witness policy).
+ */
+cosigned_by: Array<string>, 
+/**
+ * The same proof as a C2SP tlog-proof, to hand to someone else.
+ */
+tlog_proof: string, };
 export type Export = { filename: string, content_type: string, text: string, };
 export type Contact = { fingerprint: string, last_granted: number | null, key: string, name: string | null, organisation: string | null, role: string | null, verified: boolean, };
 export type SyncResult = { checkpoint_size: number, new_events: Array<AccessRow>, complete: boolean, 
