@@ -149,6 +149,8 @@ fn no_single_operator_can_lie() {
             "--for",
             "30d",
             "--post",
+            "--out",
+            "grant.json",
         ],
     );
     assert_eq!(created.code, 0, "{}", created.stderr);
@@ -189,6 +191,55 @@ fn no_single_operator_can_lie() {
     let leaf = custodia_log::Hash(proof.extra.as_deref().unwrap().try_into().unwrap());
     assert_eq!(proof.index, read);
     proof.verify_leaf(&leaf, accepted.checkpoint.size, &accepted.checkpoint.root).unwrap();
+
+    // A hospital's gateway joined with the profile: it serves the doctor under the grant only once the
+    // grant's entry is proven into a cosigned checkpoint, and stops once the revocation is.
+    let made = json(&ok(dir, &["gateway", "init", "--dir", "hospital", "--name", "St Mary's gateway", "--json"]));
+    let (key, box_key) = (made["signing_key"].as_str().unwrap(), made["encryption_key"].as_str().unwrap());
+    enroll_member(
+        dir,
+        "authority",
+        &url,
+        Member { key, box_key, role: "gateway", name: "St Mary's", org: "St Mary's" },
+    );
+    ok(dir, &["gateway", "link", "--dir", "hospital", "--patient", &alice, "--fhir-id", "p1"]);
+    let hospital = Server::start(
+        dir,
+        &["gateway", "serve", "--dir", "hospital", "--network", "profile.txt", "--listen", "127.0.0.1:0"],
+    );
+    let fetch = || {
+        custodia(
+            dir,
+            &[
+                "er",
+                "fetch",
+                "--wallet",
+                "gp",
+                "--gateway",
+                &hospital.url,
+                "--grant-file",
+                "grant.json",
+                "--type",
+                "Observation",
+                "--json",
+            ],
+        )
+    };
+    let read = fetch();
+    assert_eq!(read.code, 0, "{}", read.stderr);
+    assert!(json(&read.stdout)["entry"].as_array().is_some_and(|e| !e.is_empty()), "{}", read.stdout);
+    ok(dir, &["grant", "revoke", "--wallet", "alice", &grant]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let refused = fetch();
+        if refused.code != 0 {
+            assert!(refused.stderr.contains("revoked"), "{}", refused.stderr);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the revocation never took effect");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(hospital);
 
     // One witness down: appends go on and checkpoints are still cosigned, by the other two.
     witnesses[2] = None;
