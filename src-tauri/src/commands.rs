@@ -44,6 +44,8 @@ commands![
     unlock,
     lock,
     enroll,
+    network_profile,
+    join_network,
     set_ledger_url,
     change_passphrase,
     set_auto_lock,

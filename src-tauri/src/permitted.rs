@@ -7,6 +7,8 @@
     "unlock",
     "lock",
     "enroll",
+    "network_profile",
+    "join_network",
     "set_ledger_url",
     "change_passphrase",
     "set_auto_lock",

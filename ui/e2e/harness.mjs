@@ -10,7 +10,7 @@
 
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { it } from 'node:test';
@@ -189,7 +189,7 @@ async function makeWallet(dir, name) {
  * A fresh network: authority, gateway and clinician wallets, a ledger served on port 0, the gateway and the
  * clinician enrolled.
  */
-export async function startNetwork({ label = 'custodia-e2e' } = {}) {
+export async function startNetwork({ label = 'custodia-e2e', witnesses = 0 } = {}) {
   hookExit();
   if (!existsSync(BIN)) throw new Error(`no custodia binary at ${BIN} (set CUSTODIA_BIN)`);
   if (!existsSync(path.join(UI_DIST, 'index.html'))) throw new Error(`no built UI at ${UI_DIST}: run npm run build`);
@@ -224,10 +224,29 @@ export async function startNetwork({ label = 'custodia-e2e' } = {}) {
     const init = await cli(['ledger', 'init', '--dir', ledgerDir, '--authority', authority.key]);
     const verifierKey = /verifier key:\s*(\S+)/.exec(init.stdout)?.[1];
     if (!verifierKey) throw new Error(`ledger init printed no verifier key:\n${init.stdout}`);
-    const ledger = await serve(
-      ['ledger', 'serve', '--dir', ledgerDir, '--listen', '127.0.0.1:0', '--rate-limit', '100000'],
-      path.join(logs, 'ledger.log'),
-    );
+    // With witnesses: each made, told of this log and served; the ledger then publishes only checkpoints they
+    // all cosigned, and `net.profile` is the network profile (text and QR picture) a wallet joins with.
+    const policyFile = path.join(dir, 'witness-policy.txt');
+    let policy = `log ${verifierKey}\n`;
+    for (let i = 1; i <= witnesses; i++) {
+      const wdir = path.join(dir, `witness-${i}`);
+      const made = JSON.parse(
+        (await cli(['witness', 'init', '--dir', wdir, '--name', `w${i}.example`, '--json'])).stdout,
+      );
+      await cli(['witness', 'add-log', '--dir', wdir, '--vkey', verifierKey]);
+      const w = await serve(['witness', 'serve', '--dir', wdir, '--listen', '127.0.0.1:0'], path.join(logs, `witness-${i}.log`));
+      mine.add(w.child);
+      const url = /^listening on (http:\/\/\S+)/.exec(w.firstLine)?.[1];
+      if (!url) throw new Error(`witness serve printed: ${w.firstLine}`);
+      policy += `witness W${i} ${made.vkey} ${url}\n`;
+    }
+    const ledgerArgs = ['ledger', 'serve', '--dir', ledgerDir, '--listen', '127.0.0.1:0', '--rate-limit', '100000'];
+    if (witnesses > 0) {
+      policy += `group Q all ${Array.from({ length: witnesses }, (_, i) => `W${i + 1}`).join(' ')}\nquorum Q\n`;
+      await writeFile(policyFile, policy);
+      ledgerArgs.push('--witness-policy', policyFile);
+    }
+    const ledger = await serve(ledgerArgs, path.join(logs, 'ledger.log'));
     mine.add(ledger.child);
     const ledgerUrl = /^listening on (http:\/\/\S+)/.exec(ledger.firstLine)?.[1];
     if (!ledgerUrl) throw new Error(`ledger serve printed: ${ledger.firstLine}`);
@@ -239,6 +258,15 @@ export async function startNetwork({ label = 'custodia-e2e' } = {}) {
       ]);
     await enroll(gateway, 'gateway', GATEWAY.org);
     await enroll(clinician, 'provider', CLINICIAN.org);
+    let profile = null;
+    if (witnesses > 0) {
+      const [text, png] = [path.join(dir, 'network.txt'), path.join(dir, 'network.png')];
+      const made = await cli([
+        'network', 'profile', '--ledger-dir', ledgerDir, '--url', ledgerUrl, '--witness-policy', policyFile,
+        '--out', text, '--qr', png, '--json',
+      ]);
+      profile = { text, png, fingerprint: JSON.parse(made.stdout).fingerprint };
+    }
 
     Object.assign(net, {
       authority,
@@ -246,6 +274,7 @@ export async function startNetwork({ label = 'custodia-e2e' } = {}) {
       clinician: { ...clinician, org: CLINICIAN.org },
       ledgerUrl,
       verifierKey,
+      profile,
       ledgerLog: ledger.tail,
       passphrase: PASSPHRASE,
       /** Runs the CLI with this network's passphrase. */

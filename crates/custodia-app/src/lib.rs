@@ -43,6 +43,8 @@ pub const COMMANDS: &[&str] = &[
     "unlock",
     "lock",
     "enroll",
+    "network_profile",
+    "join_network",
     "set_ledger_url",
     "change_passphrase",
     "set_auto_lock",
@@ -317,6 +319,19 @@ struct LedgerArgs {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ProfileArgs {
+    /// The network profile's text (from its file, or its QR code read by `scan_image` or the camera).
+    profile: String,
+}
+
+/// A network profile, or a message that says what is wrong with it.
+fn parse_profile(text: &str) -> Result<custodia_wallet::network::NetworkProfile, AppError> {
+    custodia_wallet::network::NetworkProfile::parse(text)
+        .map_err(|e| AppError::bad_input(format!("this is not a Custodia network profile: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ChangePassphraseArgs {
     current: String,
     new: String,
@@ -479,6 +494,10 @@ impl App {
                 let settings = AppSettings { auto_lock_minutes: minutes };
                 settings.save(&self.wallet_dir)?;
                 to_json(summary(&u.wallet, settings.auto_lock_minutes))
+            }
+            "network_profile" => {
+                let ProfileArgs { profile } = self::args(args)?;
+                to_json(views::network_view(&parse_profile(&profile)?))
             }
             "scan_image" => {
                 let ImageArgs { image_base64 } = self::args(args)?;
@@ -664,7 +683,7 @@ fn remove_vault(vault: &Path) {
 fn unlocked_command(u: &mut Unlocked, command: &str, args: Value, settings: &AppSettings) -> Result<Value, AppError> {
     let call = commands::Call { u, args, settings, now: now()? };
     match command {
-        "enroll" | "set_ledger_url" | "change_passphrase" | "contact_qr" | "home" | "sync" => {
+        "enroll" | "join_network" | "set_ledger_url" | "change_passphrase" | "contact_qr" | "home" | "sync" => {
             commands::home::run(command, call)
         }
         "grants" | "grant" | "contacts" | "resolve_contact" | "create_grant" | "post_grant" | "revoke_grant"

@@ -85,6 +85,7 @@ fn typescript_bindings_are_current() {
         ts_decl::<RecoveryStarted>(),
         ts_decl::<RecoveryFinished>(),
         ts_decl::<RecoveryCancelled>(),
+        ts_decl::<NetworkView>(),
     ] {
         text.push_str(&decl);
     }
@@ -612,4 +613,54 @@ fn a_patient_chooses_guardians_cancels_a_stranger_and_recovers_on_a_new_device()
     let fewer = call(&phone, "remove_guardian", json!({"key": cy_key}));
     assert_eq!(fewer["set"]["count"], 2);
     assert_eq!(code(&phone, "remove_guardian", json!({"key": cy_key})), ErrorCode::NotFound);
+}
+
+/// Joining with a network profile: read from its text or its QR picture, shown with its fingerprint, then
+/// joined; the wallet then holds checkpoints only with the witness's cosignature.
+#[test]
+fn a_patient_joins_a_network_with_its_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = wallet(dir.path(), "authority");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let witness = std::sync::Arc::new(
+        custodia_witness::WitnessDir::init(&dir.path().join("witness"), Some("w1.example")).unwrap(),
+    );
+    let (ledger_dir, log_key) =
+        LedgerDir::init(&dir.path().join("ledger"), authority.identity().signing_public(), None).unwrap();
+    witness.add_log(log_key.name(), &log_key).unwrap();
+    let serving = runtime.block_on(custodia_witness::start(witness.clone(), "127.0.0.1:0".parse().unwrap(), None));
+    let serving = serving.unwrap();
+    let policy = format!("log {}\nwitness W1 {} {}\nquorum W1\n", log_key.to_vkey(), witness.verifier(), serving.url);
+    let policy = custodia_log::policy::Policy::parse(&policy).unwrap();
+    let store = custodia_ledger::open_store(&ledger_dir, None).unwrap();
+    let options = custodia_ledger::ServeOptions { tls: None, witness_policy: Some(policy.clone()) };
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let running =
+        runtime.block_on(custodia_ledger::start_with(&ledger_dir, store, addr, default_limits(), options)).unwrap();
+    let profile = custodia_wallet::network::NetworkProfile::build(
+        &running.url,
+        authority.identity().signing_public(),
+        &policy,
+    )
+    .unwrap();
+
+    let app = app(dir.path());
+    call(&app, "create_wallet", json!({"name": "Ada", "passphrase": PASS}));
+    let shown = call(&app, "network_profile", json!({"profile": profile.text()}));
+    assert_eq!(shown["fingerprint"], profile.fingerprint().to_string());
+    assert_eq!(shown["witnesses"], json!(["W1"]));
+    assert_eq!(shown["quorum"], "W1 must vouch for every checkpoint");
+    assert_eq!(code(&app, "network_profile", json!({"profile": "https://ledger.example.org"})), ErrorCode::BadInput);
+    // The same profile from a picture of its QR code.
+    let png = custodia_core::qr::render_document_png(profile.text()).unwrap();
+    let read = call(&app, "scan_image", json!({"image_base64": data_encoding::BASE64.encode(&png)}));
+    assert_eq!(read["text"], profile.text());
+
+    let summary = call(&app, "join_network", json!({"profile": profile.text()}));
+    assert_eq!(summary["ledger"]["network"], profile.fingerprint().to_string());
+    assert_eq!(summary["ledger"]["witnesses"], json!(["W1"]));
+    call(&app, "sync", json!({}));
+    drop(app);
+    runtime.block_on(running.shutdown()).unwrap();
+    runtime.block_on(serving.shutdown()).unwrap();
 }

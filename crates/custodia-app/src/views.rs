@@ -51,6 +51,45 @@ pub struct LedgerView {
     pub checkpoint_size: i64,
     #[ts(type = "number | null")]
     pub synced_through: Option<i64>,
+    /// The fingerprint of the network profile the wallet joined with (none: joined from a bare address,
+    /// nothing pinned).
+    pub network: Option<String>,
+    /// The witnesses whose quorum every checkpoint needs.
+    pub witnesses: Vec<String>,
+}
+
+/// A network profile, shown before joining: the fingerprint to compare with the one the network
+/// published, and what it pins.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct NetworkView {
+    pub fingerprint: String,
+    pub ledger_url: String,
+    pub authority: String,
+    pub witnesses: Vec<String>,
+    /// How many witnesses must vouch for each checkpoint, in words.
+    pub quorum: String,
+    /// The profile's text, to pass to `join_network`.
+    pub text: String,
+}
+
+pub fn network_view(profile: &custodia_wallet::network::NetworkProfile) -> NetworkView {
+    let policy = &profile.policy;
+    let quorum = match policy.quorum {
+        None => "no witnesses required".to_owned(),
+        Some(custodia_log::policy::Member::Witness(i)) => format!("{} must vouch for every checkpoint", policy.witnesses[i].name),
+        Some(custodia_log::policy::Member::Group(g)) => {
+            let group = &policy.groups[g];
+            format!("{} of {} must vouch for every checkpoint", group.threshold, group.members.len())
+        }
+    };
+    NetworkView {
+        fingerprint: profile.fingerprint().to_string(),
+        ledger_url: profile.ledger_url.clone(),
+        authority: profile.authority.to_string(),
+        witnesses: policy.witnesses.iter().map(|w| w.name.clone()).collect(),
+        quorum,
+        text: profile.text().to_owned(),
+    }
 }
 
 /// Someone the patient deals with. `verified` means the wallet holds their enrollment, signed by the
@@ -441,6 +480,8 @@ pub fn summary(w: &Wallet, auto_lock_minutes: u32) -> Summary {
             url: l.url.clone(),
             checkpoint_size: l.checkpoint.size as i64,
             synced_through: l.synced_through.map(|i| i as i64),
+            network: l.network.clone(),
+            witnesses: l.witness_policy.iter().flat_map(|p| p.witnesses.iter().map(|w| w.name.clone())).collect(),
         }),
         auto_lock_minutes,
         recovering: w.is_recovering(),

@@ -34,6 +34,7 @@ export type {
   InboxRequest,
   InboxRequestState,
   LedgerView,
+  NetworkView,
   Party,
   Proof,
   RecoveryAlert,
@@ -54,6 +55,7 @@ export type {
 } from './generated/bridge';
 
 import type {
+  NetworkView,
   AccessFilter,
   AccessPage,
   AccessRequestView,
@@ -109,6 +111,8 @@ export type Commands = {
   unlock: { args: { passphrase: string }; result: Summary };
   lock: { args: Empty; result: Empty };
   enroll: { args: { ledger_url: string }; result: Summary };
+  network_profile: { args: { profile: string }; result: NetworkView };
+  join_network: { args: { profile: string }; result: Summary };
   set_ledger_url: { args: { ledger_url: string }; result: Summary };
   change_passphrase: { args: { current: string; new: string }; result: Empty };
   set_auto_lock: { args: { minutes: number }; result: Summary };

@@ -11,6 +11,11 @@ pub(crate) fn run(command: &str, call: Call<'_>) -> Result<Value, AppError> {
             u.wallet.enroll(ledger_url.trim(), None, now)?;
             to_json(summary(&u.wallet, settings.auto_lock_minutes))
         }
+        "join_network" => {
+            let ProfileArgs { profile } = self::args(args)?;
+            u.wallet.enroll_network(&parse_profile(&profile)?, now)?;
+            to_json(summary(&u.wallet, settings.auto_lock_minutes))
+        }
         "set_ledger_url" => {
             let LedgerArgs { ledger_url } = self::args(args)?;
             u.wallet.move_ledger(ledger_url.trim())?;

@@ -13,7 +13,16 @@ export type Summary = { name: string, key: string, fingerprint: string, created_
  * A new device waiting for the patient's guardians: the app shows the recovery's progress, not Home.
  */
 recovering: boolean, };
-export type LedgerView = { url: string, checkpoint_size: number, synced_through: number | null, };
+export type LedgerView = { url: string, checkpoint_size: number, synced_through: number | null, 
+/**
+ * The fingerprint of the network profile the wallet joined with (none: joined from a bare address,
+ * nothing pinned).
+ */
+network: string | null, 
+/**
+ * The witnesses whose quorum every checkpoint needs.
+ */
+witnesses: Array<string>, };
 export type Party = { key: string, name: string | null, organisation: string | null, role: string | null, verified: boolean, };
 export type Code = { code: string, display: string, };
 export type GrantStatus = "active" | "expired" | "revoked";
@@ -251,6 +260,15 @@ export type RecoveryFinished = { summary: Summary,
  */
 patient: string, grants: number, access_events: number, guardians: number, };
 export type RecoveryCancelled = { cancelled: Array<string>, };
+export type NetworkView = { fingerprint: string, ledger_url: string, authority: string, witnesses: Array<string>, 
+/**
+ * How many witnesses must vouch for each checkpoint, in words.
+ */
+quorum: string, 
+/**
+ * The profile's text, to pass to `join_network`.
+ */
+text: string, };
 
 export type Command =
   | 'status'
@@ -258,6 +276,8 @@ export type Command =
   | 'unlock'
   | 'lock'
   | 'enroll'
+  | 'network_profile'
+  | 'join_network'
   | 'set_ledger_url'
   | 'change_passphrase'
   | 'set_auto_lock'
