@@ -637,12 +637,9 @@ fn a_patient_joins_a_network_with_its_profile() {
     let addr = "127.0.0.1:0".parse().unwrap();
     let running =
         runtime.block_on(custodia_ledger::start_with(&ledger_dir, store, addr, default_limits(), options)).unwrap();
-    let profile = custodia_wallet::network::NetworkProfile::build(
-        &running.url,
-        authority.identity().signing_public(),
-        &policy,
-    )
-    .unwrap();
+    let profile =
+        custodia_wallet::network::NetworkProfile::build(&running.url, authority.identity().signing_public(), &policy)
+            .unwrap();
 
     let app = app(dir.path());
     call(&app, "create_wallet", json!({"name": "Ada", "passphrase": PASS}));

@@ -76,7 +76,9 @@ pub fn network_view(profile: &custodia_wallet::network::NetworkProfile) -> Netwo
     let policy = &profile.policy;
     let quorum = match policy.quorum {
         None => "no witnesses required".to_owned(),
-        Some(custodia_log::policy::Member::Witness(i)) => format!("{} must vouch for every checkpoint", policy.witnesses[i].name),
+        Some(custodia_log::policy::Member::Witness(i)) => {
+            format!("{} must vouch for every checkpoint", policy.witnesses[i].name)
+        }
         Some(custodia_log::policy::Member::Group(g)) => {
             let group = &policy.groups[g];
             format!("{} of {} must vouch for every checkpoint", group.threshold, group.members.len())

@@ -238,21 +238,7 @@ fn https_beside_http(args: &Args, dir: &Path, ok: &mut bool) -> Res<()> {
     for (name, tls) in [("HTTP", None), ("HTTPS", Some(custodia_net::ServerTls::new(&files)?))] {
         let ledger = Ledger::start_with_tls(&dir.join(name), limits.clone(), tls)?;
         let (client_rt, http) = clients_trusting(args, &trust)?;
-        progress!("{name}: enrolling, signing and posting {appends} entries");
-        let cast = client_rt.block_on(Cast::enroll(&http, &ledger))?;
-        let entries = presign(&cast, 0, appends, num_cpus())?;
-        let tp = client_rt.block_on(throughput(
-            &http,
-            std::slice::from_ref(&ledger.url),
-            &entries,
-            args.batch,
-            args.clients,
-        ))?;
-        if !tp.failures.is_empty() {
-            *ok = false;
-        }
-        let rate = tp.acknowledged_entries as f64 / tp.wall.as_secs_f64();
-        let (_, p99) = mean_p99(&tp.latencies);
+        let (_, tp, rate, p99) = fresh_throughput(args, name, &client_rt, &http, &ledger, appends, ok)?;
         // A new connection per request: the handshake's cost, on a cheap endpoint.
         let fresh = trust.async_client().http1_only().pool_max_idle_per_host(0).build()?;
         let connections = if args.quick { 200 } else { 2_000 };
@@ -345,21 +331,7 @@ fn witnessed_beside_unwitnessed(args: &Args, dir: &Path, ok: &mut bool) -> Res<(
         let options = custodia_ledger::ServeOptions { tls: None, witness_policy: policy };
         let ledger = Ledger::serve_with(&ledger_dir, None, authority, verifier, limits.clone(), options)?;
         let (client_rt, http) = clients(args)?;
-        progress!("{name}: enrolling, signing and posting {appends} entries");
-        let cast = client_rt.block_on(Cast::enroll(&http, &ledger))?;
-        let entries = presign(&cast, 0, appends, num_cpus())?;
-        let tp = client_rt.block_on(throughput(
-            &http,
-            std::slice::from_ref(&ledger.url),
-            &entries,
-            args.batch,
-            args.clients,
-        ))?;
-        if !tp.failures.is_empty() {
-            *ok = false;
-        }
-        let rate = tp.acknowledged_entries as f64 / tp.wall.as_secs_f64();
-        let (_, p99) = mean_p99(&tp.latencies);
+        let (cast, tp, rate, p99) = fresh_throughput(args, name, &client_rt, &http, &ledger, appends, ok)?;
         rows.push((name, rate, p99, failures(&tp.failures)));
         if running_witnesses.is_empty() {
             ledger.stop()?;
@@ -472,6 +444,30 @@ fn section_witnessed(
         ms(sorted.last().copied().unwrap_or_default())
     )?;
     Ok(())
+}
+
+/// Enrolls a cast on a fresh `ledger`, then posts `appends` pre-signed entries with the run's clients and
+/// batch: the cast, the run, its rate (entries acknowledged per second) and its request p99.
+fn fresh_throughput(
+    args: &Args,
+    name: &str,
+    client_rt: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    ledger: &Ledger,
+    appends: usize,
+    ok: &mut bool,
+) -> Res<(Cast, Throughput, f64, Duration)> {
+    progress!("{name}: enrolling, signing and posting {appends} entries");
+    let cast = client_rt.block_on(Cast::enroll(http, ledger))?;
+    let entries = presign(&cast, 0, appends, num_cpus())?;
+    let tp =
+        client_rt.block_on(throughput(http, std::slice::from_ref(&ledger.url), &entries, args.batch, args.clients))?;
+    if !tp.failures.is_empty() {
+        *ok = false;
+    }
+    let rate = tp.acknowledged_entries as f64 / tp.wall.as_secs_f64();
+    let (_, p99) = mean_p99(&tp.latencies);
+    Ok((cast, tp, rate, p99))
 }
 
 fn num_cpus() -> usize {

@@ -80,9 +80,9 @@ impl Log {
         }
         let mut bodies = Vec::with_capacity(steps);
         bodies.push(AddCheckpoint::body(0, &[], &notes[0]));
-        for i in 1..steps {
+        for (i, note) in notes.iter().enumerate().take(steps).skip(1) {
             let proof = consistency_proof(i as u64, i as u64 + 1, &nodes).map_err(|e| format!("{e:?}"))?;
-            bodies.push(AddCheckpoint::body(i as u64, &proof, &notes[i]));
+            bodies.push(AddCheckpoint::body(i as u64, &proof, note));
         }
         // The checkpoint of the last step again, from the size it moved the witness to.
         let last = AddCheckpoint::body(steps as u64, &[], &notes[steps - 1]);
@@ -110,6 +110,25 @@ async fn post_all(http: &reqwest::Client, url: &str, bodies: &[String]) -> Res<V
         latencies.push(sent.elapsed());
     }
     Ok(latencies)
+}
+
+/// Each list of bodies posted in order by its own client, all clients at once; every latency.
+async fn post_side_by_side(
+    http: &reqwest::Client,
+    url: &str,
+    lists: impl Iterator<Item = Vec<String>>,
+) -> Res<Vec<Duration>> {
+    let tasks: Vec<_> = lists
+        .map(|bodies| {
+            let (http, url) = (http.clone(), url.to_owned());
+            tokio::spawn(async move { post_all(&http, &url, &bodies).await })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(all)
 }
 
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
@@ -195,39 +214,13 @@ fn main() -> Res<()> {
     row("one log, one client, each request moves it (proof + commit)", &mut latencies, started.elapsed());
 
     let started = Instant::now();
-    let mut latencies = runtime.block_on(async {
-        let tasks: Vec<_> = many
-            .iter()
-            .map(|log| {
-                let (http, url, bodies) = (http.clone(), url.clone(), log.bodies.clone());
-                tokio::spawn(async move { post_all(&http, &url, &bodies).await })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await??);
-        }
-        Res::Ok(all)
-    })?;
+    let mut latencies = runtime.block_on(post_side_by_side(&http, &url, many.iter().map(|l| l.bodies.clone())))?;
     row(&format!("{} logs, a client each, each request moves its log", args.logs), &mut latencies, started.elapsed());
 
     let repeats = vec![one.last.clone(); args.requests];
     let started = Instant::now();
-    let mut latencies = runtime.block_on(async {
-        let chunks: Vec<Vec<String>> = repeats.chunks(repeats.len().div_ceil(8)).map(<[String]>::to_vec).collect();
-        let tasks: Vec<_> = chunks
-            .into_iter()
-            .map(|bodies| {
-                let (http, url) = (http.clone(), url.clone());
-                tokio::spawn(async move { post_all(&http, &url, &bodies).await })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await??);
-        }
-        Res::Ok(all)
-    })?;
+    let chunks = repeats.chunks(repeats.len().div_ceil(8)).map(<[String]>::to_vec);
+    let mut latencies = runtime.block_on(post_side_by_side(&http, &url, chunks))?;
     row("the same checkpoint again, 8 clients (verify and cosign only)", &mut latencies, started.elapsed());
     println!("\nGoal: >= 1,000 add-checkpoint requests per second from one witness.");
     runtime.block_on(running.shutdown())?;
