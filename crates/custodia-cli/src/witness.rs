@@ -30,8 +30,11 @@ pub enum WitnessCommand {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// The log's checkpoint verifier key (C2SP vkey: name+id+base64).
-        #[arg(long, value_name = "VKEY")]
-        vkey: String,
+        #[arg(long, value_name = "VKEY", required_unless_present = "network", conflicts_with = "network")]
+        vkey: Option<String>,
+        /// A Custodia network profile (file or QR picture): witness its ledger, with the key it pins.
+        #[arg(long, value_name = "FILE|IMAGE")]
+        network: Option<PathBuf>,
         /// The log's origin line, when it is not the key's name.
         #[arg(long)]
         origin: Option<String>,
@@ -69,9 +72,21 @@ pub fn run(command: WitnessCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        WitnessCommand::AddLog { dir, vkey, origin, json } => {
-            let key: NoteVerifier =
-                vkey.parse().with_context(|| format!("--vkey {vkey:?} is not a log's verifier key"))?;
+        WitnessCommand::AddLog { dir, vkey, network, origin, json } => {
+            let key: NoteVerifier = match (vkey, network) {
+                (Some(vkey), _) => {
+                    vkey.parse().with_context(|| format!("--vkey {vkey:?} is not a log's verifier key"))?
+                }
+                (None, Some(path)) => {
+                    let profile = crate::network::read_profile(&path)?;
+                    println!(
+                        "network profile {} (compare it with the one the network published)",
+                        profile.fingerprint()
+                    );
+                    profile.log_key().clone()
+                }
+                (None, None) => anyhow::bail!("give the log's key: --vkey VKEY or --network FILE"),
+            };
             let origin = origin.unwrap_or_else(|| key.name().to_owned());
             let witness = WitnessDir::open(&dir)?;
             let added = witness.add_log(&origin, &key)?;

@@ -270,6 +270,28 @@ fn no_single_operator_can_lie() {
     let synced = json(&ok(dir, &["wallet", "sync", "--wallet", "alice", "--json"]));
     assert_eq!(synced["checkpoint_size"].as_u64(), Some(size));
 
+    // A fourth witness joins with the profile; a cosigned size survives SIGKILL the moment after its answer.
+    ok(dir, &["witness", "init", "--dir", "w4", "--name", "w4.example"]);
+    let joined = ok(dir, &["witness", "add-log", "--dir", "w4", "--network", "profile.txt"]);
+    assert!(
+        joined.contains(&fingerprint) && joined.contains(&format!("witnessing {}", verifier_name(&log_key))),
+        "{joined}"
+    );
+    let w4 = witness(dir, "w4", "127.0.0.1:0");
+    let note = http_client().get(format!("{url}/checkpoint")).send().unwrap().text().unwrap();
+    let sent =
+        http_client().post(format!("{}/add-checkpoint", w4.url)).body(format!("old 0\n\n{note}")).send().unwrap();
+    assert_eq!(sent.status(), 200);
+    let w4_port = port_of(&w4.url).to_owned();
+    drop(w4); // SIGKILL
+    let w4 = witness(dir, "w4", &format!("127.0.0.1:{w4_port}"));
+    let again =
+        http_client().post(format!("{}/add-checkpoint", w4.url)).body(format!("old 0\n\n{note}")).send().unwrap();
+    assert_eq!(again.status(), 409);
+    assert_eq!(again.headers()["content-type"], "text/x.tlog.size");
+    assert_eq!(again.text().unwrap(), format!("{size}\n"));
+    drop(w4);
+
     // The split view. The operator copies the ledger, then grows both copies apart under the same key.
     let honest_port = port_of(&url).to_owned();
     drop(honest);
@@ -329,6 +351,10 @@ fn no_single_operator_can_lie() {
     assert!(refused.stderr.contains("missing W1, W2, W3"), "{}", refused.stderr);
     let empty = custodia(dir, &["wallet", "evidence", "--wallet", "alice", "--out", "none.json"]);
     assert!(empty.stdout.starts_with("0 split view"), "{empty:?}");
+}
+
+fn verifier_name(vkey: &str) -> &str {
+    vkey.split('+').next().unwrap()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
