@@ -573,7 +573,8 @@ impl App {
             return Err(AppError::new(ErrorCode::WalletExists, "there is already a wallet on this device"));
         }
         let (url, verifier_key) = (ledger_url.trim(), verifier_key.as_deref().map(str::trim).filter(|k| !k.is_empty()));
-        let started = Wallet::start_recovery(&self.wallet_dir, pass, self.kdf, url, verifier_key, &patient, now()?);
+        let started =
+            Wallet::start_recovery(&self.wallet_dir, pass, self.kdf, url, verifier_key, None, &patient, now()?);
         let (wallet, progress) = match started {
             Ok(started) => started,
             Err(e) => {

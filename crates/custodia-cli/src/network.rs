@@ -54,6 +54,44 @@ pub fn read_profile(path: &Path) -> Result<NetworkProfile> {
     NetworkProfile::parse(&text).with_context(|| format!("{} is not a network profile", path.display()))
 }
 
+/// How a wallet joins a ledger: with the network's profile (nothing trusted on first use), or from a bare
+/// address for a local demo.
+#[derive(clap::Args, Debug)]
+pub struct JoinArgs {
+    /// The ledger's URL, e.g. https://ledger.example.org (with --network, it may only repeat the profile's).
+    #[arg(long, value_name = "URL", env = "CUSTODIA_LEDGER", required_unless_present = "network")]
+    pub ledger: Option<String>,
+    /// The ledger's checkpoint key (a C2SP verifier key). Without it or --network, the key the ledger
+    /// announces is trusted on first use.
+    #[arg(long, value_name = "VKEY", conflicts_with = "network")]
+    pub verifier_key: Option<String>,
+    /// The network profile (its file, or a picture of its QR code): the ledger, its key, the authority and
+    /// the witness policy, pinned.
+    #[arg(long, value_name = "FILE|IMAGE")]
+    pub network: Option<PathBuf>,
+}
+
+impl JoinArgs {
+    /// The ledger's URL and key, and the profile if one was given; checked before anything is unlocked.
+    pub fn resolve(self) -> Result<(String, Option<String>, Option<NetworkProfile>)> {
+        use custodia_wallet::ledger::normalise_url;
+        let profile = self.network.as_deref().map(read_profile).transpose()?;
+        let url = match (&profile, self.ledger) {
+            (Some(p), Some(url)) if normalise_url(&url)? != normalise_url(&p.ledger_url)? => {
+                anyhow::bail!(
+                    "the network profile names the ledger {}, not {url} (--ledger or CUSTODIA_LEDGER)",
+                    p.ledger_url
+                )
+            }
+            (Some(p), _) => p.ledger_url.clone(),
+            (None, Some(url)) => url,
+            (None, None) => anyhow::bail!("give --network FILE, or --ledger URL"),
+        };
+        crate::common::LedgerArgs { ledger: url.clone(), verifier_key: self.verifier_key.clone() }.check()?;
+        Ok((url, self.verifier_key, profile))
+    }
+}
+
 pub fn run(command: NetworkCommand) -> Result<ExitCode> {
     match command {
         NetworkCommand::Profile { ledger_dir, url, witness_policy, out, qr, json } => {

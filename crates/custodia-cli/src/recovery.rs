@@ -101,11 +101,9 @@ pub enum RecoverCommand {
         wallet: PathBuf,
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
-        #[arg(long, value_name = "URL", env = "CUSTODIA_LEDGER")]
-        ledger: String,
-        /// The ledger's checkpoint key (otherwise trusted on first use).
-        #[arg(long, value_name = "VKEY")]
-        verifier_key: Option<String>,
+        /// The ledger, from the network profile (the recovered wallet stays pinned to it) or its address.
+        #[command(flatten)]
+        join: crate::network::JoinArgs,
         /// The patient's signing key (on their contact card, or shown by any of their guardians).
         #[arg(long, value_name = "KEY")]
         patient: String,
@@ -354,15 +352,17 @@ fn show_progress(p: &RecoveryProgress, json: bool) {
 
 pub fn recover(command: RecoverCommand) -> Result<ExitCode> {
     match command {
-        RecoverCommand::Start { wallet, passphrase_file, ledger, verifier_key, patient, json } => {
+        RecoverCommand::Start { wallet, passphrase_file, join, patient, json } => {
             let patient: SigningPublicKey = patient.parse().context("--patient must be a signing key (cusig1…)")?;
+            let (url, verifier_key, profile) = join.resolve()?;
             let pass = passphrase::current(passphrase_file.as_deref(), true)?;
             let (_, progress) = Wallet::start_recovery(
                 &wallet,
                 pass,
                 KdfParams::DEFAULT,
-                &ledger,
+                &url,
                 verifier_key.as_deref(),
+                profile.as_ref(),
                 &patient,
                 now()?,
             )?;

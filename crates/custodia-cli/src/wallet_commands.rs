@@ -11,7 +11,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::common::{LedgerArgs, WalletArgs, now, open_wallet, write_qr};
+use crate::common::{WalletArgs, now, open_wallet, write_qr};
 use crate::passphrase;
 
 #[derive(Subcommand, Debug)]
@@ -44,17 +44,8 @@ pub(crate) enum WalletCommand {
     Enroll {
         #[command(flatten)]
         wallet: WalletArgs,
-        /// The ledger's URL, e.g. https://ledger.example.org (not with --network, which names it).
-        #[arg(long, value_name = "URL", env = "CUSTODIA_LEDGER", required_unless_present = "network")]
-        ledger: Option<String>,
-        /// The ledger's checkpoint key (a C2SP verifier key). Without it or --network, the key the ledger
-        /// announces is trusted on first use.
-        #[arg(long, value_name = "VKEY", conflicts_with = "network")]
-        verifier_key: Option<String>,
-        /// The network profile (its file, or a picture of its QR code): the ledger, its key, the authority
-        /// and the witness policy, pinned.
-        #[arg(long, value_name = "FILE|IMAGE")]
-        network: Option<PathBuf>,
+        #[command(flatten)]
+        join: crate::network::JoinArgs,
         #[arg(long)]
         json: bool,
     },
@@ -116,6 +107,8 @@ pub(crate) fn wallet_command(command: WalletCommand) -> Result<ExitCode> {
                         "url": l.url,
                         "enrollment_index": l.enrollment_index,
                         "checkpoint_size": l.checkpoint.size,
+                        "network": l.network,
+                        "witnesses": l.witness_policy.iter().flat_map(|p| p.witnesses.iter().map(|w| w.name.clone())).collect::<Vec<_>>(),
                     })),
                 });
                 println!("{out:#}");
@@ -138,23 +131,8 @@ pub(crate) fn wallet_command(command: WalletCommand) -> Result<ExitCode> {
             w.change_passphrase(passphrase::new()?)?;
             println!("Passphrase changed.");
         }
-        WalletCommand::Enroll { wallet, ledger, verifier_key, network, json } => {
-            let profile = network.as_deref().map(crate::network::read_profile).transpose()?;
-            let url = match (&profile, ledger) {
-                (Some(p), Some(url))
-                    if custodia_wallet::ledger::normalise_url(&url)?
-                        != custodia_wallet::ledger::normalise_url(&p.ledger_url)? =>
-                {
-                    anyhow::bail!(
-                        "the network profile names the ledger {}, not {url} (--ledger or CUSTODIA_LEDGER)",
-                        p.ledger_url
-                    )
-                }
-                (Some(p), _) => p.ledger_url.clone(),
-                (None, Some(url)) => url,
-                (None, None) => anyhow::bail!("give --network FILE, or --ledger URL"),
-            };
-            LedgerArgs { ledger: url.clone(), verifier_key: verifier_key.clone() }.check()?;
+        WalletCommand::Enroll { wallet, join, json } => {
+            let (url, verifier_key, profile) = join.resolve()?;
             let mut w = open_wallet(&wallet)?;
             let e = match &profile {
                 Some(profile) => w.enroll_network(profile, now()?)?,

@@ -64,7 +64,8 @@ fn guardians_recover_a_lost_wallet_and_old_shares_stop_working() {
         ok(dir, &["wallet", "init", "--wallet", wallet, "--name", name]);
     }
     let (authority, _) = key_of(dir, "authority");
-    ok(dir, &["ledger", "init", "--dir", "ledger", "--authority", &authority]);
+    let init = json(&ok(dir, &["ledger", "init", "--dir", "ledger", "--authority", &authority, "--json"]));
+    let log_key = init["verifier_key"].as_str().unwrap().to_owned();
     let ledger = Server::start(
         dir,
         &["ledger", "serve", "--dir", "ledger", "--listen", "127.0.0.1:0", "--rate-limit", "100000"],
@@ -187,7 +188,29 @@ fn guardians_recover_a_lost_wallet_and_old_shares_stop_working() {
 
     // The phone is lost. (A copy stays behind to show its key is retired afterwards.)
     std::fs::rename(dir.join("patient"), dir.join("lost-phone")).unwrap();
-    let started = start(dir, "new-phone", url, &patient);
+    // The new phone starts from the network's profile (here one without witnesses), so the recovered
+    // wallet is pinned to it.
+    std::fs::write(dir.join("policy.txt"), format!("log {log_key}\nquorum none\n")).unwrap();
+    let profile = json(&ok(
+        dir,
+        &[
+            "network",
+            "profile",
+            "--ledger-dir",
+            "ledger",
+            "--url",
+            url,
+            "--witness-policy",
+            "policy.txt",
+            "--out",
+            "profile.txt",
+            "--json",
+        ],
+    ));
+    let started = json(&ok(
+        dir,
+        &["recover", "start", "--wallet", "new-phone", "--network", "profile.txt", "--patient", &patient, "--json"],
+    ));
     let request = started["request_id"].as_str().unwrap().to_owned();
     let code = started["code"].as_str().unwrap().to_owned();
     assert_eq!(code.len(), 7, "six digits in two groups: {code}");
@@ -223,6 +246,7 @@ fn guardians_recover_a_lost_wallet_and_old_shares_stop_working() {
     let shown = json(&ok(dir, &["wallet", "show", "--wallet", "new-phone", "--json"]));
     assert_eq!(shown["name"], "Maria Santos");
     assert_eq!(shown["signing_key"], new_key.as_str());
+    assert_eq!(shown["ledger"]["network"], profile["fingerprint"], "the recovered wallet is pinned to the profile");
     let grants = ok(dir, &["grant", "list", "--wallet", "new-phone"]);
     assert!(grants.contains(&grant_id), "{grants}");
     let log = ok(dir, &["wallet", "sync", "--wallet", "new-phone", "--json"]);

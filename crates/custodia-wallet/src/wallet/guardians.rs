@@ -232,6 +232,12 @@ struct Recovering {
     count: u8,
     waiting_seconds: u64,
     mailboxes: Vec<ShareMailbox>,
+    /// When started from a network profile: its witness policy (the recovered wallet stays pinned to it)
+    /// and its fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    witness_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    network: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

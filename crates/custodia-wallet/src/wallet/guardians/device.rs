@@ -6,7 +6,9 @@ use super::*;
 impl Wallet {
     /// Starts recovering the patient `patient` on a new device: creates a wallet in `dir` whose fresh key
     /// is the device's one-time key, records the request on the ledger (which tells the patient's old
-    /// device), and notifies every guardian of the current set through its share mailbox.
+    /// device), and notifies every guardian of the current set through its share mailbox. With a network
+    /// `profile`, its ledger, key and witness policy are used (`url` and `verifier_key` are ignored) and
+    /// the recovered wallet stays pinned to them.
     #[allow(clippy::too_many_arguments)]
     pub fn start_recovery(
         dir: &Path,
@@ -14,10 +16,18 @@ impl Wallet {
         kdf: KdfParams,
         url: &str,
         verifier_key: Option<&str>,
+        profile: Option<&crate::network::NetworkProfile>,
         patient: &SigningPublicKey,
         now: Timestamp,
     ) -> Result<(Wallet, RecoveryProgress), WalletError> {
-        let (mut ledger, _) = Ledger::connect(url, verifier_key)?;
+        let (mut ledger, _) = match profile {
+            Some(p) => Ledger::connect_with(
+                &p.ledger_url,
+                Some(&p.log_key().to_vkey()),
+                Some(std::sync::Arc::new(p.policy.clone())),
+            )?,
+            None => Ledger::connect(url, verifier_key)?,
+        };
         // Looked up before the wallet is made (with a throwaway key: the lookup is any signer's), so a
         // mistyped key or a patient without guardians leaves nothing behind.
         let asker = Identity::from_seed(&MasterSeed::generate());
@@ -63,6 +73,8 @@ impl Wallet {
             count: set.count,
             waiting_seconds: set.waiting_seconds,
             mailboxes: set.mailboxes.clone(),
+            witness_policy: profile.map(|p| p.policy.text().to_owned()),
+            network: profile.map(|p| p.fingerprint().to_string()),
         });
         wallet.save()?;
         let progress = wallet.progress(&view, &Collected::default())?;
@@ -80,7 +92,16 @@ impl Wallet {
 
     fn recovery_session(&self) -> Result<(Ledger, RecoveryView), WalletError> {
         let r = self.recovering()?;
-        let (mut ledger, _) = Ledger::connect(&r.ledger, Some(&r.verifier_key))?;
+        let policy = r
+            .witness_policy
+            .as_deref()
+            .map(|text| {
+                custodia_log::policy::Policy::parse(text)
+                    .map(std::sync::Arc::new)
+                    .map_err(|e| WalletError::Corrupt(format!("the recovery's witness policy: {e}")))
+            })
+            .transpose()?;
+        let (mut ledger, _) = Ledger::connect_with(&r.ledger, Some(&r.verifier_key), policy)?;
         let view = ledger.recovery(&self.identity, &r.patient)?;
         Ok((ledger, view))
     }
@@ -234,7 +255,7 @@ impl Wallet {
             members: Vec::new(),
             access_events: Vec::new(),
             witness_policy: ledger.policy().cloned(),
-            network: None,
+            network: self.recovering()?.network.clone(),
         };
         // From here on this vault is the patient's wallet: written before anything else happens.
         self.seed = seed;
