@@ -292,6 +292,8 @@ impl WitnessTask {
         let mut known: u64 = 0;
         let mut done: Option<u64> = None;
         let mut retry = RETRY_MIN;
+        // An alarm is logged when it first appears or changes, not on every retry; the counter counts all.
+        let mut last_alarm: Option<String> = None;
         loop {
             let target = targets.borrow_and_update().clone();
             if done == Some(target.size) {
@@ -302,6 +304,7 @@ impl WitnessTask {
             }
             let failed = match self.ask(&target, known).await {
                 Answer::Cosigned(line) => {
+                    last_alarm = None;
                     known = target.size;
                     done = Some(target.size);
                     retry = RETRY_MIN;
@@ -336,10 +339,13 @@ impl WitnessTask {
                 Answer::Conflict(size) => Some((WitnessState::Failed, format!("409 again at size {size}"))),
                 Answer::Alarm(reason) => {
                     ALARMS.add(1);
-                    custodia_net::log::error(
-                        COMPONENT,
-                        format_args!("witness {} refused checkpoint {}: {reason}", self.name(), target.size),
-                    );
+                    if last_alarm.as_deref() != Some(reason.as_str()) {
+                        custodia_net::log::error(
+                            COMPONENT,
+                            format_args!("witness {} refused checkpoint {}: {reason}", self.name(), target.size),
+                        );
+                        last_alarm = Some(reason.clone());
+                    }
                     Some((WitnessState::Alarm, reason))
                 }
                 Answer::Failed(reason) => Some((WitnessState::Failed, reason)),
