@@ -1,5 +1,6 @@
 // Joining a network with its profile, in Chromium at phone size, against a real ledger that publishes only
-// checkpoints its witness cosigned: the patient creates a wallet, opens the network profile's QR picture,
+// checkpoints its witness cosigned: the patient creates a wallet, pastes the profile (as the camera scanner
+// hands it over) and opens its QR picture,
 // sees the profile's fingerprint (the one `custodia network profile` printed) with the ledger and the
 // witnesses, joins, and Settings says the wallet is pinned to that profile and its witnesses. axe-core runs on
 // the screen; a screenshot goes to docs/screenshots/phone-onboarding-network.png.
@@ -7,7 +8,7 @@
 // Run from ui/: npm run e2e   (needs ui/dist built and target/debug/custodia; CUSTODIA_BIN overrides)
 
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { after, before, describe } from 'node:test';
 import { SHOTS, VIEWPORTS, axeScreen, flow, launchBrowser, screenshot, startNetwork } from './harness.mjs';
 
@@ -60,8 +61,16 @@ describe('joining a network with its profile, at phone size', () => {
     });
     await page.getByRole('alert').filter({ hasText: 'not a Custodia network profile' }).waitFor();
 
-    await page.getByLabel('Open the network profile').setInputFiles(net.profile.png);
+    // Pasted (as the camera's scanner would hand it over): the same fingerprint.
+    await page.getByText('Scan its QR code with the camera, or paste it').click();
+    await page.getByLabel("The network profile's text").fill(await readFile(net.profile.text, 'utf8'));
+    await page.getByRole('button', { name: 'Read the profile' }).click();
     const shown = page.getByLabel('Network profile fingerprint');
+    await shown.waitFor();
+    assert.equal((await shown.innerText()).trim(), net.profile.fingerprint, 'the pasted profile');
+
+    // From the picture of its QR code.
+    await page.getByLabel('Open the network profile').setInputFiles(net.profile.png);
     await shown.waitFor();
     assert.equal((await shown.innerText()).trim(), net.profile.fingerprint, 'the fingerprint the CLI printed');
     const info = await page.getByRole('status').filter({ hasText: 'Compare this fingerprint' }).innerText();

@@ -55,6 +55,9 @@ impl NetworkProfile {
         if text.len() > MAX_PROFILE_BYTES {
             return Err(bad("larger than 16 KiB"));
         }
+        // One profile has one text, whatever a copy added or took away at its end (a pasted profile loses
+        // its last newline): the fingerprint is over this form.
+        let text = &format!("{}\n", text.trim_end());
         let mut lines = text.splitn(4, '\n');
         if lines.next() != Some(HEADER) {
             return Err(bad("the first line must be custodia-network/v1"));
@@ -119,6 +122,8 @@ mod tests {
         assert_eq!(again.text(), text.replace(" https://w1.example/", ""));
         assert_eq!(NetworkProfile::parse(again.text()).unwrap().fingerprint(), again.fingerprint());
         assert_eq!(profile.fingerprint().to_string().len(), 19);
+        let trimmed = NetworkProfile::parse(text.trim_end()).unwrap();
+        assert_eq!(trimmed.fingerprint(), profile.fingerprint(), "a copy without its last newline is the same profile");
         let changed = text.replace("ledger.example.org", "ledger.example.com");
         assert_ne!(NetworkProfile::parse(&changed).unwrap().fingerprint(), profile.fingerprint());
     }
