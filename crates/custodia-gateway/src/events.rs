@@ -1,7 +1,11 @@
-//! Access events, from the read to the ledger, with nothing lost on a crash.
+//! Access events, from the read to the ledger, with nothing lost on a crash; and the gateway's safety
+//! state, kept with them.
 //!
 //! A request is answered only once its event is in the gateway's outbox: a SQLite file, written in
-//! group commits (one transaction, one sync, for every event that arrived meanwhile). Poster threads (one
+//! group commits (one transaction, one sync, for every event that arrived meanwhile). The same
+//! transaction counts an allowed read against its grant and records the request's nonce, so after a
+//! crash (kill -9 included) the counts match the events exactly and a recorded request cannot be
+//! replayed. Poster threads (one
 //! per core, each taking the rows whose sequence number falls to it) post what the outbox holds to the
 //! ledger (signed by the gateway, sealed to the patient, in batches),
 //! verifies each receipt, and deletes only what the ledger acknowledged. After a crash or a ledger outage
@@ -17,7 +21,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use custodia_core::entry::{AccessEvent, Content, EntryKind, LedgerEntry, seal_statement};
+use custodia_core::entry::{AccessEvent, Content, EntryKind, EntryNonce, LedgerEntry, seal_statement};
+use custodia_core::grant::GrantId;
 use custodia_core::ledger_api::PatientInfo;
 use custodia_core::recovery::{MailBody, seal_mail};
 use custodia_core::statement::Verified;
@@ -49,9 +54,35 @@ pub struct OutboxStats {
     pub post_failures: AtomicU64,
 }
 
+/// What one journal write holds.
+enum Work {
+    /// An access event; `counted` adds one to its grant's reads.
+    Event { event: Box<AccessEvent>, counted: bool },
+    /// A signed request's nonce, kept until its signature could no longer be accepted anyway.
+    Nonce { key: [u8; 32], nonce: [u8; 16], expires: i64 },
+}
+
 struct Job {
-    event: AccessEvent,
+    work: Work,
     done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// A journal write handed over; [`Written::wait`] returns once it is durable. Writes commit in the
+/// order they were handed over, so a later write's success means this one's too.
+#[derive(Debug)]
+pub struct Written(tokio::sync::oneshot::Receiver<Result<(), String>>);
+
+impl Written {
+    pub async fn wait(self) -> Result<(), OutboxError> {
+        self.0.await.map_err(|_| OutboxError::Closed)?.map_err(|_| OutboxError::Closed)
+    }
+}
+
+/// The safety state a previous run left: reads per grant, and the nonces still within their window.
+#[derive(Debug, Default)]
+pub struct SavedState {
+    pub reads: HashMap<GrantId, u32>,
+    pub nonces: Vec<([u8; 32], EntryNonce)>,
 }
 
 /// Wakes the posters when the journal wrote something: each waits for the count of rings to move.
@@ -102,7 +133,11 @@ fn open_db(path: &Path) -> Result<Connection, OutboxError> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 5000;
-         CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);",
+         CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS reads (grant_id BLOB PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS nonces (
+             signer BLOB NOT NULL, nonce BLOB NOT NULL, expires INTEGER NOT NULL,
+             PRIMARY KEY (signer, nonce)) WITHOUT ROWID;",
     )
     .map_err(db_err)?;
     Ok(db)
@@ -111,8 +146,10 @@ fn open_db(path: &Path) -> Result<Connection, OutboxError> {
 impl Outbox {
     /// Opens (or creates) the outbox at `path` and starts its threads: the journal, and one poster per
     /// client in `ledgers`, each appending as `gateway`.
-    pub fn start(path: &Path, gateway: Arc<Identity>, ledgers: Vec<Ledger>) -> Result<Self, OutboxError> {
+    pub fn start(path: &Path, gateway: Arc<Identity>, ledgers: Vec<Ledger>) -> Result<(Self, SavedState), OutboxError> {
         let journal_db = open_db(path)?;
+        let saved = saved_state(&journal_db, crate::now().unix())
+            .map_err(|source| OutboxError::Db { path: path.to_owned(), source })?;
         // What a previous run left counts as journaled, so `pending` shows it until it is posted; counted
         // before any poster starts, so no caller sees an outbox emptier than it is.
         let left: i64 = journal_db
@@ -144,17 +181,34 @@ impl Outbox {
             );
         }
         bell.ring();
-        Ok(Self { jobs: Mutex::new(Some(tx)), stats, stop, bell, threads: Mutex::new(threads) })
+        Ok((Self { jobs: Mutex::new(Some(tx)), stats, stop, bell, threads: Mutex::new(threads) }, saved))
+    }
+
+    fn hand_over(&self, work: Work) -> Result<Written, OutboxError> {
+        let (done, written) = tokio::sync::oneshot::channel();
+        let jobs = self.jobs.lock().map_err(|_| OutboxError::Closed)?;
+        jobs.as_ref().ok_or(OutboxError::Closed)?.send(Job { work, done }).map_err(|_| OutboxError::Closed)?;
+        Ok(Written(written))
     }
 
     /// Writes `event` to the outbox; returns once it is durable.
     pub async fn record(&self, event: AccessEvent) -> Result<(), OutboxError> {
-        let (done, written) = tokio::sync::oneshot::channel();
-        {
-            let jobs = self.jobs.lock().map_err(|_| OutboxError::Closed)?;
-            jobs.as_ref().ok_or(OutboxError::Closed)?.send(Job { event, done }).map_err(|_| OutboxError::Closed)?;
-        }
-        written.await.map_err(|_| OutboxError::Closed)?.map_err(|_| OutboxError::Closed)
+        self.hand_over(Work::Event { event: Box::new(event), counted: false })?.wait().await
+    }
+
+    /// Writes the event of an allowed read, counting the read against its grant in the same commit.
+    pub async fn record_read(&self, event: AccessEvent) -> Result<(), OutboxError> {
+        self.hand_over(Work::Event { event: Box::new(event), counted: true })?.wait().await
+    }
+
+    /// Records a signed request's nonce, durable once the returned write (or any later one) is.
+    pub fn remember_nonce(
+        &self,
+        signer: &SigningPublicKey,
+        nonce: &EntryNonce,
+        expires: Timestamp,
+    ) -> Result<Written, OutboxError> {
+        self.hand_over(Work::Nonce { key: *signer.as_bytes(), nonce: *nonce.as_bytes(), expires: expires.unix() })
     }
 
     /// Events in the outbox not yet acknowledged by the ledger.
@@ -183,7 +237,35 @@ impl Outbox {
     }
 }
 
+/// How often the journal deletes nonces past their window.
+const NONCE_PURGE_SECONDS: i64 = 60;
+
+/// Reads per grant, and the nonces whose signatures could still be accepted at `now`.
+fn saved_state(db: &Connection, now: i64) -> rusqlite::Result<SavedState> {
+    let mut state = SavedState::default();
+    let mut reads = db.prepare("SELECT grant_id, count FROM reads")?;
+    let mut rows = reads.query([])?;
+    while let Some(row) = rows.next()? {
+        let (id, count): (Vec<u8>, i64) = (row.get(0)?, row.get(1)?);
+        if let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) {
+            state.reads.insert(GrantId::from_bytes(id), u32::try_from(count).unwrap_or(u32::MAX));
+        }
+    }
+    let mut nonces = db.prepare("SELECT signer, nonce FROM nonces WHERE expires >= ?1")?;
+    let mut rows = nonces.query(params![now])?;
+    while let Some(row) = rows.next()? {
+        let (signer, nonce): (Vec<u8>, Vec<u8>) = (row.get(0)?, row.get(1)?);
+        if let (Ok(signer), Ok(nonce)) =
+            (<[u8; 32]>::try_from(signer.as_slice()), <[u8; 16]>::try_from(nonce.as_slice()))
+        {
+            state.nonces.push((signer, EntryNonce::from_bytes(nonce)));
+        }
+    }
+    Ok(state)
+}
+
 fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &OutboxStats, bell: &Bell) {
+    let mut next_purge = 0i64;
     loop {
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(job) => job,
@@ -197,17 +279,43 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
                 Err(_) => break,
             }
         }
+        let now = crate::now().unix();
+        let purge = now >= next_purge;
+        let mut events = 0u64;
         let written = (|| -> rusqlite::Result<()> {
             let tx = db.transaction()?;
             {
                 let mut insert = tx.prepare_cached("INSERT INTO outbox (event) VALUES (?1)")?;
+                let mut count = tx.prepare_cached(
+                    "INSERT INTO reads (grant_id, count) VALUES (?1, 1)
+                     ON CONFLICT (grant_id) DO UPDATE SET count = count + 1",
+                )?;
+                let mut nonce =
+                    tx.prepare_cached("INSERT OR IGNORE INTO nonces (signer, nonce, expires) VALUES (?1, ?2, ?3)")?;
                 for job in &batch {
-                    let json = serde_json::to_string(&job.event).unwrap_or_default();
-                    insert.execute(params![json])?;
+                    match &job.work {
+                        Work::Event { event, counted } => {
+                            let json = serde_json::to_string(event).unwrap_or_default();
+                            insert.execute(params![json])?;
+                            events += 1;
+                            if let (true, Some(grant)) = (*counted, event.grant_id) {
+                                count.execute(params![grant.as_bytes().as_slice()])?;
+                            }
+                        }
+                        Work::Nonce { key, nonce: n, expires } => {
+                            nonce.execute(params![key.as_slice(), n.as_slice(), expires])?;
+                        }
+                    }
                 }
+            }
+            if purge {
+                tx.execute("DELETE FROM nonces WHERE expires < ?1", params![now])?;
             }
             tx.commit()
         })();
+        if purge {
+            next_purge = now + NONCE_PURGE_SECONDS;
+        }
         let result = written.map_err(|e| {
             custodia_net::log::warn(
                 "custodia-gateway",
@@ -216,7 +324,7 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
             e.to_string()
         });
         if result.is_ok() {
-            stats.journaled.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            stats.journaled.fetch_add(events, Ordering::Relaxed);
             bell.ring();
         }
         for job in batch {

@@ -1,6 +1,8 @@
 //! What the gateway remembers between requests, so each read costs two signature checks and a few map
 //! lookups: verified grants by digest, grant states from the ledger (for at most [`STATUS_TTL`]), enrolled
-//! members, nonces seen, reads per grant, and a budget for logging refused attempts.
+//! members, nonces seen, reads per grant, and a budget for logging refused attempts. Reads and nonces are
+//! also written to the outbox's database with each request ([`crate::events`]); these maps are what a
+//! request checks, restored from it at start.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -98,14 +100,28 @@ impl Caches {
         self.nonces.lock().is_ok_and(|mut n| n.first_use(key, nonce))
     }
 
-    pub fn reads(&self, id: &GrantId) -> u32 {
-        self.reads.lock().ok().and_then(|r| r.get(id).copied()).unwrap_or(0)
+    /// Takes up state a previous run left.
+    pub fn restore(&self, saved: crate::events::SavedState) {
+        if let Ok(mut reads) = self.reads.lock() {
+            reads.extend(saved.reads);
+        }
+        if let Ok(mut nonces) = self.nonces.lock() {
+            for (key, nonce) in saved.nonces {
+                nonces.current.insert((key, nonce), ());
+            }
+        }
     }
 
-    pub fn count_read(&self, id: GrantId) {
-        if let Ok(mut r) = self.reads.lock() {
-            *r.entry(id).or_insert(0) += 1;
-        }
+    /// Counts a read under the grant before it is served, so two at once cannot both take the last one;
+    /// returns the reads made before it. The slot gives the read back when dropped unless kept.
+    pub fn reserve_read(&self, id: GrantId) -> (u32, ReadSlot<'_>) {
+        let before = self.reads.lock().map_or(u32::MAX, |mut r| {
+            let count = r.entry(id).or_insert(0);
+            let before = *count;
+            *count = count.saturating_add(1);
+            before
+        });
+        (before, ReadSlot { reads: &self.reads, id, kept: false })
     }
 
     /// Whether a refused attempt under this grant should be logged now.
@@ -118,6 +134,30 @@ impl Caches {
         }
         *count += 1;
         *count <= DENIED_EVENTS_PER_MINUTE
+    }
+}
+
+/// A read counted in advance: given back on drop unless [`ReadSlot::keep`] says it was served.
+pub struct ReadSlot<'a> {
+    reads: &'a Mutex<HashMap<GrantId, u32>>,
+    id: GrantId,
+    kept: bool,
+}
+
+impl ReadSlot<'_> {
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for ReadSlot<'_> {
+    fn drop(&mut self) {
+        if !self.kept
+            && let Ok(mut reads) = self.reads.lock()
+            && let Some(count) = reads.get_mut(&self.id)
+        {
+            *count = count.saturating_sub(1);
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use custodia_core::grant::{UnverifiedGrant, VerifiedGrant};
 use custodia_core::labels;
 use custodia_core::policy::{self, Decision, Denial, ReadAttempt};
 use custodia_core::purpose::PurposeOfUse;
-use custodia_core::reqsig::RequestSignature;
+use custodia_core::reqsig::{self, RequestSignature};
 use custodia_core::scope::Interaction;
 use custodia_wallet::LedgerError;
 use custodia_wallet::ledger::{Member, ProvenGrant};
@@ -220,53 +220,77 @@ async fn handle(shared: Arc<Shared>, asked: Asked, headers: HeaderMap) -> Respon
         Err(r) => return r.response(),
     };
     let at = now();
-    let reader = match check_proofs(&shared, &asked, &headers, &grant).await {
+    let mut nonce = None;
+    let response = answer(&shared, &asked, &headers, &grant, at, &mut nonce).await;
+    // The request's nonce commits with its event, or before: a replay after a restart is refused too.
+    if let Some(written) = nonce
+        && written.wait().await.is_err()
+    {
+        return refusal(StatusCode::SERVICE_UNAVAILABLE, "exception", "the request could not be recorded");
+    }
+    response
+}
+
+async fn answer(
+    shared: &Arc<Shared>,
+    asked: &Asked,
+    headers: &HeaderMap,
+    grant: &Arc<VerifiedGrant>,
+    at: custodia_core::time::Timestamp,
+    nonce: &mut Option<crate::events::Written>,
+) -> Response {
+    let reader = match check_proofs(shared, asked, headers, grant, nonce).await {
         Ok(r) => r,
         Err((refused, signer, member)) => {
             // A signer is named only once its signature checked out, and as a member only if enrolled.
             let who =
                 Reader { key: signer.unwrap_or(grant.grantee), member, break_glass: false, purpose: grant.purpose };
-            log_refusal(&shared, &asked, &grant, &who, &refused).await;
+            log_refusal(shared, asked, grant, &who, &refused).await;
             return refused.response();
         }
     };
     let attempt =
         |reads_so_far| ReadAttempt { interaction: asked.interaction, purpose: reader.purpose, at, reads_so_far };
-    // Grant-wide conditions, for a search as for a read: time, purpose, read limit.
-    let reads = shared.caches.reads(&grant.id);
+    // Grant-wide conditions, for a search as for a read: time, purpose, read limit. The read is counted
+    // now and given back if it is not served.
+    let (reads, slot) = shared.caches.reserve_read(grant.id);
     let probe = json!({"resourceType": asked.resource_type});
-    if let Ok(Decision::Deny(d)) = policy::check(&grant, &probe, &attempt(reads))
+    if let Ok(Decision::Deny(d)) = policy::check(grant, &probe, &attempt(reads))
         && !matches!(d, Denial::OutOfScope { .. } | Denial::LabelNotAllowed { .. })
     {
         let refused = Refused::same(StatusCode::FORBIDDEN, "forbidden", d.to_string());
-        log_refusal(&shared, &asked, &grant, &reader, &refused).await;
+        log_refusal(shared, asked, grant, &reader, &refused).await;
         return refused.response();
     }
-    if let Err(refused) = ledger_state(&shared, &grant).await {
-        log_refusal(&shared, &asked, &grant, &reader, &refused).await;
+    if let Err(refused) = ledger_state(shared, grant).await {
+        log_refusal(shared, asked, grant, &reader, &refused).await;
         return refused.response();
     }
     let Some(patient_id) = shared.links.fhir_id(&grant.patient) else {
         let refused =
             Refused::same(StatusCode::NOT_FOUND, "not-found", "this gateway holds no records of the grant's patient");
-        log_refusal(&shared, &asked, &grant, &reader, &refused).await;
+        log_refusal(shared, asked, grant, &reader, &refused).await;
         return refused.response();
     };
     let outcome = match asked.interaction {
-        Interaction::Read => serve_read(&shared, &asked, &grant, &patient_id, &attempt(reads)).await,
-        Interaction::Search => serve_search(&shared, &asked, &grant, &patient_id, &attempt(reads)).await,
+        Interaction::Read => serve_read(shared, asked, grant, &patient_id, &attempt(reads)).await,
+        Interaction::Search => serve_search(shared, asked, grant, &patient_id, &attempt(reads)).await,
     };
     let (response, resources, refused) = match outcome {
         Ok((response, resources)) => (response, resources, None),
         Err((refused, resources)) => (refused.response(), resources, Some(refused)),
     };
-    if refused.is_none() {
-        shared.caches.count_read(grant.id);
-        crate::ops::READS_ALLOWED.add(1);
-    }
-    let event = event(&shared, &asked, &grant, &reader, at, resources, refused.as_ref().map(|r| r.logged.clone()));
-    match shared.outbox.record(event).await {
-        Ok(()) => response,
+    let allowed = refused.is_none();
+    let event = event(shared, asked, grant, &reader, at, resources, refused.map(|r| r.logged));
+    let recorded = if allowed { shared.outbox.record_read(event).await } else { shared.outbox.record(event).await };
+    match recorded {
+        Ok(()) => {
+            if allowed {
+                slot.keep();
+                crate::ops::READS_ALLOWED.add(1);
+            }
+            response
+        }
         // No record leaves without its access event.
         Err(e) => refusal(StatusCode::SERVICE_UNAVAILABLE, "exception", &format!("the read could not be logged: {e}")),
     }
@@ -309,6 +333,7 @@ async fn check_proofs(
     asked: &Asked,
     headers: &HeaderMap,
     grant: &Arc<VerifiedGrant>,
+    nonce: &mut Option<crate::events::Written>,
 ) -> Result<Reader, ProofFailure> {
     let security = |text: String| Refused::same(StatusCode::UNAUTHORIZED, "security", text);
     let header = header_str(headers, SIGNATURE_HEADER)
@@ -322,6 +347,12 @@ async fn check_proofs(
     if !shared.caches.first_use(&key, &signature.nonce) {
         return Err((security("this signed request was already used (a replay)".into()), Some(key), None));
     }
+    // Kept until a signature made at `at` could no longer be accepted.
+    let expires = signature.at.checked_add(reqsig::MAX_SKEW_SECONDS.unsigned_abs() + 1).unwrap_or(signature.at);
+    *nonce = Some(shared.outbox.remember_nonce(&key, &signature.nonce, expires).map_err(|e| {
+        let refused = Refused::same(StatusCode::SERVICE_UNAVAILABLE, "exception", format!("{e}"));
+        (refused, Some(key), None)
+    })?);
     let card = match header_str(headers, CARD_SIGNATURE_HEADER) {
         None => None,
         Some(h) => {

@@ -5,7 +5,9 @@
 //! over its method, full URL, time, a nonce and the grant (`Custodia-Signature`), so a stolen grant, a
 //! replayed request or one sent to another gateway is refused. The gateway then checks the grant
 //! (patient's signature; on the ledger, not revoked, by a state at most half a second old; time window;
-//! purpose; read limit) and filters by scope and sensitivity label. Every read and every refused attempt
+//! purpose; read limit) and filters by scope and sensitivity label. Read counts and seen nonces are kept
+//! in the gateway's database with the access events, so a restart neither refills a used-up grant nor
+//! opens a window for replays. Every read and every refused attempt
 //! becomes an access event, written to a local outbox before the answer leaves and posted to the ledger
 //! sealed to the patient ([`events`]).
 //!
@@ -155,7 +157,9 @@ pub async fn start(identity: Identity, config: GatewayConfig) -> Result<RunningG
     if member.role != custodia_core::entry::Role::Gateway {
         return Err(GatewayError::NotEnrolled(me.to_string()));
     }
-    let outbox = Outbox::start(&config.outbox, identity.clone(), poster_ledgers)?;
+    let (outbox, saved) = Outbox::start(&config.outbox, identity.clone(), poster_ledgers)?;
+    let caches = guard::Caches::default();
+    caches.restore(saved);
     let listener = custodia_net::Listener::bind(config.listen, config.tls).await?;
     let addr = listener.local_addr().map_err(|source| GatewayError::Listen { addr: config.listen, source })?;
     let public_url =
@@ -170,7 +174,7 @@ pub async fn start(identity: Identity, config: GatewayConfig) -> Result<RunningG
         outbox,
         ledger: verifying.client().clone(),
         verifying: std::sync::Mutex::new(verifying),
-        caches: guard::Caches::default(),
+        caches,
     });
     let app = http::router(shared.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

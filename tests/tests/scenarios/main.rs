@@ -2,6 +2,7 @@
 //! `custodia` processes) run side by side, one per core, rather than one binary after another.
 
 mod emergency;
+mod gateway;
 mod ledger;
 mod ops;
 mod recovery;
