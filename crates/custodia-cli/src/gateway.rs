@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use custodia_core::SigningPublicKey;
 use custodia_gateway::dataset::Dataset;
-use custodia_gateway::links::{Links, LiveLinks};
+use custodia_gateway::links::{Links, LiveLinks, Target};
 use custodia_gateway::records::Records;
 use custodia_gateway::{GatewayConfig, serve_blocking};
 use custodia_wallet::vault::KdfParams;
@@ -35,14 +35,24 @@ pub enum GatewayCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Link a patient's Custodia key to their FHIR Patient id at this hospital (after checking who they are).
+    /// Link a patient's Custodia key to their record at this hospital (after checking who they are): by
+    /// FHIR Patient id, or by the hospital's record number, which the gateway looks up with
+    /// `Patient?identifier=`. The link survives the patient's key rotations.
+    #[command(group(clap::ArgGroup::new("record").required(true).args(["fhir_id", "mrn"])))]
     Link {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         #[arg(long, value_name = "KEY")]
         patient: String,
         #[arg(long, value_name = "ID")]
-        fhir_id: String,
+        fhir_id: Option<String>,
+        /// The hospital's identifier for the patient (medical record number).
+        #[arg(long, value_name = "VALUE")]
+        mrn: Option<String>,
+        /// The identifier's system, an absolute URI (e.g. https://hospital.example/fhir/mrn); without it,
+        /// any Patient identifier with that value matches.
+        #[arg(long, value_name = "URI", requires = "mrn")]
+        mrn_system: Option<String>,
     },
     /// Serve the FHIR read API, every read checked against a grant and logged to the ledger.
     Serve(Box<crate::service_config::GatewayServe>),
@@ -78,11 +88,16 @@ pub fn run(command: GatewayCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        GatewayCommand::Link { dir, patient, fhir_id } => {
+        GatewayCommand::Link { dir, patient, fhir_id, mrn, mrn_system } => {
             let key: SigningPublicKey =
                 patient.parse().with_context(|| format!("--patient {patient:?} is not a signing key (cusig1...)"))?;
-            let links = Links::link(&dir, key, &fhir_id)?;
-            println!("linked {key} to Patient/{fhir_id} ({} links; a running gateway picks it up)", links.len());
+            let target = match (fhir_id, mrn) {
+                (Some(id), _) => Target::fhir_id(&id)?,
+                (None, Some(mrn)) => Target::identifier(mrn_system.as_deref(), &mrn)?,
+                (None, None) => anyhow::bail!("give --fhir-id or --mrn"),
+            };
+            let links = Links::link(&dir, key, &target)?;
+            println!("linked {key} to {target} ({} links; a running gateway picks it up)", links.len());
             Ok(ExitCode::SUCCESS)
         }
         GatewayCommand::Dataset { out } => {

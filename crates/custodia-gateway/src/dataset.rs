@@ -84,12 +84,22 @@ fn is_resource_type(name: &str) -> bool {
 /// that, `patient.reference`, of the form `Patient/<id>` (a version, `Patient/<id>/_history/<v>`, is
 /// ignored). `None` when the resource names no patient, or names one by a reference of another form.
 pub fn patient_of(resource: &Value) -> Option<&str> {
+    patient_at(resource, None)
+}
+
+/// [`patient_of`] for a resource served by the FHIR server at `base`, whose absolute references to its
+/// own Patients (`{base}/Patient/<id>`) count as well; one to another server's Patient does not.
+pub fn patient_at<'a>(resource: &'a Value, base: Option<&str>) -> Option<&'a str> {
     if resource.get("resourceType").and_then(Value::as_str) == Some("Patient") {
         return resource.get("id").and_then(Value::as_str).filter(|id| is_valid_id(id));
     }
     ["subject", "patient"].into_iter().find_map(|field| {
         let reference = resource.get(field)?.get("reference")?.as_str()?;
-        let id = reference.strip_prefix("Patient/")?;
+        let relative = match base.and_then(|b| reference.strip_prefix(b.trim_end_matches('/'))) {
+            Some(rest) => rest.strip_prefix('/')?,
+            None => reference,
+        };
+        let id = relative.strip_prefix("Patient/")?;
         let id = id.split_once("/_history/").map_or(id, |(id, _)| id);
         is_valid_id(id).then_some(id)
     })
@@ -1379,6 +1389,16 @@ mod tests {
         ] {
             assert_eq!(patient_of(&resource), None, "{resource}");
         }
+        // A server's absolute references to its own Patients, and not to another's.
+        let at = |reference: &str| {
+            let resource = json!({"resourceType": "Observation", "subject": {"reference": reference}});
+            patient_at(&resource, Some("https://fhir.example/r4/")).map(str::to_owned)
+        };
+        assert_eq!(at("https://fhir.example/r4/Patient/p1").as_deref(), Some("p1"));
+        assert_eq!(at("https://fhir.example/r4/Patient/p1/_history/2").as_deref(), Some("p1"));
+        assert_eq!(at("Patient/p1").as_deref(), Some("p1"));
+        assert_eq!(at("https://elsewhere.example/r4/Patient/p1"), None);
+        assert_eq!(at("https://fhir.example/r4Patient/p1"), None);
     }
 
     fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -333,6 +333,10 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
     }
 }
 
+/// How long a patient's keys as the ledger gave them are used before asking again.
+const PATIENT_TTL: Duration = Duration::from_secs(60);
+const MAX_PATIENTS: usize = 100_000;
+
 /// How long an emergency-card notice waits in a guardian's share mailbox.
 const NOTICE_TTL_SECONDS: u64 = 14 * 86_400;
 
@@ -340,7 +344,7 @@ struct Poster {
     db: Connection,
     gateway: Arc<Identity>,
     ledger: Ledger,
-    patients: HashMap<SigningPublicKey, PatientInfo>,
+    patients: HashMap<SigningPublicKey, (std::time::Instant, PatientInfo)>,
     /// This poster takes the rows whose `seq % share == part`.
     part: i64,
     share: i64,
@@ -402,11 +406,15 @@ impl Poster {
                     continue;
                 }
             };
-            let patient = match self.patients.get(&event.patient) {
-                Some(p) => p.clone(),
+            // Looked up again after a while, so a patient's rotated key is what events are sealed to.
+            let patient = match self.patients.get(&event.patient).filter(|(at, _)| at.elapsed() < PATIENT_TTL) {
+                Some((_, p)) => p.clone(),
                 None => {
                     let p = self.ledger.patient(&self.gateway, &event.patient).map_err(|e| e.to_string())?;
-                    self.patients.insert(event.patient, p.clone());
+                    if self.patients.len() >= MAX_PATIENTS {
+                        self.patients.clear();
+                    }
+                    self.patients.insert(event.patient, (std::time::Instant::now(), p.clone()));
                     p
                 }
             };

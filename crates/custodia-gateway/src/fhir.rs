@@ -310,6 +310,28 @@ pub fn matches_token(resource: &Value, param: &str, value: &str) -> bool {
     split_unescaped(value, ',').into_iter().filter_map(Token::parse).any(|t| t.matches(element))
 }
 
+/// Whether `resource` carries the identifier `value` in `system` (in any system when `system` is `None`).
+pub fn has_identifier(resource: &Value, system: Option<&str>, value: &str) -> bool {
+    resource.get("identifier").and_then(Value::as_array).is_some_and(|ids| {
+        ids.iter().any(|id| {
+            id.get("value").and_then(Value::as_str) == Some(value)
+                && system.is_none_or(|s| id.get("system").and_then(Value::as_str) == Some(s))
+        })
+    })
+}
+
+/// `text` as one part of a token search value: `\`, `|`, `,` and `$` escaped with a backslash.
+pub fn escape_token(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '|' | ',' | '$') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A word for the kind of record, for a person reading an access log: the code of the first coding of
 /// the resource's `category` (`laboratory`, `vital-signs`, `LAB`, `RAD`, `problem-list-item`, `food`, ...),
 /// or `None` when it has none.
@@ -398,6 +420,17 @@ mod tests {
         let immunization = json!({"resourceType": "Immunization", "code": {"coding": [{"code": "140"}]}});
         assert!(!matches_token(&immunization, "code", "140"));
         assert!(!matches_token(&json!({"category": "laboratory"}), "category", "laboratory"));
+    }
+
+    #[test]
+    fn identifiers_are_matched_by_system_and_escaped_for_searches() {
+        let patient =
+            json!({"resourceType": "Patient", "identifier": [{"system": "https://h.example/mrn", "value": "A|1"}]});
+        assert!(has_identifier(&patient, Some("https://h.example/mrn"), "A|1"));
+        assert!(has_identifier(&patient, None, "A|1"));
+        assert!(!has_identifier(&patient, Some("https://other.example/mrn"), "A|1"));
+        assert!(!has_identifier(&patient, None, "A"));
+        assert_eq!(escape_token(r"A|1,2$3\4"), r"A\|1\,2\$3\\4");
     }
 
     #[test]

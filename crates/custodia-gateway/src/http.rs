@@ -27,6 +27,7 @@ use custodia_wallet::ledger::{Member, ProvenGrant};
 use serde_json::{Value, json};
 
 use crate::guard::LedgerState;
+use crate::matching::Unmatched;
 use crate::records::Search;
 use crate::{MAX_GRANT_HEADER, Shared, fhir, now};
 
@@ -266,11 +267,26 @@ async fn answer(
         log_refusal(shared, asked, grant, &reader, &refused).await;
         return refused.response();
     }
-    let Some(patient_id) = shared.links.fhir_id(&grant.patient) else {
-        let refused =
-            Refused::same(StatusCode::NOT_FOUND, "not-found", "this gateway holds no records of the grant's patient");
-        log_refusal(shared, asked, grant, &reader, &refused).await;
-        return refused.response();
+    let patient_id = match crate::matching::patient_id(shared, grant.patient).await {
+        Ok(id) => id,
+        Err(unmatched) => {
+            let refused = match unmatched {
+                Unmatched::NotLinked(why) => Refused {
+                    status: StatusCode::NOT_FOUND,
+                    code: "not-found",
+                    told: "this gateway holds no records of the grant's patient".into(),
+                    logged: why,
+                },
+                Unmatched::Unavailable(why) => Refused {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "transient",
+                    told: "the patient's record could not be looked up just now; try again".into(),
+                    logged: why,
+                },
+            };
+            log_refusal(shared, asked, grant, &reader, &refused).await;
+            return refused.response();
+        }
     };
     let outcome = match asked.interaction {
         Interaction::Read => serve_read(shared, asked, grant, &patient_id, &attempt(reads)).await,
@@ -502,7 +518,7 @@ async fn serve_read(
         Ok(r) => r,
         Err(e) => return Err((Refused::same(StatusCode::BAD_GATEWAY, "exception", e.to_string()), Vec::new())),
     };
-    let Some(resource) = resource.filter(|r| crate::dataset::patient_of(r) == Some(patient)) else {
+    let Some(resource) = resource.filter(|r| shared.records.patient_of(r) == Some(patient)) else {
         return Err((not_covered(format!("no {resource_type}/{id} of this patient")), Vec::new()));
     };
     let accessed = vec![accessed(&resource)];

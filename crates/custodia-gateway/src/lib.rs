@@ -21,6 +21,7 @@ pub mod fhir;
 mod guard;
 mod http;
 pub mod links;
+mod matching;
 mod ops;
 pub mod records;
 
@@ -96,6 +97,7 @@ pub struct Shared {
     /// The verifying client, for enrollments (behind a lock: it keeps the checkpoint it trusts).
     pub verifying: std::sync::Mutex<Ledger>,
     caches: guard::Caches,
+    matcher: matching::Matcher,
 }
 
 /// A gateway serving on a socket, until [`RunningGateway::shutdown`].
@@ -175,6 +177,7 @@ pub async fn start(identity: Identity, config: GatewayConfig) -> Result<RunningG
         ledger: verifying.client().clone(),
         verifying: std::sync::Mutex::new(verifying),
         caches,
+        matcher: matching::Matcher::default(),
     });
     let app = http::router(shared.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,6 +1,9 @@
 //! Which of the hospital's FHIR patients a Custodia patient is: the link a registration desk makes once,
-//! after checking the patient's identity, between their wallet's key and their record's Patient id. A
-//! grant names the patient by key; the gateway serves only that Patient's records under it.
+//! after checking the patient's identity, between their wallet's key and their record: its Patient id, or
+//! the hospital's own identifier for them (a medical record number), which the gateway looks up with
+//! `Patient?identifier=`. A grant names the patient by key; the gateway serves only that Patient's records
+//! under it. A link made with a key the patient later rotated away (after a recovery) still holds: the
+//! gateway follows the patient's rotations on the ledger back to the linked key.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,6 +22,67 @@ pub enum LinksError {
     Bad { path: String, reason: String },
     #[error("{0:?} is not a FHIR id (1 to 64 of A-Z a-z 0-9 - .)")]
     BadId(String),
+    #[error("{0}")]
+    BadIdentifier(String),
+}
+
+/// The longest identifier value or system accepted.
+const MAX_IDENTIFIER_CHARS: usize = 256;
+
+/// Where a linked patient's records are.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// The Patient resource's id.
+    FhirId(String),
+    /// The hospital's identifier for the patient (`Patient.identifier`), with its system if given.
+    Identifier { system: Option<String>, value: String },
+}
+
+impl Target {
+    /// A Patient id, checked.
+    pub fn fhir_id(id: &str) -> Result<Self, LinksError> {
+        if !is_valid_id(id) {
+            return Err(LinksError::BadId(id.to_owned()));
+        }
+        Ok(Self::FhirId(id.to_owned()))
+    }
+
+    /// A record number and its system (an absolute URI), checked.
+    pub fn identifier(system: Option<&str>, value: &str) -> Result<Self, LinksError> {
+        let bad = |why: String| Err(LinksError::BadIdentifier(why));
+        if value.trim().is_empty()
+            || value.chars().count() > MAX_IDENTIFIER_CHARS
+            || value.chars().any(char::is_control)
+        {
+            return bad(format!("{value:?} is not a record number (1 to {MAX_IDENTIFIER_CHARS} printable characters)"));
+        }
+        if let Some(system) = system {
+            let uri = system.split_once(':').is_some_and(|(scheme, rest)| {
+                !rest.is_empty() && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            });
+            if !uri
+                || system.len() > MAX_IDENTIFIER_CHARS
+                || system.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return bad(format!(
+                    "{system:?} is not an identifier system (an absolute URI, such as https://hospital.example/mrn)"
+                ));
+            }
+        }
+        Ok(Self::Identifier { system: system.map(str::to_owned), value: value.to_owned() })
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::FhirId(id) => write!(f, "Patient/{id}"),
+            Target::Identifier { system: Some(system), value } => {
+                write!(f, "the patient with identifier {system}|{value}")
+            }
+            Target::Identifier { system: None, value } => write!(f, "the patient with identifier {value}"),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -27,16 +91,44 @@ struct LinkFile {
     links: Vec<Link>,
 }
 
+/// One link as the file keeps it: the key and either the Patient id or the record number.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Link {
     patient: SigningPublicKey,
-    fhir_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fhir_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mrn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mrn_system: Option<String>,
 }
 
-/// Patient key → FHIR Patient id.
+impl Link {
+    fn target(&self) -> Result<Target, LinksError> {
+        match (&self.fhir_id, &self.mrn, &self.mrn_system) {
+            (Some(id), None, None) => Target::fhir_id(id),
+            (None, Some(value), system) => Target::identifier(system.as_deref(), value),
+            _ => Err(LinksError::BadIdentifier(format!(
+                "the link of {} must name either fhir_id or mrn (with mrn_system if known)",
+                self.patient
+            ))),
+        }
+    }
+
+    fn new(patient: SigningPublicKey, target: &Target) -> Self {
+        match target {
+            Target::FhirId(id) => Self { patient, fhir_id: Some(id.clone()), mrn: None, mrn_system: None },
+            Target::Identifier { system, value } => {
+                Self { patient, fhir_id: None, mrn: Some(value.clone()), mrn_system: system.clone() }
+            }
+        }
+    }
+}
+
+/// Patient key → where their records are.
 #[derive(Clone, Debug, Default)]
-pub struct Links(HashMap<SigningPublicKey, String>);
+pub struct Links(HashMap<SigningPublicKey, Target>);
 
 impl Links {
     /// Reads `dir/links.json`; no file is no links.
@@ -52,39 +144,33 @@ impl Links {
         let file: LinkFile = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
         let mut links = HashMap::new();
         for link in file.links {
-            if !is_valid_id(&link.fhir_id) {
-                return Err(LinksError::BadId(link.fhir_id));
-            }
-            links.insert(link.patient, link.fhir_id);
+            links.insert(link.patient, link.target()?);
         }
         Ok(Self(links))
     }
 
-    /// Links `patient` to `fhir_id` and writes `dir/links.json` (atomically).
-    pub fn link(dir: &Path, patient: SigningPublicKey, fhir_id: &str) -> Result<Self, LinksError> {
-        if !is_valid_id(fhir_id) {
-            return Err(LinksError::BadId(fhir_id.to_owned()));
-        }
+    /// Links `patient` to `target` and writes `dir/links.json` (atomically, synced).
+    pub fn link(dir: &Path, patient: SigningPublicKey, target: &Target) -> Result<Self, LinksError> {
         let mut links = Self::load(dir)?;
-        links.0.insert(patient, fhir_id.to_owned());
-        let mut list: Vec<Link> =
-            links.0.iter().map(|(patient, fhir_id)| Link { patient: *patient, fhir_id: fhir_id.clone() }).collect();
-        list.sort_by(|a, b| a.fhir_id.cmp(&b.fhir_id).then(a.patient.to_string().cmp(&b.patient.to_string())));
+        links.0.insert(patient, target.clone());
+        let mut list: Vec<Link> = links.0.iter().map(|(patient, target)| Link::new(*patient, target)).collect();
+        list.sort_by_cached_key(|l| l.patient.to_string());
         let json = serde_json::to_vec_pretty(&LinkFile { links: list }).unwrap_or_default();
         let path = dir.join(LINKS_FILE);
         let bad = |e: std::io::Error| LinksError::Bad { path: path.display().to_string(), reason: e.to_string() };
         let tmp = dir.join(format!(".{LINKS_FILE}.tmp"));
-        std::fs::write(&tmp, json).map_err(bad)?;
+        let mut file = std::fs::File::create(&tmp).map_err(bad)?;
+        std::io::Write::write_all(&mut file, &json).and_then(|()| file.sync_all()).map_err(bad)?;
         std::fs::rename(&tmp, &path).map_err(bad)?;
         Ok(links)
     }
 
-    pub fn insert(&mut self, patient: SigningPublicKey, fhir_id: String) {
-        self.0.insert(patient, fhir_id);
+    pub fn insert(&mut self, patient: SigningPublicKey, target: Target) {
+        self.0.insert(patient, target);
     }
 
-    pub fn fhir_id(&self, patient: &SigningPublicKey) -> Option<&str> {
-        self.0.get(patient).map(String::as_str)
+    pub fn target(&self, patient: &SigningPublicKey) -> Option<&Target> {
+        self.0.get(patient)
     }
 
     pub fn len(&self) -> usize {
@@ -97,8 +183,7 @@ impl Links {
 }
 
 /// The links a running gateway serves. Watching a folder, it re-reads `links.json` when the file changed,
-/// checked at most once a second and only when a grant's patient is not linked, so a registration desk's
-/// new link needs no restart.
+/// checked at most once a second, so a registration desk's new or corrected link needs no restart.
 #[derive(Debug)]
 pub struct LiveLinks {
     current: std::sync::RwLock<Links>,
@@ -122,18 +207,15 @@ impl LiveLinks {
         })
     }
 
-    pub fn fhir_id(&self, patient: &SigningPublicKey) -> Option<String> {
-        let linked = |links: &std::sync::RwLock<Links>| links.read().ok()?.fhir_id(patient).map(str::to_owned);
-        if let Some(id) = linked(&self.current) {
-            return Some(id);
-        }
+    pub fn target(&self, patient: &SigningPublicKey) -> Option<Target> {
         self.reload_if_changed();
-        linked(&self.current)
+        self.current.read().ok()?.target(patient).cloned()
     }
 
     fn reload_if_changed(&self) {
         let Some(dir) = &self.dir else { return };
-        let Ok(mut checked) = self.checked.lock() else { return };
+        // One request a second looks; the others go on with the links loaded.
+        let Ok(mut checked) = self.checked.try_lock() else { return };
         if checked.0.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
             return;
         }

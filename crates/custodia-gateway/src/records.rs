@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::dataset::{Dataset, patient_of};
+use crate::dataset::{Dataset, patient_at, patient_of};
 use crate::fhir;
 
 /// The most resources one search takes from the source, before the grant's filter.
@@ -99,6 +99,52 @@ impl Records {
         }
     }
 
+    /// The Patient id `resource` belongs to, absolute references to this source's own Patients included.
+    pub fn patient_of<'a>(&self, resource: &'a Value) -> Option<&'a str> {
+        match self {
+            Records::Local(_) => patient_of(resource),
+            Records::Upstream { base, .. } => patient_at(resource, Some(base)),
+        }
+    }
+
+    /// The ids of the Patients carrying the identifier `system|value` (any system when `None`).
+    pub async fn patients_with_identifier(
+        &self,
+        system: Option<&str>,
+        value: &str,
+    ) -> Result<Vec<String>, RecordsError> {
+        let carries = |r: &Value| fhir::has_identifier(r, system, value);
+        let ids = |found: &mut dyn Iterator<Item = &Value>| -> Vec<String> {
+            let mut ids: Vec<String> =
+                found.filter(|r| carries(r)).filter_map(|r| patient_of(r).map(str::to_owned)).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        match self {
+            Records::Local(d) => Ok(ids(&mut d.search("Patient", None).into_iter().map(|r| r.as_ref()))),
+            Records::Upstream { base, client } => {
+                let mut url = reqwest::Url::parse(&format!("{base}/Patient"))
+                    .map_err(|e| RecordsError::Unreachable(e.to_string()))?;
+                let token = match system {
+                    Some(system) => format!("{}|{}", fhir::escape_token(system), fhir::escape_token(value)),
+                    None => fhir::escape_token(value),
+                };
+                url.query_pairs_mut().append_pair("identifier", &token);
+                let bundle = get_json(client, url.as_str()).await?.unwrap_or(Value::Null);
+                if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+                    return Err(RecordsError::NotFhir("a search did not return a Bundle".into()));
+                }
+                let entries = bundle.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+                // Checked here too: only Patients that do carry the identifier count.
+                Ok(ids(&mut entries
+                    .iter()
+                    .filter_map(|e| e.get("resource"))
+                    .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))))
+            }
+        }
+    }
+
     /// Every resource of `resource_type` of `patient` that the search's parameters match, at most
     /// [`MAX_SEARCH_RESOURCES`].
     pub async fn search(
@@ -145,7 +191,7 @@ impl Records {
                     .iter()
                     .filter_map(|e| e.get("resource"))
                     .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some(resource_type))
-                    .filter(|r| patient_of(r) == Some(patient))
+                    .filter(|r| patient_at(r, Some(base)) == Some(patient))
                     .filter(|r| matches(r))
                     .take(MAX_SEARCH_RESOURCES)
                     .map(|r| Arc::new(r.clone()))

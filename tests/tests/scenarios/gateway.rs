@@ -256,3 +256,85 @@ fn kill_9_during_reads_leaves_the_count_and_the_events_exact() {
     assert!(logged(dir, &grant, "denied", 1) >= 1, "the refusal after the limit is logged");
     drop(gateway);
 }
+
+#[test]
+fn a_patient_linked_by_the_hospitals_record_number_reads_as_their_patient_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let net = network(dir);
+    let url = net.ledger.url.clone();
+    let gateway = serve_gateway(dir, &url);
+    grant_to_gp(dir, "g.json", 10);
+    let fetch = || {
+        custodia_tests::custodia(
+            dir,
+            &[
+                "er",
+                "fetch",
+                "--wallet",
+                "gp",
+                "--gateway",
+                &gateway.url,
+                "--type",
+                "Condition",
+                "--grant-file",
+                "g.json",
+                "--json",
+            ],
+        )
+    };
+    let unlinked = fetch();
+    assert_eq!(unlinked.code, 1);
+    assert!(unlinked.stderr.contains("no records of the grant's patient"), "{}", unlinked.stderr);
+
+    // A number no Patient carries is refused, and the refusal is logged for the patient with the reason.
+    let bad = custodia_tests::custodia(
+        dir,
+        &[
+            "gateway",
+            "link",
+            "--dir",
+            "gw",
+            "--patient",
+            &net.patient_key,
+            "--mrn",
+            "NGH-1",
+            "--mrn-system",
+            "not a uri",
+        ],
+    );
+    assert_eq!(bad.code, 2, "bad input is a usage error");
+    assert!(bad.stderr.contains("absolute URI"), "{}", bad.stderr);
+    ok(dir, &["gateway", "link", "--dir", "gw", "--patient", &net.patient_key, "--mrn", "NGH-999999"]);
+    std::thread::sleep(Duration::from_millis(1100)); // the running gateway re-reads its links at most once a second
+    let missing = fetch();
+    assert_eq!(missing.code, 1);
+
+    let linked = ok(
+        dir,
+        &[
+            "gateway",
+            "link",
+            "--dir",
+            "gw",
+            "--patient",
+            &net.patient_key,
+            "--mrn",
+            "NGH-100234",
+            "--mrn-system",
+            "https://northgate-hospital.example/fhir/mrn",
+        ],
+    );
+    assert!(linked.contains("NGH-100234"), "{linked}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let read = fetch();
+    assert_eq!(read.code, 0, "{}", read.stderr);
+    let bundle = json(&read.stdout);
+    let subjects: Vec<&str> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["subject"]["reference"].as_str().unwrap())
+        .collect();
+    assert!(!subjects.is_empty() && subjects.iter().all(|s| *s == "Patient/p1"), "{subjects:?}");
+}

@@ -81,6 +81,8 @@ fn guardians_recover_a_lost_wallet_and_old_shares_stop_working() {
     }
     let (patient, _) = key_of(dir, "patient");
     let (gp, _) = key_of(dir, "gp");
+    // The hospital links the patient's record to the key the patient holds today.
+    ok(dir, &["gateway", "link", "--dir", "gw", "--patient", &patient, "--fhir-id", "p1"]);
     let (cy, _) = key_of(dir, "cy");
 
     // State worth restoring: a grant and an access event under it.
@@ -272,6 +274,52 @@ fn guardians_recover_a_lost_wallet_and_old_shares_stop_working() {
     );
     let log = ok(dir, &["wallet", "sync", "--wallet", "new-phone", "--json"]);
     assert!(log.contains("hba1c-2"), "a read after the rotation reaches the recovered wallet: {log}");
+
+    // A new grant, signed with the new key, reads at the hospital without the patient being linked again:
+    // the gateway follows the rotation back to the linked key.
+    let gateway =
+        Server::start(dir, &["gateway", "serve", "--dir", "gw", "--network", "profile.txt", "--listen", "127.0.0.1:0"]);
+    ok(
+        dir,
+        &[
+            "grant",
+            "create",
+            "--wallet",
+            "new-phone",
+            "--to",
+            &gp,
+            "--scope",
+            "patient/Condition.rs",
+            "--purpose",
+            "TREAT",
+            "--for",
+            "1d",
+            "--post",
+            "--out",
+            "after-rotation.json",
+        ],
+    );
+    let read = custodia(
+        dir,
+        &[
+            "er",
+            "fetch",
+            "--wallet",
+            "gp",
+            "--gateway",
+            &gateway.url,
+            "--type",
+            "Condition",
+            "--grant-file",
+            "after-rotation.json",
+            "--json",
+        ],
+    );
+    assert_eq!(read.code, 0, "{}", read.stderr);
+    let conditions = json(&read.stdout);
+    let entries = conditions["entry"].as_array().unwrap();
+    assert!(!entries.is_empty() && entries.iter().all(|e| e["resource"]["subject"]["reference"] == "Patient/p1"));
+    drop(gateway);
 
     // The restored wallet still governs the old grant, and the lost phone's key is retired.
     ok(dir, &["grant", "revoke", "--wallet", "new-phone", &grant_id]);

@@ -119,7 +119,7 @@ impl Network {
         tls: Option<custodia_net::ServerTls>,
     ) -> RunningGateway {
         let mut links = Links::default();
-        links.insert(self.patient.signing_key(), "p1".into());
+        links.insert(self.patient.signing_key(), custodia_gateway::links::Target::FhirId("p1".into()));
         let config = GatewayConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             public_url: None,
