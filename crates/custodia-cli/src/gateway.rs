@@ -11,10 +11,12 @@ use custodia_core::SigningPublicKey;
 use custodia_gateway::dataset::Dataset;
 use custodia_gateway::links::{Links, LiveLinks, Target};
 use custodia_gateway::records::Records;
+use custodia_gateway::upstream::{AssertionKey, Auth, SmartClient};
 use custodia_gateway::{GatewayConfig, serve_blocking};
 use custodia_wallet::vault::KdfParams;
 use custodia_wallet::wallet::Wallet;
 use serde_json::json;
+use zeroize::Zeroizing;
 
 use crate::common::now;
 use crate::passphrase;
@@ -56,6 +58,16 @@ pub enum GatewayCommand {
     },
     /// Serve the FHIR read API, every read checked against a grant and logged to the ledger.
     Serve(Box<crate::service_config::GatewayServe>),
+    /// Make the private key (EC P-384, ES384) the gateway signs its SMART Backend Services assertions with,
+    /// and print the public JWK Set to register with the upstream's authorization server.
+    UpstreamKey {
+        /// Where to write the key (PEM, mode 0600); an existing file is not overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Also write the public JWK Set here.
+        #[arg(long, value_name = "FILE")]
+        jwks: Option<PathBuf>,
+    },
     /// Write the shipped synthetic dataset (three patients, with PSY, HIV and ETH-labelled records) to DIR.
     Dataset {
         #[arg(long, value_name = "DIR")]
@@ -112,7 +124,63 @@ pub fn run(command: GatewayCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         GatewayCommand::Serve(options) => serve(options.resolve()?),
+        GatewayCommand::UpstreamKey { out, jwks } => {
+            if out.exists() {
+                anyhow::bail!("{} exists; give a new file (a key in use is never overwritten)", out.display());
+            }
+            let pem = AssertionKey::generate_es384_pem().map_err(anyhow::Error::msg)?;
+            let key = AssertionKey::from_pem(pem.as_bytes()).map_err(anyhow::Error::msg)?;
+            custodia_net::write_private(&out, pem.as_bytes())
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            let set = serde_json::to_string_pretty(&key.jwks(&key.thumbprint()))?;
+            if let Some(path) = jwks {
+                std::fs::write(&path, format!("{set}\n"))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            println!("{set}");
+            eprintln!(
+                "wrote {} (ES384, key id {}); register the JWK Set above with the upstream",
+                out.display(),
+                key.thumbprint()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// How the gateway authenticates to its upstream, from the options.
+fn upstream_auth(options: &GatewayServe) -> Result<Auth> {
+    if let Some(file) = &options.upstream_token_file {
+        let token = Zeroizing::new(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the upstream token {}", file.display()))?,
+        );
+        let token = token.trim();
+        if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            anyhow::bail!("{} must hold one bearer token, on one line", file.display());
+        }
+        return Ok(Auth::Bearer(Zeroizing::new(token.to_owned())));
+    }
+    let (Some(client_id), Some(key), Some(token_url)) =
+        (&options.upstream_client_id, &options.upstream_key, &options.upstream_token_url)
+    else {
+        if options.upstream_client_id.is_some() {
+            anyhow::bail!("SMART Backend Services needs --upstream-client-id, --upstream-key and --upstream-token-url");
+        }
+        return Ok(Auth::None);
+    };
+    let pem =
+        Zeroizing::new(std::fs::read(key).with_context(|| format!("cannot read the upstream key {}", key.display()))?);
+    let key = AssertionKey::from_pem(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
+    let client = SmartClient::new(
+        client_id,
+        token_url,
+        key,
+        options.upstream_key_id.as_deref(),
+        options.upstream_scope.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("--upstream-token-url / --upstream-client-id: {e}"))?;
+    Ok(Auth::Smart(Box::new(client)))
 }
 
 fn serve(options: GatewayServe) -> Result<ExitCode> {
@@ -124,7 +192,7 @@ fn serve(options: GatewayServe) -> Result<ExitCode> {
     custodia_net::server::check_listen(listen, tls.is_some(), "CUSTODIA_GATEWAY_PUBLIC")?;
     let records = match (&options.data, &options.upstream) {
         (Some(d), _) => Records::Local(std::sync::Arc::new(Dataset::load(d)?)),
-        (None, Some(u)) => Records::upstream(u)?,
+        (None, Some(u)) => Records::upstream(u, upstream_auth(&options)?)?,
         (None, None) => Records::Local(std::sync::Arc::new(Dataset::synthetic())),
     };
     let links = LiveLinks::watching(dir)?;

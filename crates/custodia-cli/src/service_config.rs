@@ -148,6 +148,25 @@ pub struct GatewayServe {
     /// Proxy mode: the FHIR R4 server whose records the gateway guards (https://, or http:// on loopback).
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
+    /// SMART Backend Services: the client id the upstream's authorization server registered.
+    #[arg(long, value_name = "ID", requires_all = ["upstream_key", "upstream_token_url"], conflicts_with = "upstream_token_file")]
+    pub upstream_client_id: Option<String>,
+    /// SMART Backend Services: the private key (PEM; EC P-384 for ES384 or RSA for RS384) the client's
+    /// assertions are signed with; `gateway upstream-key` makes one and prints its public JWK Set.
+    #[arg(long, value_name = "FILE", requires = "upstream_client_id")]
+    pub upstream_key: Option<PathBuf>,
+    /// SMART Backend Services: the authorization server's token endpoint.
+    #[arg(long, value_name = "URL", requires = "upstream_client_id")]
+    pub upstream_token_url: Option<String>,
+    /// SMART Backend Services: the key's id as registered (default: its RFC 7638 thumbprint).
+    #[arg(long, value_name = "KID", requires = "upstream_client_id")]
+    pub upstream_key_id: Option<String>,
+    /// SMART Backend Services: the scopes asked for [default: system/*.rs].
+    #[arg(long, value_name = "SCOPES", requires = "upstream_client_id")]
+    pub upstream_scope: Option<String>,
+    /// A static bearer token for the upstream, read from this file (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub upstream_token_file: Option<PathBuf>,
     /// Where to listen [default: 127.0.0.1:7430]. Beyond loopback only with TLS, or with
     /// CUSTODIA_GATEWAY_PUBLIC=1 behind a TLS proxy.
     #[arg(long)]
@@ -190,6 +209,12 @@ impl GatewayServe {
                 network,
                 data,
                 upstream,
+                upstream_client_id,
+                upstream_key,
+                upstream_token_url,
+                upstream_key_id,
+                upstream_scope,
+                upstream_token_file,
                 listen,
                 public_url,
                 passphrase_file,

@@ -54,7 +54,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// The same records with no checks and no logging at all: the baseline benchmarks set the gateway beside,
-/// and a stand-in upstream FHIR server for proxy-mode tests. Never expose it.
+/// and a stand-in upstream FHIR server for proxy-mode tests (a CapabilityStatement, and searches in pages
+/// of `_count` linked by `next`). Never expose it.
 pub fn unchecked_router(records: crate::records::Records) -> Router {
     async fn read(
         State(records): State<Arc<crate::records::Records>>,
@@ -71,7 +72,16 @@ pub fn unchecked_router(records: crate::records::Records) -> Router {
         Path(t): Path<String>,
         RawQuery(q): RawQuery,
     ) -> Response {
-        let (patient, search, count) = match query_params(q.as_deref()) {
+        // `_offset` picks the page; the rest is the search.
+        let (mut offset, mut rest) = (0usize, Vec::new());
+        for pair in q.as_deref().unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+            match pair.strip_prefix("_offset=") {
+                Some(n) => offset = n.parse().unwrap_or(0),
+                None => rest.push(pair),
+            }
+        }
+        let query = rest.join("&");
+        let (patient, search, count) = match query_params(Some(&query)) {
             Ok(p) => p,
             Err(r) => return r.response(),
         };
@@ -79,19 +89,28 @@ pub fn unchecked_router(records: crate::records::Records) -> Router {
             return refusal(StatusCode::BAD_REQUEST, "invalid", "search by patient");
         };
         match records.search(&t, &patient, &search).await {
-            Ok(found) => fhir_response(
-                StatusCode::OK,
-                &fhir::searchset(
-                    "/fhir",
-                    &format!("/fhir/{t}"),
-                    found.iter().take(count).map(|r| r.as_ref()),
-                    found.len(),
-                ),
-            ),
+            Ok(found) => {
+                let count = count.max(1);
+                let page = found.iter().skip(offset).take(count).map(|r| r.as_ref());
+                let mut bundle = fhir::searchset("/fhir", &format!("/fhir/{t}?{query}"), page, found.len());
+                if offset + count < found.len()
+                    && let Some(links) = bundle.get_mut("link").and_then(Value::as_array_mut)
+                {
+                    let next = format!("/fhir/{t}?{query}&_offset={}", offset + count);
+                    links.push(json!({ "relation": "next", "url": next }));
+                }
+                fhir_response(StatusCode::OK, &bundle)
+            }
             Err(e) => refusal(StatusCode::BAD_GATEWAY, "exception", &e.to_string()),
         }
     }
+    async fn metadata(State(records): State<Arc<crate::records::Records>>) -> Response {
+        let types = records.resource_types();
+        let types: Vec<&str> = types.iter().map(String::as_str).collect();
+        fhir_response(StatusCode::OK, &fhir::capability_statement("/fhir", &types, env!("CARGO_PKG_VERSION")))
+    }
     Router::new()
+        .route("/fhir/metadata", get(metadata))
         .route("/fhir/{resource_type}", get(search))
         .route("/fhir/{resource_type}/{id}", get(read))
         .with_state(Arc::new(records))
@@ -214,6 +233,13 @@ async fn handle(shared: Arc<Shared>, asked: Asked, headers: HeaderMap) -> Respon
     }
     if asked.resource_type.len() > 64 || !is_type_name(&asked.resource_type) {
         return refusal(StatusCode::NOT_FOUND, "not-supported", "not a FHIR resource type");
+    }
+    if !shared.records.serves(&asked.resource_type) {
+        return refusal(
+            StatusCode::NOT_FOUND,
+            "not-supported",
+            "this server offers no such resource type; see /fhir/metadata",
+        );
     }
     // The grant first: without one there is no patient to tell, so nothing is logged.
     let grant = match grant_of(&shared, &headers) {
@@ -494,6 +520,14 @@ async fn ledger_state(shared: &Arc<Shared>, grant: &Arc<VerifiedGrant>) -> Resul
     }
 }
 
+/// The answer when the upstream FHIR server failed: 504 when it did not answer in time, else 502.
+fn upstream_failed(e: &crate::records::RecordsError) -> Refused {
+    match e {
+        crate::records::RecordsError::Timeout => Refused::same(StatusCode::GATEWAY_TIMEOUT, "timeout", e.to_string()),
+        _ => Refused::same(StatusCode::BAD_GATEWAY, "exception", e.to_string()),
+    }
+}
+
 type Served = Result<(Response, Vec<AccessedResource>), (Refused, Vec<AccessedResource>)>;
 
 /// The refusal for a record outside the grant or not there at all: the requester cannot tell which.
@@ -516,7 +550,7 @@ async fn serve_read(
     let (resource_type, id) = (&asked.resource_type, asked.id.as_deref().unwrap_or_default());
     let resource = match shared.records.read(resource_type, id).await {
         Ok(r) => r,
-        Err(e) => return Err((Refused::same(StatusCode::BAD_GATEWAY, "exception", e.to_string()), Vec::new())),
+        Err(e) => return Err((upstream_failed(&e), Vec::new())),
     };
     let Some(resource) = resource.filter(|r| shared.records.patient_of(r) == Some(patient)) else {
         return Err((not_covered(format!("no {resource_type}/{id} of this patient")), Vec::new()));
@@ -610,7 +644,7 @@ async fn serve_search(
     }
     let found = match shared.records.search(resource_type, patient, &search).await {
         Ok(f) => f,
-        Err(e) => return Err((Refused::same(StatusCode::BAD_GATEWAY, "exception", e.to_string()), Vec::new())),
+        Err(e) => return Err((upstream_failed(&e), Vec::new())),
     };
     let allowed: Vec<&Arc<Value>> =
         found.iter().filter(|r| matches!(policy::check(grant, r, attempt), Ok(Decision::Allow))).collect();

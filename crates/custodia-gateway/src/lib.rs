@@ -24,6 +24,7 @@ pub mod links;
 mod matching;
 mod ops;
 pub mod records;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -159,6 +160,7 @@ pub async fn start(identity: Identity, config: GatewayConfig) -> Result<RunningG
     if member.role != custodia_core::entry::Role::Gateway {
         return Err(GatewayError::NotEnrolled(me.to_string()));
     }
+    config.records.prepare().await.map_err(|e| GatewayError::Config(e.to_string()))?;
     let (outbox, saved) = Outbox::start(&config.outbox, identity.clone(), poster_ledgers)?;
     let caches = guard::Caches::default();
     caches.restore(saved);

@@ -2,44 +2,30 @@
 //! (proxy mode). Either way the gateway sees whole resources before deciding, so the same rules apply.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::dataset::{Dataset, patient_at, patient_of};
 use crate::fhir;
+use crate::upstream::{Auth, Upstream};
 
 /// The most resources one search takes from the source, before the grant's filter.
 pub const MAX_SEARCH_RESOURCES: usize = 1000;
-/// The largest upstream response the gateway reads.
-const MAX_UPSTREAM_BYTES: usize = 32 * 1024 * 1024;
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The types a proxy offers: those a patient's plain-word categories grant.
-const UPSTREAM_TYPES: &[&str] = &[
-    "AllergyIntolerance",
-    "Condition",
-    "DiagnosticReport",
-    "DocumentReference",
-    "ImagingStudy",
-    "Immunization",
-    "MedicationRequest",
-    "MedicationStatement",
-    "Observation",
-    "Patient",
-    "Procedure",
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordsError {
     #[error("the upstream FHIR server could not be reached: {0}")]
     Unreachable(String),
+    #[error("the upstream FHIR server did not answer in time")]
+    Timeout,
     #[error("not an upstream FHIR server address: {0}")]
     BadUrl(String),
     #[error("the upstream FHIR server answered {status}")]
     Status { status: u16 },
     #[error("the upstream FHIR server sent something that is not FHIR: {0}")]
     NotFhir(String),
+    #[error("the gateway could not authenticate to the upstream FHIR server: {0}")]
+    Auth(String),
 }
 
 /// A search as the source is asked it: always for one patient.
@@ -52,30 +38,37 @@ pub struct Search {
 #[derive(Clone, Debug)]
 pub enum Records {
     Local(Arc<Dataset>),
-    Upstream { base: String, client: reqwest::Client },
+    Upstream(Arc<Upstream>),
 }
 
 impl Records {
-    /// The FHIR server at `base`: `https://` (verified with the process's trust, `--ca-file` included), or
-    /// `http://` on loopback only.
-    pub fn upstream(base: &str) -> Result<Self, RecordsError> {
-        let url = reqwest::Url::parse(base).map_err(|_| RecordsError::BadUrl(format!("{base:?} is not a URL")))?;
-        custodia_net::client::check_url(&url).map_err(|e| RecordsError::BadUrl(format!("{base}: {e}")))?;
-        let trust = custodia_net::Trust::global().map_err(|e| RecordsError::Unreachable(e.to_string()))?;
-        let client = trust
-            .async_client()
-            .timeout(UPSTREAM_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| RecordsError::Unreachable(custodia_net::client::explain(&e)))?;
-        Ok(Records::Upstream { base: base.trim_end_matches('/').to_owned(), client })
+    /// The FHIR server at `base` (see [`Upstream::new`]), reached with `auth`.
+    pub fn upstream(base: &str, auth: Auth) -> Result<Self, RecordsError> {
+        Ok(Records::Upstream(Arc::new(Upstream::new(base, auth)?)))
     }
 
-    /// The resource types the source serves (for the CapabilityStatement).
+    /// Readies the source before the gateway serves: an upstream's CapabilityStatement is read (and with
+    /// SMART a first token fetched), so bad credentials or a wrong address stop the start, said plainly.
+    pub async fn prepare(&self) -> Result<(), RecordsError> {
+        match self {
+            Records::Local(_) => Ok(()),
+            Records::Upstream(upstream) => upstream.connect().await.map(drop),
+        }
+    }
+
+    /// The resource types the source serves (for the CapabilityStatement): an upstream's own list.
     pub fn resource_types(&self) -> Vec<String> {
         match self {
             Records::Local(d) => d.resource_types().into_iter().map(str::to_owned).collect(),
-            Records::Upstream { .. } => UPSTREAM_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+            Records::Upstream(upstream) => upstream.resource_types(),
+        }
+    }
+
+    /// Whether the source serves `resource_type` at all.
+    pub fn serves(&self, resource_type: &str) -> bool {
+        match self {
+            Records::Local(_) => true,
+            Records::Upstream(upstream) => upstream.resource_types().iter().any(|t| t == resource_type),
         }
     }
 
@@ -83,8 +76,12 @@ impl Records {
     pub async fn read(&self, resource_type: &str, id: &str) -> Result<Option<Arc<Value>>, RecordsError> {
         match self {
             Records::Local(d) => Ok(d.read(resource_type, id).cloned()),
-            Records::Upstream { base, client } => {
-                match get_json(client, &format!("{base}/{resource_type}/{id}")).await? {
+            Records::Upstream(upstream) => {
+                // An id of dots would walk the URL up a level.
+                if !crate::dataset::is_valid_id(id) || id.bytes().all(|b| b == b'.') {
+                    return Ok(None);
+                }
+                match upstream.get(&upstream.url(&format!("{resource_type}/{id}"))?).await? {
                     None => Ok(None),
                     Some(v) => {
                         let same = v.get("resourceType").and_then(Value::as_str) == Some(resource_type)
@@ -103,7 +100,7 @@ impl Records {
     pub fn patient_of<'a>(&self, resource: &'a Value) -> Option<&'a str> {
         match self {
             Records::Local(_) => patient_of(resource),
-            Records::Upstream { base, .. } => patient_at(resource, Some(base)),
+            Records::Upstream(upstream) => patient_at(resource, Some(upstream.base())),
         }
     }
 
@@ -123,24 +120,16 @@ impl Records {
         };
         match self {
             Records::Local(d) => Ok(ids(&mut d.search("Patient", None).into_iter().map(|r| r.as_ref()))),
-            Records::Upstream { base, client } => {
-                let mut url = reqwest::Url::parse(&format!("{base}/Patient"))
-                    .map_err(|e| RecordsError::Unreachable(e.to_string()))?;
+            Records::Upstream(upstream) => {
+                let mut url = upstream.url("Patient")?;
                 let token = match system {
                     Some(system) => format!("{}|{}", fhir::escape_token(system), fhir::escape_token(value)),
                     None => fhir::escape_token(value),
                 };
                 url.query_pairs_mut().append_pair("identifier", &token);
-                let bundle = get_json(client, url.as_str()).await?.unwrap_or(Value::Null);
-                if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-                    return Err(RecordsError::NotFhir("a search did not return a Bundle".into()));
-                }
-                let entries = bundle.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
                 // Checked here too: only Patients that do carry the identifier count.
-                Ok(ids(&mut entries
-                    .iter()
-                    .filter_map(|e| e.get("resource"))
-                    .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))))
+                let found = upstream.search(url, 10).await?;
+                Ok(ids(&mut found.iter().filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))))
             }
         }
     }
@@ -165,10 +154,9 @@ impl Records {
                 .take(MAX_SEARCH_RESOURCES)
                 .cloned()
                 .collect()),
-            Records::Upstream { base, client } => {
+            Records::Upstream(upstream) => {
                 let param = if resource_type == "Patient" { "_id" } else { "patient" };
-                let mut url = reqwest::Url::parse(&format!("{base}/{resource_type}"))
-                    .map_err(|e| RecordsError::Unreachable(e.to_string()))?;
+                let mut url = upstream.url(resource_type)?;
                 {
                     let mut q = url.query_pairs_mut();
                     q.append_pair(param, patient);
@@ -178,49 +166,18 @@ impl Records {
                     if let Some(c) = &search.code {
                         q.append_pair("code", c);
                     }
-                    q.append_pair("_count", &MAX_SEARCH_RESOURCES.to_string());
                 }
-                let bundle = get_json(client, url.as_str()).await?.unwrap_or(Value::Null);
-                if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-                    return Err(RecordsError::NotFhir("a search did not return a Bundle".into()));
-                }
-                let entries = bundle.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+                let found = upstream.search(url, MAX_SEARCH_RESOURCES).await?;
                 // The upstream is trusted to filter, and checked: only this patient's resources of this
                 // type that match pass, whatever it sent.
-                Ok(entries
-                    .iter()
-                    .filter_map(|e| e.get("resource"))
+                Ok(found
+                    .into_iter()
                     .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some(resource_type))
-                    .filter(|r| patient_at(r, Some(base)) == Some(patient))
+                    .filter(|r| patient_at(r, Some(upstream.base())) == Some(patient))
                     .filter(|r| matches(r))
-                    .take(MAX_SEARCH_RESOURCES)
-                    .map(|r| Arc::new(r.clone()))
+                    .map(Arc::new)
                     .collect())
             }
         }
     }
-}
-
-async fn get_json(client: &reqwest::Client, url: &str) -> Result<Option<Value>, RecordsError> {
-    let mut response = client
-        .get(url)
-        .header("accept", fhir::FHIR_JSON)
-        .send()
-        .await
-        .map_err(|e| RecordsError::Unreachable(custodia_net::client::explain(&e)))?;
-    let status = response.status().as_u16();
-    if status == 404 || status == 410 {
-        return Ok(None);
-    }
-    if status != 200 {
-        return Err(RecordsError::Status { status });
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| RecordsError::Unreachable(e.to_string()))? {
-        if body.len() + chunk.len() > MAX_UPSTREAM_BYTES {
-            return Err(RecordsError::NotFhir(format!("a response over {} MiB", MAX_UPSTREAM_BYTES >> 20)));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    serde_json::from_slice(&body).map(Some).map_err(|e| RecordsError::NotFhir(e.to_string()))
 }

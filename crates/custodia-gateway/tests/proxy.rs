@@ -27,7 +27,8 @@ fn a_proxy_filters_an_upstream_servers_records_as_it_does_its_own() {
     let upstream_url = format!("http://{}/fhir", upstream.local_addr().unwrap());
     let app = custodia_gateway::unchecked_router(Records::Local(Arc::new(Dataset::synthetic())));
     net.rt.spawn(async move { axum::serve(upstream, app).await });
-    let gateway = net.start_gateway(Records::upstream(&upstream_url).unwrap(), "proxy");
+    let gateway =
+        net.start_gateway(Records::upstream(&upstream_url, custodia_gateway::upstream::Auth::None).unwrap(), "proxy");
     let grant = net.grant(&["patient/DocumentReference.rs", "patient/AllergyIntolerance.rs"], 3600);
     let client = GatewayClient::new(&gateway.url).unwrap();
     let get = |path: &str| client.get(path, &grant, net.clinician.identity(), None, None, now()).unwrap();
