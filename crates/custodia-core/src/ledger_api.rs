@@ -245,3 +245,33 @@ impl Problem {
         self.problem_type.strip_prefix(PROBLEM_PREFIX).unwrap_or(&self.problem_type)
     }
 }
+
+/// `GET /v1/grant-changes`, signed by an enrolled gateway: server-sent events, resumable from
+/// `Last-Event-ID` (an index). `event: change` carries a revocation or redaction as soon as the ledger
+/// sequenced it, with its inclusion proof when the published checkpoint already covers it (a change is
+/// acted on at once either way: refusing is the safe side). `event: head` says every change before `size`
+/// was sent.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GrantChange {
+    pub index: u64,
+    pub kind: EntryKind,
+    pub tag: Tag,
+    /// The revoked grant; `None` for a redaction, which concerns every earlier grant of the tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<GrantId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<ChangeProof>,
+}
+
+/// A change's entry proven into a published checkpoint.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChangeProof {
+    pub checkpoint: String,
+    pub entry: TagEntry,
+}
+
+/// `event: head` of the grant-change feed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FeedHead {
+    pub size: u64,
+}

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use custodia_core::entry::{Digest, EntryNonce};
+use custodia_core::entry::{Digest, EntryNonce, Tag};
 use custodia_core::grant::{GrantId, VerifiedGrant};
 use custodia_core::{SigningPublicKey, reqsig};
 use custodia_wallet::ledger::Member;
@@ -23,13 +23,15 @@ pub const MEMBER_TTL: Duration = Duration::from_secs(60);
 pub const DENIED_EVENTS_PER_MINUTE: u32 = 30;
 /// Caches are cleared when they grow past this, rather than grow without bound.
 const MAX_CACHED: usize = 100_000;
+/// Grant states are kept for many more: every active grant's, while the ledger's feed keeps them current.
+const MAX_STATES: usize = 2_000_000;
 const MAX_NONCES: usize = 2_000_000;
 
 /// What the ledger proved of a grant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LedgerState {
-    /// On the ledger with this digest, and standing.
-    Active(Digest),
+    /// On the ledger with this digest, under the patient's tag, and standing.
+    Active(Digest, Tag),
     Revoked,
     Redacted,
     NotOnLedger,
@@ -69,16 +71,32 @@ impl Caches {
         }
     }
 
-    /// The grant's state, if learned within [`STATUS_TTL`].
-    pub fn state(&self, id: &GrantId) -> Option<LedgerState> {
+    /// The grant's state: any known one while the ledger's feed is `fresh` (it would have changed it),
+    /// else one learned within [`STATUS_TTL`].
+    pub fn state(&self, id: &GrantId, fresh: bool) -> Option<LedgerState> {
         let states = self.states.lock().ok()?;
         let (at, state) = states.get(id)?;
-        (at.elapsed() < STATUS_TTL).then(|| state.clone())
+        (fresh || at.elapsed() < STATUS_TTL).then(|| state.clone())
     }
 
+    /// Keeps a state learned at `learned`, unless a later one is kept (an answer the ledger gave before
+    /// the feed's revocation must not undo it).
     pub fn keep_state(&self, id: GrantId, state: LedgerState, learned: Instant) {
         if let Ok(mut s) = self.states.lock() {
-            insert_capped(&mut s, id, (learned, state));
+            if s.get(&id).is_some_and(|(at, _)| *at > learned) {
+                return;
+            }
+            if s.len() >= MAX_STATES && !s.contains_key(&id) {
+                s.clear();
+            }
+            s.insert(id, (learned, state));
+        }
+    }
+
+    /// Forgets the states of the tag's grants (a redaction), so each is asked again.
+    pub fn forget_tag(&self, tag: &Tag) {
+        if let Ok(mut s) = self.states.lock() {
+            s.retain(|_, (_, state)| !matches!(state, LedgerState::Active(_, t) if t == tag));
         }
     }
 

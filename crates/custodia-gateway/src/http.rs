@@ -464,13 +464,15 @@ fn unavailable(why: &str) -> Refused {
     }
 }
 
-/// Checks the grant stands on the ledger, by a state at most [`crate::STATUS_TTL`] old.
+/// Checks the grant stands on the ledger: by the state the ledger's feed keeps current, or, while the
+/// feed is behind, by a state at most [`crate::STATUS_TTL`] old.
 async fn ledger_state(shared: &Arc<Shared>, grant: &Arc<VerifiedGrant>) -> Result<(), Refused> {
-    let state = match shared.caches.state(&grant.id) {
+    let state = match shared.caches.state(&grant.id, shared.feed.is_fresh()) {
         Some(s) => s,
         None => {
             let (asking, id) = (shared.clone(), grant.id);
             let started = Instant::now();
+            crate::ops::STATE_LOOKUPS.add(1);
             // The grant's state is taken from the ledger only with its proof: the grant's entry (and its
             // revocation's) proven into a checkpoint the witnesses cosigned.
             let proven = tokio::task::spawn_blocking(move || {
@@ -480,7 +482,7 @@ async fn ledger_state(shared: &Arc<Shared>, grant: &Arc<VerifiedGrant>) -> Resul
             .await
             .map_err(|e| unavailable(&e.to_string()))?;
             let state = match proven {
-                Ok(ProvenGrant::Active { digest, .. }) => LedgerState::Active(digest),
+                Ok(ProvenGrant::Active { digest, tag, .. }) => LedgerState::Active(digest, tag),
                 Ok(ProvenGrant::Revoked { .. }) => LedgerState::Revoked,
                 Ok(ProvenGrant::Redacted) => LedgerState::Redacted,
                 Err(LedgerError::Problem { status: 404, .. }) => LedgerState::NotOnLedger,
@@ -512,8 +514,8 @@ async fn ledger_state(shared: &Arc<Shared>, grant: &Arc<VerifiedGrant>) -> Resul
     };
     let forbidden = |text: &str| Err(Refused::same(StatusCode::FORBIDDEN, "forbidden", text));
     match state {
-        LedgerState::Active(digest) if digest == custodia_core::entry::statement_digest(grant.envelope()) => Ok(()),
-        LedgerState::Active(_) => forbidden("the grant does not match the one on the ledger"),
+        LedgerState::Active(digest, _) if digest == custodia_core::entry::statement_digest(grant.envelope()) => Ok(()),
+        LedgerState::Active(..) => forbidden("the grant does not match the one on the ledger"),
         LedgerState::Revoked => forbidden("the patient revoked this grant"),
         LedgerState::Redacted => forbidden("the patient erased this grant"),
         LedgerState::NotOnLedger => forbidden("the grant is not on the ledger"),

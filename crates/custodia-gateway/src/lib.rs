@@ -17,12 +17,13 @@
 
 pub mod dataset;
 pub mod events;
+pub mod feed;
 pub mod fhir;
 mod guard;
 mod http;
 pub mod links;
 mod matching;
-mod ops;
+pub mod ops;
 pub mod records;
 pub mod upstream;
 
@@ -99,6 +100,8 @@ pub struct Shared {
     pub verifying: std::sync::Mutex<Ledger>,
     caches: guard::Caches,
     matcher: matching::Matcher,
+    /// The ledger's grant-change feed, as followed.
+    pub feed: feed::FeedState,
 }
 
 /// A gateway serving on a socket, until [`RunningGateway::shutdown`].
@@ -109,6 +112,7 @@ pub struct RunningGateway {
     pub shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), std::io::Error>>>,
+    follower: tokio::task::JoinHandle<()>,
 }
 
 impl RunningGateway {
@@ -120,6 +124,7 @@ impl RunningGateway {
         if let Some(server) = self.server.take() {
             server.await.map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?.map_err(GatewayError::Serve)?;
         }
+        self.follower.abort();
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || shared.outbox.shutdown(Duration::from_secs(5))).await.ok();
         Ok(())
@@ -180,7 +185,9 @@ pub async fn start(identity: Identity, config: GatewayConfig) -> Result<RunningG
         verifying: std::sync::Mutex::new(verifying),
         caches,
         matcher: matching::Matcher::default(),
+        feed: feed::FeedState::default(),
     });
+    let follower = tokio::spawn(feed::follow(shared.clone(), shared.ledger.url().to_owned()));
     let app = http::router(shared.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -190,7 +197,7 @@ pub async fn start(identity: Identity, config: GatewayConfig) -> Result<RunningG
             })
             .await
     });
-    Ok(RunningGateway { addr, url: public_url, shared, stop: Some(stop), server: Some(server) })
+    Ok(RunningGateway { addr, url: public_url, shared, stop: Some(stop), server: Some(server), follower })
 }
 
 /// Serves until `stop` completes (the binary's Ctrl-C or SIGTERM); `ready` is told the gateway's URL once

@@ -3,6 +3,7 @@
 //! access events still waiting in the outbox for the ledger.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::State;
@@ -17,6 +18,8 @@ use crate::Shared;
 pub static READS_ALLOWED: Counter = Counter::new();
 /// Requests for records refused.
 pub static READS_REFUSED: Counter = Counter::new();
+/// Grant states asked of the ledger (a grant's first read, or any read while the feed is behind).
+pub static STATE_LOOKUPS: Counter = Counter::new();
 /// Refused requests, by the OperationOutcome code answered (`security`, `forbidden`, `throttled`...).
 pub static REFUSALS: LabelledCounter = LabelledCounter::new();
 
@@ -30,6 +33,7 @@ pub async fn readyz(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
         "status": "ready",
         "outbox_depth": shared.outbox.pending(),
         "patients_linked": shared.links.len(),
+        "feed_fresh": shared.feed.is_fresh(),
     }))
 }
 
@@ -53,6 +57,22 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         "Access events recorded but not yet acknowledged by the ledger.",
         shared.outbox.pending() as f64,
     )
-    .gauge("custodia_gateway_patients_linked", "Patients linked to records here.", shared.links.len() as f64);
+    .gauge("custodia_gateway_patients_linked", "Patients linked to records here.", shared.links.len() as f64)
+    .gauge(
+        "custodia_gateway_feed_fresh",
+        "1 while the ledger's grant-change feed is current, 0 while the gateway asks per grant instead.",
+        if shared.feed.is_fresh() { 1.0 } else { 0.0 },
+    )
+    .gauge(
+        "custodia_gateway_feed_changes",
+        "Revocations and redactions applied from the ledger's feed.",
+        shared.feed.changes.load(Ordering::Relaxed) as f64,
+    )
+    .gauge(
+        "custodia_gateway_feed_alarms",
+        "Feed changes whose proof or form did not check out.",
+        shared.feed.alarms.load(Ordering::Relaxed) as f64,
+    )
+    .gauge("custodia_gateway_grant_state_lookups", "Grant states asked of the ledger.", STATE_LOOKUPS.get() as f64);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], page.finish()).into_response()
 }

@@ -13,11 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use custodia_core::SigningPublicKey;
-use custodia_core::entry::{Role, Tag, canonical_envelope};
+use custodia_core::entry::{Content, EntryKind, LedgerEntry, Role, Tag, canonical_envelope};
 use custodia_core::grant::GrantId;
 use custodia_core::ledger_api::{
-    AppendRequest, AppendResponse, ConsistencyProof, GrantEntry, GrantProof, GrantState, GrantStatus, InclusionProof,
-    LedgerInfo, Mail, MailList, MailPosted, MemberInfo, PatientInfo, Receipt, RecoveryInfo, TagEntries, TagEntry,
+    AppendRequest, AppendResponse, ChangeProof, ConsistencyProof, FeedHead, GrantChange, GrantEntry, GrantProof,
+    GrantState, GrantStatus, InclusionProof, LedgerInfo, Mail, MailList, MailPosted, MemberInfo, PatientInfo, Receipt,
+    RecoveryInfo, TagEntries, TagEntry,
 };
 use custodia_core::reqsig::{RequestSignature, RequestSignatureError};
 use custodia_core::time::Timestamp;
@@ -50,6 +51,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/proof/consistency", get(consistency))
         .route("/v1/tags/{tag}/entries", get(tag_entries))
         .route("/v1/tags/{tag}/events", get(tag_events))
+        .route("/v1/grant-changes", get(grant_changes))
         .route("/v1/grants/{id}", get(grant_status))
         .route("/v1/grants/{id}/entry", get(grant_entry))
         .route("/v1/grants/{id}/proof", get(grant_proof))
@@ -451,6 +453,145 @@ async fn tag_events(
             }
         },
     );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+}
+
+#[derive(Deserialize)]
+struct ChangesQuery {
+    after: Option<u64>,
+}
+
+/// Changes read from the store per query.
+const CHANGES_PER_READ: usize = 256;
+
+/// A stored revocation or redaction as the feed sends it, with its proof if `published` covers it.
+fn grant_change(
+    store: &dyn Store,
+    e: StoredEntry,
+    published: Option<&SignedCheckpoint>,
+) -> ApiResult<Option<GrantChange>> {
+    let entry = e.payload.as_deref().and_then(|p| <LedgerEntry as custodia_core::statement::Statement>::decode(p).ok());
+    let (tag, grant_id) = match entry.map(|e| e.content) {
+        Some(Content::Revocation { tag, grant_id, .. }) => (tag, Some(grant_id)),
+        Some(Content::Redaction { tag }) => (tag, None),
+        // Revocations and redactions keep their bodies; one that does not decode is skipped, not allowed to
+        // stop every gateway's feed.
+        _ => {
+            custodia_net::log::error(
+                "custodia-ledger",
+                format_args!(
+                    "entry {} is a {} that does not decode; left out of the grant-change feed",
+                    e.index,
+                    e.kind.as_str()
+                ),
+            );
+            return Ok(None);
+        }
+    };
+    let (index, kind) = (e.index, e.kind);
+    let proof = match published {
+        Some(p) if index < p.size => {
+            Some(ChangeProof { checkpoint: p.note.clone(), entry: tag_entry(store, e, p.size)? })
+        }
+        _ => None,
+    };
+    Ok(Some(GrantChange { index, kind, tag, grant_id, proof }))
+}
+
+/// Waits for a revocation or redaction to be sequenced, or a second (other front ends append too);
+/// false once the ledger is closing.
+async fn await_change(
+    notices: &mut tokio::sync::broadcast::Receiver<crate::sequencer::Notice>,
+    closing: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let deadline = tokio::time::sleep(Duration::from_secs(1));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return true,
+            _ = closing.changed() => return false,
+            notice = notices.recv() => match notice {
+                Ok(n) if matches!(n.kind, EntryKind::Revocation | EntryKind::Redaction) => return true,
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return true,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
+            },
+        }
+    }
+}
+
+/// `GET /v1/grant-changes`: the revocations and redactions gateways act on, pushed as the ledger
+/// sequences them (see [`GrantChange`]), from `Last-Event-ID` or `?after=`, else from now.
+async fn grant_changes(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<ChangesQuery>,
+    request: SignedParts,
+) -> ApiResult<Response> {
+    let resume = request
+        .headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or(q.after);
+    let checking = shared.clone();
+    blocking(move || {
+        let key = signed_by(&checking, &request, b"")?;
+        match checking.member(&key)? {
+            Some(m) if m.role == Role::Gateway => Ok(()),
+            _ => Err(ApiError::forbidden("forbidden", "only enrolled gateways may follow grant changes")),
+        }
+    })
+    .await?;
+    let after = resume.or_else(|| latest(&shared).size.checked_sub(1));
+    let (notices, closing) = (shared.notices.subscribe(), shared.closing.subscribe());
+    // (shared, last index sent or scanned, wake-ups, events to send, whether to wait before reading)
+    let state = (shared, after, (notices, closing), VecDeque::<Event>::new(), false);
+    let stream = futures_util::stream::unfold(state, |(shared, mut after, mut wake, mut queue, mut wait)| async move {
+        loop {
+            if let Some(event) = queue.pop_front() {
+                return Some((Ok::<_, std::convert::Infallible>(event), (shared, after, wake, queue, wait)));
+            }
+            if wait && !await_change(&mut wake.0, &mut wake.1).await {
+                return None;
+            }
+            let reading = shared.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                // The size first: every change below it is in the rows or already sent.
+                let size = latest(&reading).size;
+                let published = reading.published();
+                let store = reading.store.as_ref();
+                let rows: Vec<StoredEntry> =
+                    store.grant_changes(after, CHANGES_PER_READ)?.into_iter().filter(|e| e.index < size).collect();
+                let scanned = rows.last().map(|e| e.index);
+                let changes = rows
+                    .into_iter()
+                    .filter_map(|e| grant_change(store, e, published.as_deref()).transpose())
+                    .collect::<ApiResult<Vec<_>>>()?;
+                Ok::<_, ApiError>((size, scanned, changes))
+            })
+            .await;
+            let Ok(Ok((size, scanned, changes))) = read else { return None };
+            if let Some(last) = scanned {
+                after = Some(last);
+                wait = false;
+                for change in changes {
+                    let data = serde_json::to_string(&change).unwrap_or_default();
+                    queue.push_back(Event::default().event("change").id(change.index.to_string()).data(data));
+                }
+                continue;
+            }
+            if let Some(last) = size.checked_sub(1) {
+                after = Some(after.map_or(last, |a| a.max(last)));
+            }
+            let head = serde_json::to_string(&FeedHead { size }).unwrap_or_default();
+            let event = Event::default().event("head").data(head);
+            queue.push_back(match size.checked_sub(1) {
+                Some(last) => event.id(last.to_string()),
+                None => event,
+            });
+            wait = true;
+        }
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 

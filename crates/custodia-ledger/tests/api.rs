@@ -557,6 +557,7 @@ fn the_openapi_document_covers_every_json_route() {
         "/v1/proof/consistency",
         "/v1/tags/{tag}/entries",
         "/v1/tags/{tag}/events",
+        "/v1/grant-changes",
         "/v1/grants/{id}",
         "/v1/grants/{id}/entry",
         "/v1/grants/{id}/proof",

@@ -162,8 +162,9 @@ pub fn parse_verifier_key(text: &str) -> Result<NoteVerifier, LedgerError> {
 /// A grant's state, proven (see [`Ledger::grant_state`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProvenGrant {
-    /// Logged at `index` with `digest` (of its DSSE signing input), not revoked as of the checkpoint.
-    Active { digest: custodia_core::entry::Digest, index: u64 },
+    /// Logged at `index` with `digest` (of its DSSE signing input) under the patient's `tag`, not revoked
+    /// as of the checkpoint.
+    Active { digest: custodia_core::entry::Digest, index: u64, tag: custodia_core::entry::Tag },
     /// Revoked by entry `index`: proven if `witnessed`, else logged after the checkpoint.
     Revoked { index: u64, witnessed: bool },
     /// The patient erased the grant's body.
@@ -465,12 +466,34 @@ impl Ledger {
             None => None,
         };
         self.accept(pending);
-        Ok(match (digest, revoked, proof.revoked_later) {
+        Ok(match (digest.zip(tag), revoked, proof.revoked_later) {
             (_, Some(index), _) => ProvenGrant::Revoked { index, witnessed: true },
             (_, None, Some(index)) => ProvenGrant::Revoked { index, witnessed: false },
             (None, None, None) => ProvenGrant::Redacted,
-            (Some(digest), None, None) => ProvenGrant::Active { digest, index: grant.index },
+            (Some((digest, tag)), None, None) => ProvenGrant::Active { digest, index: grant.index, tag },
         })
+    }
+
+    /// Checks a grant change from the ledger's feed that came with a proof: the checkpoint (consistent
+    /// with the accepted one, with the witnesses' quorum), the entry proven into it, and the entry saying
+    /// what the change says. The session moves to the checkpoint.
+    pub fn check_grant_change(&mut self, change: &custodia_core::ledger_api::GrantChange) -> Result<(), LedgerError> {
+        let Some(proof) = &change.proof else { return Ok(()) };
+        let pending = self.check(&proof.checkpoint)?;
+        let logged = verify::check_tag_entry(&proof.entry, &pending.checkpoint)?;
+        let says = match logged.entry.as_ref().map(|e| &e.content) {
+            Some(Content::Revocation { tag, grant_id, .. }) => *tag == change.tag && Some(*grant_id) == change.grant_id,
+            Some(Content::Redaction { tag }) => *tag == change.tag && change.grant_id.is_none(),
+            _ => false,
+        };
+        if logged.index != change.index || logged.leaf.kind != change.kind || !says {
+            return Err(LedgerError::BadEntry {
+                index: change.index,
+                reason: "the feed's change is not what its proven entry says".into(),
+            });
+        }
+        self.accept(pending);
+        Ok(())
     }
 
     /// An enrolled member, checked: enrolled by the network authority, the record matches the signed

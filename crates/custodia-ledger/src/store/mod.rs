@@ -204,6 +204,8 @@ pub trait Store: Send + Sync + 'static {
     fn read_leaves(&self, start: u64, end: u64) -> Result<Vec<[u8; LEAF_LEN]>, StoreError>;
     fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError>;
     fn entries_by_tag(&self, tag: &Tag, after: Option<u64>, limit: usize) -> Result<Vec<StoredEntry>, StoreError>;
+    /// Revocations and redactions after `after`, oldest first: the grant changes gateways follow.
+    fn grant_changes(&self, after: Option<u64>, limit: usize) -> Result<Vec<StoredEntry>, StoreError>;
     /// Entries `start..end` (fewer at the end of the log), in order.
     fn read_entries(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError>;
 

@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS retired_keys (
     idx BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_by_tag_kind ON entries (tag, kind, idx) WHERE tag IS NOT NULL;
+CREATE INDEX IF NOT EXISTS entries_grant_changes ON entries (idx) WHERE kind IN (4, 6);
 CREATE TABLE IF NOT EXISTS mailbox (
     id BYTEA PRIMARY KEY,
     recipient BYTEA NOT NULL,
@@ -638,6 +639,19 @@ impl Store for PostgresStore {
             db.query(
                 "SELECT idx, kind, leaf, payload, sig FROM entries WHERE tag = $1 AND idx > $2 ORDER BY idx LIMIT $3",
                 &[&tag.as_bytes().as_slice(), &after, &to_i64(limit as u64)],
+            )?
+            .iter()
+            .map(entry_from_row)
+            .collect()
+        })
+    }
+
+    fn grant_changes(&self, after: Option<u64>, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
+        let after = after.map(to_i64).unwrap_or(-1);
+        self.read(|db| {
+            db.query(
+                "SELECT idx, kind, leaf, payload, sig FROM entries WHERE kind IN (4, 6) AND idx > $1 ORDER BY idx LIMIT $2",
+                &[&after, &to_i64(limit as u64)],
             )?
             .iter()
             .map(entry_from_row)

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE INDEX IF NOT EXISTS entries_by_tag ON entries (tag, idx) WHERE tag IS NOT NULL;
 CREATE INDEX IF NOT EXISTS entries_for_recovery ON entries (tag, idx) WHERE kind IN (7, 8, 9, 10);
+CREATE INDEX IF NOT EXISTS entries_grant_changes ON entries (idx) WHERE kind IN (4, 6);
 CREATE TABLE IF NOT EXISTS nodes (
     level INTEGER NOT NULL,
     idx INTEGER NOT NULL,
@@ -339,6 +340,17 @@ impl Store for SqliteStore {
             let after = after.map(to_i64).unwrap_or(-1);
             let rows =
                 stmt.query_map(params![tag.as_bytes().as_slice(), after, to_i64(limit as u64)], entry_from_row)?;
+            rows.map(|r| stored_entry(r?)).collect()
+        })
+    }
+
+    fn grant_changes(&self, after: Option<u64>, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT idx, kind, leaf, payload, sig FROM entries WHERE kind IN (4, 6) AND idx > ?1 ORDER BY idx LIMIT ?2",
+            )?;
+            let after = after.map(to_i64).unwrap_or(-1);
+            let rows = stmt.query_map(params![after, to_i64(limit as u64)], entry_from_row)?;
             rows.map(|r| stored_entry(r?)).collect()
         })
     }

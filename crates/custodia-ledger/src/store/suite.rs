@@ -352,6 +352,18 @@ fn redaction_deletes_earlier_bodies_of_its_tag(log: &mut Log<'_>) {
     assert!(g(&g1).redacted && g(&g2).redacted);
     assert!(!g(&g3).redacted && !g(&g_other).redacted);
     assert!(g(&g1).revoked_index.is_some(), "a redacted grant stays revoked");
+    // Gateways follow revocations and redactions, in order, from any position.
+    let changes: Vec<u64> = log
+        .entries
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::Revocation | EntryKind::Redaction))
+        .map(|e| e.index)
+        .collect();
+    let found: Vec<u64> = store.grant_changes(None, 1000).unwrap().iter().map(|e| e.index).collect();
+    assert_eq!(found, changes);
+    let next = store.grant_changes(Some(changes[0]), 1).unwrap();
+    assert_eq!(next.iter().map(|e| e.index).collect::<Vec<_>>(), [changes[1]]);
+    assert_eq!(store.grant_changes(changes.last().copied(), 10).unwrap(), []);
     // The tree still commits to every leaf.
     assert_eq!(store.read_leaves(0, log.size()).unwrap(), log.leaves);
     assert_eq!(store.tree().unwrap().root, log.frontier.root());
