@@ -23,6 +23,8 @@ pub const MEMBER_TTL: Duration = Duration::from_secs(60);
 pub const DENIED_EVENTS_PER_MINUTE: u32 = 30;
 /// Caches are cleared when they grow past this, rather than grow without bound.
 const MAX_CACHED: usize = 100_000;
+/// Verified grants kept: a large hospital's active grants, each checked once.
+const MAX_GRANTS: usize = 400_000;
 /// Grant states are kept for many more: every active grant's, while the ledger's feed keeps them current.
 const MAX_STATES: usize = 2_000_000;
 const MAX_NONCES: usize = 2_000_000;
@@ -53,8 +55,8 @@ impl std::fmt::Debug for Caches {
     }
 }
 
-fn insert_capped<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
-    if map.len() >= MAX_CACHED && !map.contains_key(&key) {
+fn insert_capped<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V, cap: usize) {
+    if map.len() >= cap && !map.contains_key(&key) {
         map.clear();
     }
     map.insert(key, value);
@@ -67,7 +69,7 @@ impl Caches {
 
     pub fn keep_grant(&self, digest: Digest, grant: Arc<VerifiedGrant>) {
         if let Ok(mut g) = self.grants.write() {
-            insert_capped(&mut g, digest, grant);
+            insert_capped(&mut g, digest, grant, MAX_GRANTS);
         }
     }
 
@@ -109,7 +111,7 @@ impl Caches {
 
     pub fn keep_member(&self, key: SigningPublicKey, member: Option<Member>) {
         if let Ok(mut m) = self.members.write() {
-            insert_capped(&mut m, key, (Instant::now(), member));
+            insert_capped(&mut m, key, (Instant::now(), member), MAX_CACHED);
         }
     }
 

@@ -151,6 +151,38 @@ impl Network {
     }
 }
 
+impl Network {
+    /// `n` grants from the patient to the clinician, posted in batches straight to the ledger (the
+    /// patient's wallet is not asked to keep them all): a hospital's worth of active grants.
+    #[allow(dead_code)] // Used by the benchmark, not by every test that shares this file.
+    pub fn bulk_grants(&self, n: usize, scopes: &[&str]) -> Vec<VerifiedGrant> {
+        let patient = self.patient.service_identity();
+        let grantee_box = self.clinician.identity().box_public();
+        let mut ledger = custodia_wallet::Ledger::connect_with(&self.ledger_url, None, None).unwrap().0;
+        let mut grants = Vec::with_capacity(n);
+        let mut batch = Vec::new();
+        for i in 0..n {
+            let request = GrantRequest {
+                grantee: self.clinician.signing_key(),
+                scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
+                allowed_labels: Vec::new(),
+                purpose: PurposeOfUse::TREATMENT,
+                duration_seconds: 86_400,
+                max_reads: None,
+                note: String::new(),
+            };
+            let grant = request.sign(&patient, now()).unwrap();
+            batch.push(custodia_wallet::ledger::grant_entry(&patient, &grant, &grantee_box, now()).unwrap());
+            grants.push(grant);
+            if batch.len() == 256 || i + 1 == n {
+                ledger.append(&batch).unwrap();
+                batch.clear();
+            }
+        }
+        grants
+    }
+}
+
 impl Drop for Network {
     fn drop(&mut self) {
         if let Some(ledger) = self.ledger.take() {
