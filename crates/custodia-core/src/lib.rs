@@ -28,6 +28,7 @@ pub mod reqsig;
 pub mod scope;
 pub mod seal;
 pub mod shamir;
+pub mod sse;
 pub mod statement;
 pub mod time;
 

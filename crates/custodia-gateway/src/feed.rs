@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use custodia_core::entry::EntryKind;
 use custodia_core::ledger_api::{FeedHead, GrantChange};
-use custodia_core::reqsig;
+use custodia_core::{reqsig, sse};
 
 use crate::Shared;
 use crate::guard::LedgerState;
@@ -117,7 +117,7 @@ async fn follow_once(
             .map_err(|e| custodia_net::client::explain(&e))?;
         let Some(chunk) = chunk else { return Ok(()) };
         buffer.extend_from_slice(&chunk);
-        while let Some(end) = find_blank_line(&buffer) {
+        while let Some(end) = sse::event_end(&buffer) {
             let block: Vec<u8> = buffer.drain(..end).collect();
             apply(shared, &String::from_utf8_lossy(&block), last).await;
         }
@@ -127,46 +127,8 @@ async fn follow_once(
     }
 }
 
-/// The end of the first event in `buffer` (past its blank line), if a whole one is there.
-fn find_blank_line(buffer: &[u8]) -> Option<usize> {
-    let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = buffer.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// One server-sent event: its type, id and data.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct SseEvent {
-    event: String,
-    id: Option<String>,
-    data: String,
-}
-
-fn parse_event(block: &str) -> SseEvent {
-    let mut event = SseEvent { event: "message".into(), ..SseEvent::default() };
-    for line in block.lines() {
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "event" => event.event = value.to_owned(),
-            "id" => event.id = Some(value.to_owned()),
-            "data" => {
-                if !event.data.is_empty() {
-                    event.data.push('\n');
-                }
-                event.data.push_str(value);
-            }
-            _ => {}
-        }
-    }
-    event
-}
-
 async fn apply(shared: &Arc<Shared>, block: &str, last: &mut Option<u64>) {
-    let event = parse_event(block);
+    let event = sse::Event::parse(block);
     match event.event.as_str() {
         "head" => {
             if serde_json::from_str::<FeedHead>(&event.data).is_err() {
@@ -210,28 +172,4 @@ async fn apply(shared: &Arc<Shared>, block: &str, last: &mut Option<u64>) {
 fn alarm(shared: &Shared, what: &str) {
     shared.feed.alarms.fetch_add(1, Ordering::Relaxed);
     custodia_net::log::error("custodia-gateway", format_args!("{what}"));
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    #[test]
-    fn server_sent_events_are_split_and_parsed() {
-        let stream = b"event: head\nid: 41\ndata: {\"size\":42}\n\n: keep-alive\n\nevent: change\r\nid: 7\r\ndata: {}\r\n\r\npartial";
-        let first = find_blank_line(stream).unwrap();
-        assert_eq!(
-            parse_event(std::str::from_utf8(&stream[..first]).unwrap()),
-            SseEvent { event: "head".into(), id: Some("41".into()), data: "{\"size\":42}".into() }
-        );
-        let rest = &stream[first..];
-        let comment = find_blank_line(rest).unwrap();
-        assert_eq!(parse_event(std::str::from_utf8(&rest[..comment]).unwrap()).event, "message");
-        let rest = &rest[comment..];
-        let change = find_blank_line(rest).unwrap();
-        let parsed = parse_event(std::str::from_utf8(&rest[..change]).unwrap());
-        assert_eq!((parsed.event.as_str(), parsed.id.as_deref(), parsed.data.as_str()), ("change", Some("7"), "{}"));
-        assert_eq!(find_blank_line(&rest[change..]), None, "a partial event waits for the rest");
-    }
 }

@@ -476,7 +476,8 @@ async fn ledger_state(shared: &Arc<Shared>, grant: &Arc<VerifiedGrant>) -> Resul
             // The grant's state is taken from the ledger only with its proof: the grant's entry (and its
             // revocation's) proven into a checkpoint the witnesses cosigned.
             let proven = tokio::task::spawn_blocking(move || {
-                let mut verifying = asking.verifying.lock().map_err(|_| LedgerError::Clock)?;
+                let client = &asking.lookups[usize::from(id.as_bytes()[0]) % asking.lookups.len()];
+                let mut verifying = client.lock().map_err(|_| LedgerError::Clock)?;
                 verifying.grant_state(&asking.identity, &id)
             })
             .await

@@ -43,6 +43,9 @@ use crate::events::{Outbox, OutboxError};
 use crate::links::LiveLinks;
 use crate::records::Records;
 
+/// Grant-state lookups the gateway makes at once.
+const LOOKUP_CLIENTS: usize = 4;
+
 /// The largest `Custodia-Grant` header accepted, in bytes of base64.
 pub const MAX_GRANT_HEADER: usize = 16 * 1024;
 
@@ -98,6 +101,8 @@ pub struct Shared {
     pub ledger: LedgerClient,
     /// The verifying client, for enrollments (behind a lock: it keeps the checkpoint it trusts).
     pub verifying: std::sync::Mutex<Ledger>,
+    /// Verifying clients for grant states, taken by grant id, so first reads of many grants overlap.
+    lookups: Vec<std::sync::Mutex<Ledger>>,
     caches: guard::Caches,
     matcher: matching::Matcher,
     /// The ledger's grant-change feed, as followed.
@@ -148,17 +153,21 @@ pub async fn start(identity: Identity, config: GatewayConfig) -> Result<RunningG
         (config.ledger_url.clone(), config.ledger_key.clone(), config.witness_policy.clone());
     let me = identity.signing_public();
     let posters = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
-    let (verifying, poster_ledgers, member) = tokio::task::spawn_blocking(move || {
+    let (verifying, poster_ledgers, lookup_ledgers, member) = tokio::task::spawn_blocking(move || {
         let (mut verifying, _) = Ledger::connect_with(&ledger_url, ledger_key.as_deref(), policy.clone())?;
         // One verifying client per poster thread: each keeps the checkpoint it has checked.
         let poster_ledgers = (0..posters)
+            .map(|_| Ok(Ledger::connect_with(verifying.url(), Some(&verifying.verifier_key()), policy.clone())?.0))
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        // Grants' first lookups, several at once: each client keeps the checkpoint it has checked.
+        let lookup_ledgers = (0..LOOKUP_CLIENTS)
             .map(|_| Ok(Ledger::connect_with(verifying.url(), Some(&verifying.verifier_key()), policy.clone())?.0))
             .collect::<Result<Vec<_>, LedgerError>>()?;
         let member = match verifying.member(&me) {
             Err(LedgerError::NotAMember(_)) => return Err(GatewayError::NotEnrolled(me.to_string())),
             other => other?,
         };
-        Ok::<_, GatewayError>((verifying, poster_ledgers, member))
+        Ok::<_, GatewayError>((verifying, poster_ledgers, lookup_ledgers, member))
     })
     .await
     .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))??;
@@ -183,6 +192,7 @@ pub async fn start(identity: Identity, config: GatewayConfig) -> Result<RunningG
         outbox,
         ledger: verifying.client().clone(),
         verifying: std::sync::Mutex::new(verifying),
+        lookups: lookup_ledgers.into_iter().map(std::sync::Mutex::new).collect(),
         caches,
         matcher: matching::Matcher::default(),
         feed: feed::FeedState::default(),
