@@ -239,3 +239,21 @@ pub fn postgres_database(test: &str) -> Option<custodia_ledger::store::postgres:
             .expect("the test PostgreSQL server creates a database"),
     )
 }
+
+/// The variable naming the third-party FHIR server's command (`cargo xtask test` installs sekmet-fhir from
+/// PyPI and sets it).
+pub const FHIR_SERVER_VAR: &str = "CUSTODIA_TEST_FHIR_SERVER";
+
+/// The third-party FHIR server's command, or `None` outside CI when none is named (the test then says it
+/// skipped). In CI a missing server is a failure: proxy mode must be tested against it there.
+pub fn fhir_server_command(test: &str) -> Option<PathBuf> {
+    let Some(command) = std::env::var_os(FHIR_SERVER_VAR) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must test proxy mode against a third-party FHIR server: set {FHIR_SERVER_VAR} (cargo xtask test does)"
+        );
+        eprintln!("{test}: skipped, {FHIR_SERVER_VAR} is not set (cargo xtask test installs the server and sets it)");
+        return None;
+    };
+    Some(PathBuf::from(command))
+}

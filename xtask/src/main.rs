@@ -79,15 +79,23 @@ fn test() -> Result<()> {
     sh::step("build and lint the workspace: every target once, clippy's lints as errors", sh::build_workspace_linted)?;
     let bin = sh::debug_dir(&root);
     let custodia = bin.join("custodia");
-    sh::step("tests (with a throwaway PostgreSQL server for the ledger's PostgreSQL store and server mode)", || {
-        let server = postgres::start()?;
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        sh::run_cmd(
-            sh::with_lints(std::process::Command::new(cargo).args(["test", "--workspace", "--all-targets"]))?
-                .env(postgres::URL_VAR, server.url())
-                .env("CUSTODIA_BIN", &custodia),
-        )
+    let fhir_server = sh::step_value("a third-party FHIR R4 server for proxy mode (sekmet-fhir, from PyPI)", || {
+        third_party_fhir_server(&root)
     })?;
+    sh::step(
+        "tests (with a throwaway PostgreSQL server for the ledger's PostgreSQL store and server mode, and the \
+         third-party FHIR server for the gateway's proxy mode)",
+        || {
+            let server = postgres::start()?;
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            sh::run_cmd(
+                sh::with_lints(std::process::Command::new(cargo).args(["test", "--workspace", "--all-targets"]))?
+                    .env(postgres::URL_VAR, server.url())
+                    .env(FHIR_SERVER_VAR, &fhir_server)
+                    .env("CUSTODIA_BIN", &custodia),
+            )
+        },
+    )?;
     sh::step("doc tests", || sh::cargo_linted(&["test", "--workspace", "--doc"]))?;
     sh::step("the CLI walk-through (cargo xtask demo)", demo::run)?;
     sh::step("the main job starts and answers (cargo xtask run --check)", || app::run(&["--check".into()]))?;
@@ -120,6 +128,24 @@ fn test() -> Result<()> {
     sh::step("fuzzing smoke run", || fuzz::run_all(fuzz_seconds))?;
     println!("\nall checks passed");
     Ok(())
+}
+
+/// The variable naming the third-party FHIR server's command for the proxy-mode scenario.
+const FHIR_SERVER_VAR: &str = "CUSTODIA_TEST_FHIR_SERVER";
+
+/// Installs sekmet-fhir (every dependency pinned) in a venv under target/; returns its `sekmet` command.
+fn third_party_fhir_server(root: &std::path::Path) -> Result<std::path::PathBuf> {
+    let venv = root.join("target/sekmet-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        sh::run("python3", &["-m", "venv", &venv.to_string_lossy()])?;
+    }
+    let requirements = root.join("tests/fhir/sekmet-requirements.txt");
+    sh::run(
+        &python.to_string_lossy(),
+        &["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", &requirements.to_string_lossy()],
+    )?;
+    Ok(venv.join("bin/sekmet"))
 }
 
 /// Validates the Consent the demo exported and the gateway's shipped dataset, with the FHIR models from

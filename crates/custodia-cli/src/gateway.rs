@@ -192,7 +192,11 @@ fn serve(options: GatewayServe) -> Result<ExitCode> {
     custodia_net::server::check_listen(listen, tls.is_some(), "CUSTODIA_GATEWAY_PUBLIC")?;
     let records = match (&options.data, &options.upstream) {
         (Some(d), _) => Records::Local(std::sync::Arc::new(Dataset::load(d)?)),
-        (None, Some(u)) => Records::upstream(u, upstream_auth(&options)?)?,
+        (None, Some(u)) => {
+            let page_size =
+                options.upstream_page_size.map_or(custodia_gateway::upstream::DEFAULT_PAGE_SIZE, usize::from);
+            Records::upstream_paged(u, upstream_auth(&options)?, page_size)?
+        }
         (None, None) => Records::Local(std::sync::Arc::new(Dataset::synthetic())),
     };
     let links = LiveLinks::watching(dir)?;

@@ -167,6 +167,9 @@ pub struct GatewayServe {
     /// A static bearer token for the upstream, read from this file (mode 0600).
     #[arg(long, value_name = "FILE")]
     pub upstream_token_file: Option<PathBuf>,
+    /// Resources asked of the upstream per search page [default: 200]; `next` links are followed.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub upstream_page_size: Option<u16>,
     /// Where to listen [default: 127.0.0.1:7430]. Beyond loopback only with TLS, or with
     /// CUSTODIA_GATEWAY_PUBLIC=1 behind a TLS proxy.
     #[arg(long)]
@@ -215,6 +218,7 @@ impl GatewayServe {
                 upstream_key_id,
                 upstream_scope,
                 upstream_token_file,
+                upstream_page_size,
                 listen,
                 public_url,
                 passphrase_file,

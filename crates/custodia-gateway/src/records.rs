@@ -47,6 +47,11 @@ impl Records {
         Ok(Records::Upstream(Arc::new(Upstream::new(base, auth)?)))
     }
 
+    /// [`Records::upstream`], asking for `page_size` resources per search page.
+    pub fn upstream_paged(base: &str, auth: Auth, page_size: usize) -> Result<Self, RecordsError> {
+        Ok(Records::Upstream(Arc::new(Upstream::new(base, auth)?.with_page_size(page_size))))
+    }
+
     /// Readies the source before the gateway serves: an upstream's CapabilityStatement is read (and with
     /// SMART a first token fetched), so bad credentials or a wrong address stop the start, said plainly.
     pub async fn prepare(&self) -> Result<(), RecordsError> {

@@ -27,8 +27,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_UPSTREAM_BYTES: usize = 32 * 1024 * 1024;
 /// Pages one search follows at most.
 const MAX_PAGES: usize = 50;
-/// Resources asked for per page.
-const PAGE_SIZE: usize = 200;
+/// Resources asked for per page unless configured.
+pub const DEFAULT_PAGE_SIZE: usize = 200;
 /// A token is renewed this long before the upstream said it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(30);
 /// How long an assertion is valid: SMART asks for at most five minutes.
@@ -292,6 +292,8 @@ pub struct Upstream {
     auth: Auth,
     /// The types its CapabilityStatement lists, once read.
     types: RwLock<Vec<String>>,
+    /// `_count` asked of each search page (a server may cap it lower; `next` links carry on).
+    page_size: usize,
 }
 
 fn unreachable(e: &reqwest::Error) -> RecordsError {
@@ -325,7 +327,13 @@ impl Upstream {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| RecordsError::Unreachable(custodia_net::client::explain(&e)))?;
-        Ok(Self { base: url, http, auth, types: RwLock::new(Vec::new()) })
+        Ok(Self { base: url, http, auth, types: RwLock::new(Vec::new()), page_size: DEFAULT_PAGE_SIZE })
+    }
+
+    /// Asks for `size` resources per search page (1 to 1,000).
+    pub fn with_page_size(mut self, size: usize) -> Self {
+        self.page_size = size.clamp(1, 1000);
+        self
     }
 
     /// The base URL, without its trailing slash.
@@ -390,7 +398,7 @@ impl Upstream {
     /// A search, every page followed (by its `next` links) until `cap` resources or [`MAX_PAGES`]: the
     /// matching resources of every page, with the page size asked of the upstream.
     pub async fn search(&self, mut url: reqwest::Url, cap: usize) -> Result<Vec<Value>, RecordsError> {
-        url.query_pairs_mut().append_pair("_count", &PAGE_SIZE.min(cap).to_string());
+        url.query_pairs_mut().append_pair("_count", &self.page_size.min(cap).to_string());
         let pages = async {
             let mut found = Vec::new();
             let mut next = Some(url);

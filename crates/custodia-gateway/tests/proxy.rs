@@ -4,21 +4,20 @@
 
 #[path = "../benches/support/network.rs"]
 mod setup;
+#[path = "support/stand_in.rs"]
+mod stand_in;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::routing::post;
 use custodia_gateway::dataset::Dataset;
 use custodia_gateway::records::Records;
 use custodia_gateway::upstream::{AssertionKey, Auth, SmartClient};
 use custodia_wallet::fhir_client::GatewayClient;
-use serde_json::{Value, json};
+use serde_json::Value;
 use setup::{Network, now};
+use stand_in::StandIn;
 
 fn ids(bundle: &Value) -> Vec<&str> {
     bundle["entry"]
@@ -55,105 +54,21 @@ fn a_proxy_filters_an_upstream_servers_records_as_it_does_its_own() {
     net.rt.block_on(gateway.shutdown()).unwrap();
 }
 
-/// A stand-in for a hospital's FHIR server behind SMART Backend Services: tokens for a valid ES384
-/// assertion from the registered client; searches in pages of two; and three misbehaving types.
-struct StandIn {
-    public_key: Vec<u8>,
-    token_url: String,
-    tokens_issued: AtomicU32,
-    valid_token: Mutex<String>,
-}
-
-async fn token(State(st): State<Arc<StandIn>>, body: String) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let form: std::collections::HashMap<String, String> =
-        form_urlencoded::parse(body.as_bytes()).into_owned().collect();
-    let refuse = |why: &str| {
-        (axum::http::StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client", "error_description": why})))
-            .into_response()
-    };
-    if form.get("grant_type").map(String::as_str) != Some("client_credentials")
-        || form.get("client_assertion_type").map(String::as_str)
-            != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-    {
-        return refuse("not a SMART backend services request");
-    }
-    let jwt = form.get("client_assertion").cloned().unwrap_or_default();
-    let parts: Vec<&str> = jwt.split('.').collect();
-    let decode = |p: &str| data_encoding::BASE64URL_NOPAD.decode(p.as_bytes()).unwrap();
-    let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P384_SHA384_FIXED, &st.public_key);
-    if parts.len() != 3 || key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &decode(parts[2])).is_err() {
-        return refuse("the assertion's signature does not verify");
-    }
-    let claims: Value = serde_json::from_slice(&decode(parts[1])).unwrap();
-    if claims["iss"] != "custodia-gateway"
-        || claims["sub"] != "custodia-gateway"
-        || claims["aud"] != st.token_url.as_str()
-    {
-        return refuse("the assertion is not from the registered client for this endpoint");
-    }
-    let n = st.tokens_issued.fetch_add(1, Ordering::SeqCst) + 1;
-    let issued = format!("tok-{n}");
-    *st.valid_token.lock().unwrap() = issued.clone();
-    Json(json!({"access_token": issued, "token_type": "bearer", "expires_in": 300, "scope": "system/*.rs"}))
-        .into_response()
-}
-
-async fn guard(State(st): State<Arc<StandIn>>, mut request: Request, next: Next) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let bearer = request.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    if bearer != Some(format!("Bearer {}", st.valid_token.lock().unwrap())) {
-        return axum::http::StatusCode::UNAUTHORIZED.into_response();
-    }
-    match request.uri().path() {
-        "/fhir/Immunization" => tokio::time::sleep(Duration::from_secs(30)).await,
-        "/fhir/MedicationRequest" => {
-            return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "database down").into_response();
-        }
-        "/fhir/DiagnosticReport" => return ([("content-type", "text/html")], "<html>Sign in</html>").into_response(),
-        _ => {}
-    }
-    // Pages of two, whatever the gateway asked for.
-    if let Some(query) = request.uri().query() {
-        let paged: Vec<String> = query
-            .split('&')
-            .map(|p| if p.starts_with("_count=") { "_count=2".to_owned() } else { p.to_owned() })
-            .collect();
-        let uri = format!("{}?{}", request.uri().path(), paged.join("&"));
-        *request.uri_mut() = uri.parse().unwrap();
-    }
-    next.run(request).await
-}
-
 #[test]
 fn a_proxy_authenticates_as_a_smart_backend_client_follows_pages_and_survives_a_bad_upstream() {
     let mut net = Network::start();
-    let listener = net.rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
     let pem = AssertionKey::generate_es384_pem().unwrap();
     let jwks = AssertionKey::from_pem(pem.as_bytes()).unwrap().jwks("k1");
-    let coordinate =
-        |c: &str| data_encoding::BASE64URL_NOPAD.decode(jwks["keys"][0][c].as_str().unwrap().as_bytes()).unwrap();
-    let public_key = [vec![4], coordinate("x"), coordinate("y")].concat();
-    let st = Arc::new(StandIn {
-        public_key,
-        token_url: format!("{origin}/token"),
-        tokens_issued: AtomicU32::new(0),
-        valid_token: Mutex::new("none yet".into()),
-    });
-    let fhir = custodia_gateway::unchecked_router(Records::Local(Arc::new(Dataset::synthetic())))
-        .layer(axum::middleware::from_fn_with_state(st.clone(), guard));
-    let app = axum::Router::new().route("/token", post(token)).with_state(st.clone()).merge(fhir);
-    net.rt.spawn(async move { axum::serve(listener, app).await });
+    let st = StandIn::start(net.rt.handle(), &jwks, "custodia-gateway", None);
 
     // Without credentials the upstream refuses, and the gateway does not start.
-    let anonymous = Records::upstream(&format!("{origin}/fhir"), Auth::None).unwrap();
+    let anonymous = Records::upstream(&st.fhir_base(), Auth::None).unwrap();
     let refused = net.rt.block_on(anonymous.prepare()).unwrap_err();
     assert!(refused.to_string().contains("credentials"), "{refused}");
 
     let key = AssertionKey::from_pem(pem.as_bytes()).unwrap();
     let client = SmartClient::new("custodia-gateway", &st.token_url, key, Some("k1"), None).unwrap();
-    let records = Records::upstream(&format!("{origin}/fhir"), Auth::Smart(Box::new(client))).unwrap();
+    let records = Records::upstream(&st.fhir_base(), Auth::Smart(Box::new(client))).unwrap();
     let gateway = net.start_gateway(records, "smart");
     let scopes = [
         "patient/Observation.rs",
@@ -173,12 +88,12 @@ fn a_proxy_authenticates_as_a_smart_backend_client_follows_pages_and_survives_a_
     assert_eq!(ids.len(), 8, "all pages but the HIV result: {ids:?}");
     assert!(!ids.contains(&"p1-hiv-result"));
     assert_eq!(get("/fhir/Condition?patient=p1").status, 200);
-    assert_eq!(st.tokens_issued.load(Ordering::SeqCst), 1, "one token serves every request until it expires");
+    assert_eq!(st.issued(), 1, "one token serves every request until it expires");
 
     // The upstream drops the token: the gateway gets a new one and the read goes through.
-    *st.valid_token.lock().unwrap() = "revoked".into();
+    st.revoke();
     assert_eq!(get("/fhir/Condition?patient=p1").status, 200);
-    assert_eq!(st.tokens_issued.load(Ordering::SeqCst), 2);
+    assert_eq!(st.issued(), 2);
 
     // A slow, a failing and a non-FHIR upstream: each a clear OperationOutcome and an access event.
     let journaled = || gateway.shared.outbox.stats.journaled.load(Ordering::SeqCst);

@@ -15,6 +15,7 @@ use custodia_core::time::Timestamp;
 use custodia_core::{Identity, reqsig};
 use custodia_tests::{Member, Server, enroll_member, json, key_of, ok};
 use custodia_wallet::fhir_client::GatewayClient;
+use serde_json::Value;
 
 fn now() -> Timestamp {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
@@ -54,6 +55,15 @@ fn network(dir: &Path) -> Network {
     );
     ok(dir, &["wallet", "enroll", "--wallet", "patient", "--ledger", &url]);
     Network { ledger, patient_key }
+}
+
+/// Links the patient to the synthetic dataset's first patient by the hospital's record number.
+fn link_by_record_number(dir: &Path, patient_key: &str) -> String {
+    let system = "https://northgate-hospital.example/fhir/mrn";
+    ok(
+        dir,
+        &["gateway", "link", "--dir", "gw", "--patient", patient_key, "--mrn", "NGH-100234", "--mrn-system", system],
+    )
 }
 
 fn serve_gateway(dir: &Path, ledger: &str) -> Server {
@@ -310,21 +320,7 @@ fn a_patient_linked_by_the_hospitals_record_number_reads_as_their_patient_record
     let missing = fetch();
     assert_eq!(missing.code, 1);
 
-    let linked = ok(
-        dir,
-        &[
-            "gateway",
-            "link",
-            "--dir",
-            "gw",
-            "--patient",
-            &net.patient_key,
-            "--mrn",
-            "NGH-100234",
-            "--mrn-system",
-            "https://northgate-hospital.example/fhir/mrn",
-        ],
-    );
+    let linked = link_by_record_number(dir, &net.patient_key);
     assert!(linked.contains("NGH-100234"), "{linked}");
     std::thread::sleep(Duration::from_millis(1100));
     let read = fetch();
@@ -337,4 +333,203 @@ fn a_patient_linked_by_the_hospitals_record_number_reads_as_their_patient_record
         .map(|e| e["resource"]["subject"]["reference"].as_str().unwrap())
         .collect();
     assert!(!subjects.is_empty() && subjects.iter().all(|s| *s == "Patient/p1"), "{subjects:?}");
+}
+
+/// The third-party FHIR server, started on a free port with the gateway registered as a SMART Backend
+/// Services client (its public JWK Set `jwks`) and `loader` as a static token; killed when dropped.
+struct FhirServer {
+    child: std::process::Child,
+    base: String,
+    token_url: String,
+}
+
+impl Drop for FhirServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_fhir_server(command: &Path, dir: &Path, jwks: &Value, loader: &str) -> FhirServer {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}/fhir");
+    // YAML takes JSON as it is.
+    let settings = serde_json::json!({
+        "base_url": base,
+        "host": "127.0.0.1",
+        "port": port,
+        "db_path": ":memory:",
+        "data_dir": dir.join("fhir-data"),
+        "simulator": {"enabled": false},
+        "log_inbound": false,
+        "validation": {"inbound": "strict"},
+        "server_auth": {
+            "types": ["bearer", "smart"],
+            "tokens": [loader],
+            "smart_clients": [{"client_id": "custodia-gateway", "jwks": jwks, "scopes": "system/*.read"}],
+        },
+    });
+    std::fs::write(dir.join("fhir-server.yaml"), settings.to_string()).unwrap();
+    let child = std::process::Command::new(command)
+        .args(["serve", "-c"])
+        .arg(dir.join("fhir-server.yaml"))
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("fhir-server.log")).unwrap())
+        .spawn()
+        .expect("the FHIR server starts");
+    let server = FhirServer { child, token_url: format!("http://127.0.0.1:{port}/auth/token"), base };
+    let http = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http.get(format!("{}/metadata", server.base)).send().is_ok_and(|r| r.status() == 200) {
+        assert!(
+            Instant::now() < deadline,
+            "the FHIR server did not come up: {}",
+            std::fs::read_to_string(dir.join("fhir-server.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server
+}
+
+#[test]
+fn proxy_mode_guards_a_third_party_fhir_server_that_authenticates_the_gateway() {
+    let Some(command) = custodia_tests::fhir_server_command("proxy_mode_guards_a_third_party_fhir_server") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let net = network(dir);
+    let url = net.ledger.url.clone();
+
+    // The hospital's FHIR server, with the gateway registered as a backend client, loaded with the
+    // synthetic dataset by the hospital's own loader.
+    let jwks = json(&ok(dir, &["gateway", "upstream-key", "--out", "upstream-key.pem", "--jwks", "jwks.json"]));
+    let fhir = start_fhir_server(&command, dir, &jwks, "loader-token");
+    ok(dir, &["gateway", "dataset", "--out", "synthetic"]);
+    let http = reqwest::blocking::Client::new();
+    let mut loaded = 0;
+    for file in ["p1.json", "p2.json", "p3.json"] {
+        let bundle = json(&std::fs::read_to_string(dir.join("synthetic").join(file)).unwrap());
+        for entry in bundle["entry"].as_array().unwrap() {
+            let resource = &entry["resource"];
+            let path = format!(
+                "{}/{}/{}",
+                fhir.base,
+                resource["resourceType"].as_str().unwrap(),
+                resource["id"].as_str().unwrap()
+            );
+            let put = http
+                .put(&path)
+                .bearer_auth("loader-token")
+                .header("content-type", "application/fhir+json")
+                .body(resource.to_string())
+                .send()
+                .unwrap();
+            assert!(put.status().is_success(), "{path}: {} {}", put.status(), put.text().unwrap_or_default());
+            loaded += 1;
+        }
+    }
+    assert!(loaded > 40, "{loaded} resources loaded");
+    let anonymous = http.get(format!("{}/Observation?patient=p1", fhir.base)).send().unwrap();
+    assert_eq!(anonymous.status(), 401, "the FHIR server authenticates its clients");
+
+    // The registration desk links the patient by the hospital's record number; the gateway signs in to the
+    // FHIR server as a SMART backend client and asks for pages of two.
+    link_by_record_number(dir, &net.patient_key);
+    // The gateway in proxy mode in front of that server, signing in as `auth` says.
+    let proxy = |auth: &[&str]| {
+        let mut args = vec![
+            "gateway",
+            "serve",
+            "--dir",
+            "gw",
+            "--ledger",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &fhir.base,
+        ];
+        args.extend_from_slice(auth);
+        Server::start(dir, &args)
+    };
+    let gateway = proxy(&[
+        "--upstream-client-id",
+        "custodia-gateway",
+        "--upstream-key",
+        "upstream-key.pem",
+        "--upstream-token-url",
+        &fhir.token_url,
+        "--upstream-scope",
+        "system/*.read",
+        "--upstream-page-size",
+        "2",
+    ]);
+    let (gp_key, _) = key_of(dir, "gp");
+    ok(
+        dir,
+        &[
+            "grant",
+            "create",
+            "--wallet",
+            "patient",
+            "--to",
+            &gp_key,
+            "--scope",
+            "patient/Observation.rs",
+            "--scope",
+            "patient/DocumentReference.rs",
+            "--scope",
+            "patient/AllergyIntolerance.rs",
+            "--purpose",
+            "TREAT",
+            "--for",
+            "1h",
+            "--post",
+            "--out",
+            "g.json",
+        ],
+    );
+    let fetch = |gw: &str, args: &[&str]| {
+        let mut all = vec!["er", "fetch", "--wallet", "gp", "--gateway", gw, "--grant-file", "g.json", "--json"];
+        all.extend_from_slice(args);
+        custodia_tests::custodia(dir, &all)
+    };
+    let ids = |run: &custodia_tests::Run| -> Vec<String> {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let bundle = json(&run.stdout);
+        bundle["entry"]
+            .as_array()
+            .map(|e| e.iter().map(|e| e["resource"]["id"].as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    // Every page of the patient's observations, in pages of two, but the HIV-labelled result.
+    let observations = ids(&fetch(&gateway.url, &["--type", "Observation"]));
+    let direct = json(
+        &http
+            .get(format!("{}/Observation?patient=p1&_count=100", fhir.base))
+            .bearer_auth("loader-token")
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+    );
+    let all: Vec<&str> =
+        direct["entry"].as_array().unwrap().iter().map(|e| e["resource"]["id"].as_str().unwrap()).collect();
+    assert!(all.len() > 4 && all.contains(&"p1-hiv-result"), "{all:?}");
+    assert_eq!(observations.len(), all.len() - 1, "{observations:?}");
+    assert!(!observations.contains(&"p1-hiv-result".to_owned()));
+    // The mental-health note is withheld, the visit note is not; a type outside the grant is refused.
+    let notes = ids(&fetch(&gateway.url, &["--type", "DocumentReference"]));
+    assert_eq!(notes, ["p1-visit-note"]);
+    assert_eq!(fetch(&gateway.url, &["--type", "Condition"]).code, 1);
+    assert!(!ids(&fetch(&gateway.url, &["--type", "AllergyIntolerance"])).is_empty());
+
+    // The same FHIR server through a static token the hospital issued.
+    drop(gateway);
+    std::fs::write(dir.join("upstream-token"), "loader-token\n").unwrap();
+    let with_token = proxy(&["--upstream-token-file", "upstream-token"]);
+    assert_eq!(ids(&fetch(&with_token.url, &["--type", "DocumentReference"])), ["p1-visit-note"]);
+    drop(with_token);
 }
