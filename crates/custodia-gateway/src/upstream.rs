@@ -520,6 +520,34 @@ mod tests {
         assert_eq!(BASE64URL_NOPAD.decode(jwks["keys"][0]["x"].as_str().unwrap().as_bytes()).unwrap().len(), 48);
     }
 
+    /// An RSA key made for this test only (by `openssl genpkey`), as PKCS#8 and as PKCS#1: each signs RS384
+    /// assertions its published JWK verifies.
+    #[test]
+    fn rs384_assertions_verify_with_the_published_rsa_key() {
+        for pem in [
+            include_str!("../tests/data/rs384-test-only-key.pem"),
+            include_str!("../tests/data/rs384-test-only-key-pkcs1.pem"),
+        ] {
+            let key = AssertionKey::from_pem(pem.as_bytes()).unwrap();
+            assert_eq!(key.alg(), "RS384");
+            let jwks = key.jwks("k1");
+            let member = |m: &str| BASE64URL_NOPAD.decode(jwks["keys"][0][m].as_str().unwrap().as_bytes()).unwrap();
+            let (n, e) = (member("n"), member("e"));
+            assert_eq!(n.len(), 256, "a 2048-bit modulus");
+            let client = SmartClient::new("gateway-1", "https://auth.example/token", key, Some("k1"), None).unwrap();
+            let jwt = client.assertion(1_800_000_000).unwrap();
+            let parts: Vec<&str> = jwt.split('.').collect();
+            let header: Value = serde_json::from_slice(&BASE64URL_NOPAD.decode(parts[0].as_bytes()).unwrap()).unwrap();
+            assert_eq!((header["alg"].as_str(), header["kid"].as_str()), (Some("RS384"), Some("k1")));
+            let sig = BASE64URL_NOPAD.decode(parts[2].as_bytes()).unwrap();
+            let public = ring::rsa::PublicKeyComponents { n: &n, e: &e };
+            let message = format!("{}.{}", parts[0], parts[1]);
+            public.verify(&signature::RSA_PKCS1_2048_8192_SHA384, message.as_bytes(), &sig).unwrap();
+        }
+        assert!(AssertionKey::from_pem(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(AssertionKey::from_pem(b"not a key").is_err());
+    }
+
     /// RFC 7638 section 3.1's example key and its thumbprint.
     #[test]
     fn thumbprints_follow_rfc_7638() {

@@ -1,4 +1,5 @@
-//! Proxy mode: the gateway in front of another FHIR server applies the same rules as over its own data.
+//! Proxy mode: the gateway in front of another FHIR server applies the same rules as over its own data,
+//! reaching it over HTTPS, signing in to it, and answering for it when it fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a panic is the failure report.
 
@@ -26,11 +27,28 @@ fn ids(bundle: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// A certificate for 127.0.0.1 from a test CA that every client of this process trusts; set before any
+/// client is made, by whichever test runs first.
+fn upstream_certificate() -> &'static custodia_net::TlsFiles {
+    static PKI: std::sync::OnceLock<(tempfile::TempDir, custodia_net::TlsFiles)> = std::sync::OnceLock::new();
+    let (_, files) = PKI.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = custodia_net::test_ca::TestCa::new("Proxy test CA");
+        custodia_net::Trust::configure(Some(&ca.write_ca(dir.path()))).unwrap();
+        let files = ca.write_server(dir.path(), "upstream", &["127.0.0.1"], custodia_net::test_ca::Validity::Current);
+        (dir, files)
+    });
+    files
+}
+
 #[test]
 fn a_proxy_filters_an_upstream_servers_records_as_it_does_its_own() {
+    let certificate = upstream_certificate();
     let mut net = Network::start();
-    let upstream = net.rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let upstream_url = format!("http://{}/fhir", upstream.local_addr().unwrap());
+    // The upstream over HTTPS, its certificate checked against the process's trust.
+    let tls = custodia_net::ServerTls::new(certificate).unwrap();
+    let upstream = net.rt.block_on(custodia_net::Listener::bind("127.0.0.1:0".parse().unwrap(), Some(tls))).unwrap();
+    let upstream_url = format!("https://{}/fhir", upstream.local_addr().unwrap());
     let app = custodia_gateway::unchecked_router(Records::Local(Arc::new(Dataset::synthetic())));
     net.rt.spawn(async move { axum::serve(upstream, app).await });
     let gateway = net.start_gateway(Records::upstream(&upstream_url, Auth::None).unwrap(), "proxy");
@@ -56,6 +74,7 @@ fn a_proxy_filters_an_upstream_servers_records_as_it_does_its_own() {
 
 #[test]
 fn a_proxy_authenticates_as_a_smart_backend_client_follows_pages_and_survives_a_bad_upstream() {
+    upstream_certificate();
     let mut net = Network::start();
     let pem = AssertionKey::generate_es384_pem().unwrap();
     let jwks = AssertionKey::from_pem(pem.as_bytes()).unwrap().jwks("k1");
