@@ -56,8 +56,8 @@ pub struct OutboxStats {
 
 /// What one journal write holds.
 enum Work {
-    /// An access event; `counted` adds one to its grant's reads.
-    Event { event: Box<AccessEvent>, counted: bool },
+    /// An access event; `counted` (the grant's expiry) adds one to its grant's reads.
+    Event { event: Box<AccessEvent>, counted: Option<i64> },
     /// A signed request's nonce, kept until its signature could no longer be accepted anyway.
     Nonce { key: [u8; 32], nonce: [u8; 16], expires: i64 },
 }
@@ -78,10 +78,11 @@ impl Written {
     }
 }
 
-/// The safety state a previous run left: reads per grant, and the nonces still within their window.
+/// The safety state a previous run left: reads per unexpired grant (with its expiry), and the nonces
+/// still within their window.
 #[derive(Debug, Default)]
 pub struct SavedState {
-    pub reads: HashMap<GrantId, u32>,
+    pub reads: HashMap<GrantId, (u32, i64)>,
     pub nonces: Vec<([u8; 32], EntryNonce)>,
 }
 
@@ -134,7 +135,8 @@ fn open_db(path: &Path) -> Result<Connection, OutboxError> {
          PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 5000;
          CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);
-         CREATE TABLE IF NOT EXISTS reads (grant_id BLOB PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS reads (
+             grant_id BLOB PRIMARY KEY, count INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS nonces (
              signer BLOB NOT NULL, nonce BLOB NOT NULL, expires INTEGER NOT NULL,
              PRIMARY KEY (signer, nonce)) WITHOUT ROWID;",
@@ -193,12 +195,13 @@ impl Outbox {
 
     /// Writes `event` to the outbox; returns once it is durable.
     pub async fn record(&self, event: AccessEvent) -> Result<(), OutboxError> {
-        self.hand_over(Work::Event { event: Box::new(event), counted: false })?.wait().await
+        self.hand_over(Work::Event { event: Box::new(event), counted: None })?.wait().await
     }
 
-    /// Writes the event of an allowed read, counting the read against its grant in the same commit.
-    pub async fn record_read(&self, event: AccessEvent) -> Result<(), OutboxError> {
-        self.hand_over(Work::Event { event: Box::new(event), counted: true })?.wait().await
+    /// Writes the event of an allowed read, counting the read against its grant (kept until the grant
+    /// expires) in the same commit.
+    pub async fn record_read(&self, event: AccessEvent, grant_expires: Timestamp) -> Result<(), OutboxError> {
+        self.hand_over(Work::Event { event: Box::new(event), counted: Some(grant_expires.unix()) })?.wait().await
     }
 
     /// Records a signed request's nonce, durable once the returned write (or any later one) is.
@@ -243,12 +246,12 @@ const NONCE_PURGE_SECONDS: i64 = 60;
 /// Reads per grant, and the nonces whose signatures could still be accepted at `now`.
 fn saved_state(db: &Connection, now: i64) -> rusqlite::Result<SavedState> {
     let mut state = SavedState::default();
-    let mut reads = db.prepare("SELECT grant_id, count FROM reads")?;
-    let mut rows = reads.query([])?;
+    let mut reads = db.prepare("SELECT grant_id, count, expires FROM reads WHERE expires >= ?1")?;
+    let mut rows = reads.query(params![now])?;
     while let Some(row) = rows.next()? {
-        let (id, count): (Vec<u8>, i64) = (row.get(0)?, row.get(1)?);
+        let (id, count, expires): (Vec<u8>, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
         if let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) {
-            state.reads.insert(GrantId::from_bytes(id), u32::try_from(count).unwrap_or(u32::MAX));
+            state.reads.insert(GrantId::from_bytes(id), (u32::try_from(count).unwrap_or(u32::MAX), expires));
         }
     }
     let mut nonces = db.prepare("SELECT signer, nonce FROM nonces WHERE expires >= ?1")?;
@@ -287,7 +290,7 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
             {
                 let mut insert = tx.prepare_cached("INSERT INTO outbox (event) VALUES (?1)")?;
                 let mut count = tx.prepare_cached(
-                    "INSERT INTO reads (grant_id, count) VALUES (?1, 1)
+                    "INSERT INTO reads (grant_id, count, expires) VALUES (?1, 1, ?2)
                      ON CONFLICT (grant_id) DO UPDATE SET count = count + 1",
                 )?;
                 let mut nonce =
@@ -298,8 +301,8 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
                             let json = serde_json::to_string(event).unwrap_or_default();
                             insert.execute(params![json])?;
                             events += 1;
-                            if let (true, Some(grant)) = (*counted, event.grant_id) {
-                                count.execute(params![grant.as_bytes().as_slice()])?;
+                            if let (Some(expires), Some(grant)) = (counted, event.grant_id) {
+                                count.execute(params![grant.as_bytes().as_slice(), expires])?;
                             }
                         }
                         Work::Nonce { key, nonce: n, expires } => {
@@ -310,6 +313,8 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
             }
             if purge {
                 tx.execute("DELETE FROM nonces WHERE expires < ?1", params![now])?;
+                // An expired grant is refused before its count matters.
+                tx.execute("DELETE FROM reads WHERE expires < ?1", params![now])?;
             }
             tx.commit()
         })();

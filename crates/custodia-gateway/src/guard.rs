@@ -45,7 +45,8 @@ pub struct Caches {
     states: Mutex<HashMap<GrantId, (Instant, LedgerState)>>,
     members: RwLock<HashMap<SigningPublicKey, (Instant, Option<Member>)>>,
     nonces: Mutex<NonceWindow>,
-    reads: Mutex<HashMap<GrantId, u32>>,
+    /// Reads per grant, with the grant's expiry (Unix seconds), after which the count is dropped.
+    reads: Mutex<HashMap<GrantId, (u32, i64)>>,
     denied: Mutex<HashMap<GrantId, (Instant, u32)>>,
 }
 
@@ -132,11 +133,16 @@ impl Caches {
         }
     }
 
-    /// Counts a read under the grant before it is served, so two at once cannot both take the last one;
-    /// returns the reads made before it. The slot gives the read back when dropped unless kept.
-    pub fn reserve_read(&self, id: GrantId) -> (u32, ReadSlot<'_>) {
+    /// Counts a read under the grant (which expires at `expires`, Unix seconds) before it is served, so
+    /// two at once cannot both take the last one; returns the reads made before it. The slot gives the
+    /// read back when dropped unless kept.
+    pub fn reserve_read(&self, id: GrantId, expires: i64) -> (u32, ReadSlot<'_>) {
         let before = self.reads.lock().map_or(u32::MAX, |mut r| {
-            let count = r.entry(id).or_insert(0);
+            if r.len() >= MAX_STATES {
+                let now = crate::now().unix();
+                r.retain(|_, (_, until)| *until >= now);
+            }
+            let (count, _) = r.entry(id).or_insert((0, expires));
             let before = *count;
             *count = count.saturating_add(1);
             before
@@ -147,6 +153,9 @@ impl Caches {
     /// Whether a refused attempt under this grant should be logged now.
     pub fn may_log_denial(&self, id: GrantId) -> bool {
         let Ok(mut denied) = self.denied.lock() else { return true };
+        if denied.len() >= MAX_CACHED && !denied.contains_key(&id) {
+            denied.retain(|_, (since, _)| since.elapsed() < Duration::from_secs(60));
+        }
         let (since, count) = denied.entry(id).or_insert((Instant::now(), 0));
         if since.elapsed() >= Duration::from_secs(60) {
             *since = Instant::now();
@@ -159,7 +168,7 @@ impl Caches {
 
 /// A read counted in advance: given back on drop unless [`ReadSlot::keep`] says it was served.
 pub struct ReadSlot<'a> {
-    reads: &'a Mutex<HashMap<GrantId, u32>>,
+    reads: &'a Mutex<HashMap<GrantId, (u32, i64)>>,
     id: GrantId,
     kept: bool,
 }
@@ -174,9 +183,12 @@ impl Drop for ReadSlot<'_> {
     fn drop(&mut self) {
         if !self.kept
             && let Ok(mut reads) = self.reads.lock()
-            && let Some(count) = reads.get_mut(&self.id)
+            && let Some((count, _)) = reads.get_mut(&self.id)
         {
             *count = count.saturating_sub(1);
+            if *count == 0 {
+                reads.remove(&self.id);
+            }
         }
     }
 }

@@ -280,7 +280,7 @@ async fn answer(
         |reads_so_far| ReadAttempt { interaction: asked.interaction, purpose: reader.purpose, at, reads_so_far };
     // Grant-wide conditions, for a search as for a read: time, purpose, read limit. The read is counted
     // now and given back if it is not served.
-    let (reads, slot) = shared.caches.reserve_read(grant.id);
+    let (reads, slot) = shared.caches.reserve_read(grant.id, grant.not_after.unix());
     let probe = json!({"resourceType": asked.resource_type});
     if let Ok(Decision::Deny(d)) = policy::check(grant, &probe, &attempt(reads))
         && !matches!(d, Denial::OutOfScope { .. } | Denial::LabelNotAllowed { .. })
@@ -324,7 +324,11 @@ async fn answer(
     };
     let allowed = refused.is_none();
     let event = event(shared, asked, grant, &reader, at, resources, refused.map(|r| r.logged));
-    let recorded = if allowed { shared.outbox.record_read(event).await } else { shared.outbox.record(event).await };
+    let recorded = if allowed {
+        shared.outbox.record_read(event, grant.not_after).await
+    } else {
+        shared.outbox.record(event).await
+    };
     match recorded {
         Ok(()) => {
             if allowed {
