@@ -195,7 +195,8 @@ fn serve(options: GatewayServe) -> Result<ExitCode> {
         (None, Some(u)) => {
             let page_size =
                 options.upstream_page_size.map_or(custodia_gateway::upstream::DEFAULT_PAGE_SIZE, usize::from);
-            Records::upstream_paged(u, upstream_auth(&options)?, page_size)?
+            let upstream = custodia_gateway::upstream::Upstream::new(u, upstream_auth(&options)?)?;
+            Records::Upstream(std::sync::Arc::new(upstream.with_page_size(page_size)))
         }
         (None, None) => Records::Local(std::sync::Arc::new(Dataset::synthetic())),
     };

@@ -57,7 +57,7 @@ impl FeedState {
 
 /// Follows the feed until the gateway stops: reconnects after a cut (resuming from the last event), with a
 /// back-off from 250 ms to 5 s.
-pub async fn follow(shared: Arc<Shared>, ledger_url: String) {
+pub async fn follow(shared: Arc<Shared>) {
     let http = match custodia_net::Trust::global().map_err(|e| e.to_string()).and_then(|t| {
         t.async_client().connect_timeout(Duration::from_secs(5)).build().map_err(|e| custodia_net::client::explain(&e))
     }) {
@@ -71,7 +71,7 @@ pub async fn follow(shared: Arc<Shared>, ledger_url: String) {
     let mut backoff = Duration::from_millis(250);
     loop {
         let started = Instant::now();
-        if let Err(e) = follow_once(&shared, &http, &ledger_url, &mut last).await {
+        if let Err(e) = follow_once(&shared, &http, &mut last).await {
             custodia_net::log::warn(
                 "custodia-gateway",
                 format_args!(
@@ -90,16 +90,11 @@ pub async fn follow(shared: Arc<Shared>, ledger_url: String) {
 }
 
 /// One connection: reads events until the ledger closes it or falls silent.
-async fn follow_once(
-    shared: &Arc<Shared>,
-    http: &reqwest::Client,
-    ledger_url: &str,
-    last: &mut Option<u64>,
-) -> Result<(), String> {
+async fn follow_once(shared: &Arc<Shared>, http: &reqwest::Client, last: &mut Option<u64>) -> Result<(), String> {
     let target = "/v1/grant-changes";
     let signature = reqsig::sign(&shared.identity, "GET", target, b"", crate::now());
     let mut request = http
-        .get(format!("{}{target}", ledger_url.trim_end_matches('/')))
+        .get(format!("{}{target}", shared.ledger.url().trim_end_matches('/')))
         .header(reqsig::HEADER, signature)
         .header("accept", "text/event-stream");
     if let Some(last) = last {

@@ -56,7 +56,7 @@ impl std::fmt::Debug for Caches {
     }
 }
 
-fn insert_capped<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V, cap: usize) {
+pub(crate) fn insert_capped<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V, cap: usize) {
     if map.len() >= cap && !map.contains_key(&key) {
         map.clear();
     }
@@ -89,10 +89,7 @@ impl Caches {
             if s.get(&id).is_some_and(|(at, _)| *at > learned) {
                 return;
             }
-            if s.len() >= MAX_STATES && !s.contains_key(&id) {
-                s.clear();
-            }
-            s.insert(id, (learned, state));
+            insert_capped(&mut s, id, (learned, state), MAX_STATES);
         }
     }
 

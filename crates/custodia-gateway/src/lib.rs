@@ -197,7 +197,7 @@ pub async fn start(identity: Identity, config: GatewayConfig) -> Result<RunningG
         matcher: matching::Matcher::default(),
         feed: feed::FeedState::default(),
     });
-    let follower = tokio::spawn(feed::follow(shared.clone(), shared.ledger.url().to_owned()));
+    let follower = tokio::spawn(feed::follow(shared.clone()));
     let app = http::router(shared.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {

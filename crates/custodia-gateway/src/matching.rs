@@ -42,10 +42,7 @@ impl std::fmt::Debug for Matcher {
 
 fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, (Instant, V)>>, key: K, value: V) {
     if let Ok(mut map) = map.lock() {
-        if map.len() >= MAX_REMEMBERED {
-            map.clear();
-        }
-        map.insert(key, (Instant::now(), value));
+        crate::guard::insert_capped(&mut map, key, (Instant::now(), value), MAX_REMEMBERED);
     }
 }
 

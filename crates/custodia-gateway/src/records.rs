@@ -47,11 +47,6 @@ impl Records {
         Ok(Records::Upstream(Arc::new(Upstream::new(base, auth)?)))
     }
 
-    /// [`Records::upstream`], asking for `page_size` resources per search page.
-    pub fn upstream_paged(base: &str, auth: Auth, page_size: usize) -> Result<Self, RecordsError> {
-        Ok(Records::Upstream(Arc::new(Upstream::new(base, auth)?.with_page_size(page_size))))
-    }
-
     /// Readies the source before the gateway serves: an upstream's CapabilityStatement is read (and with
     /// SMART a first token fetched), so bad credentials or a wrong address stop the start, said plainly.
     pub async fn prepare(&self) -> Result<(), RecordsError> {
@@ -73,7 +68,7 @@ impl Records {
     pub fn serves(&self, resource_type: &str) -> bool {
         match self {
             Records::Local(_) => true,
-            Records::Upstream(upstream) => upstream.resource_types().iter().any(|t| t == resource_type),
+            Records::Upstream(upstream) => upstream.serves(resource_type),
         }
     }
 
@@ -178,7 +173,7 @@ impl Records {
                 Ok(found
                     .into_iter()
                     .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some(resource_type))
-                    .filter(|r| patient_at(r, Some(upstream.base())) == Some(patient))
+                    .filter(|r| self.patient_of(r) == Some(patient))
                     .filter(|r| matches(r))
                     .map(Arc::new)
                     .collect())

@@ -357,6 +357,11 @@ impl Upstream {
         self.types.read().map(|t| t.clone()).unwrap_or_default()
     }
 
+    /// Whether its CapabilityStatement lists `resource_type` (asked on every request: no copy).
+    pub fn serves(&self, resource_type: &str) -> bool {
+        self.types.read().is_ok_and(|t| t.binary_search_by(|held| held.as_str().cmp(resource_type)).is_ok())
+    }
+
     /// `GET url` as JSON; `None` for 404 and 410. Credentials go only to the upstream's own origin.
     pub async fn get(&self, url: &reqwest::Url) -> Result<Option<Value>, RecordsError> {
         if url.origin() != self.base.origin() {

@@ -436,19 +436,8 @@ async fn tag_events(
                     _ => return None,
                 }
                 // Wake on a notice for this tag, or poll once a second for entries other front ends sequenced.
-                let deadline = tokio::time::sleep(Duration::from_secs(1));
-                tokio::pin!(deadline);
-                loop {
-                    tokio::select! {
-                        _ = &mut deadline => break,
-                        _ = closing.changed() => return None,
-                        notice = notices.recv() => match notice {
-                            Ok(n) if n.tag == tag => break,
-                            Ok(_) => continue,
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                        },
-                    }
+                if !await_notice(&mut notices, &mut closing, |n| n.tag == tag).await {
+                    return None;
                 }
             }
         },
@@ -498,11 +487,12 @@ fn grant_change(
     Ok(Some(GrantChange { index, kind, tag, grant_id, proof }))
 }
 
-/// Waits for a revocation or redaction to be sequenced, or a second (other front ends append too);
-/// false once the ledger is closing.
-async fn await_change(
+/// Waits for a notice `wanted` picks (or a missed one), or a second, whichever comes first (other front
+/// ends append too); false once the ledger is closing.
+async fn await_notice(
     notices: &mut tokio::sync::broadcast::Receiver<crate::sequencer::Notice>,
     closing: &mut tokio::sync::watch::Receiver<bool>,
+    wanted: impl Fn(&crate::sequencer::Notice) -> bool,
 ) -> bool {
     let deadline = tokio::time::sleep(Duration::from_secs(1));
     tokio::pin!(deadline);
@@ -511,7 +501,7 @@ async fn await_change(
             _ = &mut deadline => return true,
             _ = closing.changed() => return false,
             notice = notices.recv() => match notice {
-                Ok(n) if matches!(n.kind, EntryKind::Revocation | EntryKind::Redaction) => return true,
+                Ok(n) if wanted(&n) => return true,
                 Ok(_) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return true,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
@@ -551,7 +541,9 @@ async fn grant_changes(
             if let Some(event) = queue.pop_front() {
                 return Some((Ok::<_, std::convert::Infallible>(event), (shared, after, wake, queue, wait)));
             }
-            if wait && !await_change(&mut wake.0, &mut wake.1).await {
+            let is_grant_change =
+                |n: &crate::sequencer::Notice| matches!(n.kind, EntryKind::Revocation | EntryKind::Redaction);
+            if wait && !await_notice(&mut wake.0, &mut wake.1, is_grant_change).await {
                 return None;
             }
             let reading = shared.clone();
