@@ -116,7 +116,8 @@ impl Digest {
     }
 }
 
-/// A sealed body: a [`crate::seal::seal_to_many`] box holding a signed inner statement.
+/// A sealed body: a [`crate::seal::seal_to_many`] or [`crate::seal::SealSession`] box holding a signed inner
+/// statement.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedBody(pub Vec<u8>);
 
@@ -379,23 +380,37 @@ pub fn seal_statement<T: Statement>(
     kind: EntryKind,
     tag: &Tag,
 ) -> Result<SealedBody, crate::seal::SealError> {
+    crate::seal::seal_to_many(recipients, &body_aad(kind, tag), &signed_plaintext(statement)).map(SealedBody)
+}
+
+/// Seals a signed statement as an entry body for a session's one recipient; opened like any other.
+pub fn seal_statement_in<T: Statement>(
+    session: &crate::seal::SealSession,
+    statement: &crate::statement::Verified<T>,
+    kind: EntryKind,
+    tag: &Tag,
+) -> SealedBody {
+    SealedBody(session.seal(&body_aad(kind, tag), &signed_plaintext(statement)))
+}
+
+fn signed_plaintext<T: Statement>(statement: &crate::statement::Verified<T>) -> zeroize::Zeroizing<Vec<u8>> {
     let envelope = statement.envelope();
     let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(64 + envelope.payload.len()));
     // A verified statement was signed by this crate or checked to carry a signature.
     let sig = envelope.signatures.first().map(|s| s.sig).unwrap_or([0; 64]);
     plain.extend_from_slice(&sig);
     plain.extend_from_slice(&envelope.payload);
-    crate::seal::seal_to_many(recipients, &body_aad(kind, tag), &plain).map(SealedBody)
+    plain
 }
 
-/// Opens a body sealed by [`seal_statement`]; the statement still has to be verified.
+/// Opens a body sealed by [`seal_statement`] or [`seal_statement_in`]; the statement still has to be verified.
 pub fn open_statement<T: Statement>(
     identity: &crate::keys::Identity,
     kind: EntryKind,
     tag: &Tag,
     body: &SealedBody,
 ) -> Result<crate::statement::Unverified<T>, BodyError> {
-    let plain = crate::seal::open_from_many(identity, &body_aad(kind, tag), &body.0)?;
+    let plain = crate::seal::open_body(identity, &body_aad(kind, tag), &body.0)?;
     if plain.len() < 64 {
         return Err(BodyError::Truncated);
     }

@@ -12,6 +12,13 @@
 //! whoever stores it (the ledger) learns how many readers a body has, not who they are.
 //!
 //! Wire form: `0x02 || ephemeral public key (32) || count (1) || count x wrapped key (48) || ciphertext || tag (16)`.
+//!
+//! A [`SealSession`] seals many boxes to one recipient after a single agreement: one ephemeral key, the
+//! derived key kept, the ephemeral secret dropped at once, and a random nonce in each box. It is for a
+//! sender who writes to the same recipient many times a second (a gateway's access events); the sender
+//! keeps a session for a short while only, so what a leak of its memory exposes is that while's boxes.
+//!
+//! Wire form: `0x03 || ephemeral public key (32) || nonce (24) || ciphertext || tag (16)`.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
@@ -33,6 +40,10 @@ const MULTI_LABEL: &[u8] = b"custodia/v1/sealed-box-many";
 const WRAPPED_LEN: usize = 32 + TAG_LEN;
 /// A body is for the patient and the few parties who need it; a cap keeps trial decryption cheap.
 pub const MAX_RECIPIENTS: usize = 16;
+
+const SESSION_VERSION: u8 = 3;
+const SESSION_LABEL: &[u8] = b"custodia/v1/sealed-session";
+const SESSION_HEADER_LEN: usize = 1 + 32 + 24;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SealError {
@@ -200,6 +211,93 @@ pub fn open_from_many(identity: &Identity, aad: &[u8], sealed: &[u8]) -> Result<
         .map_err(|_| SealError::DoesNotOpen)
 }
 
+/// Many boxes to one recipient from one X25519 agreement; see the module's documentation.
+pub struct SealSession {
+    ephemeral_public: [u8; 32],
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for SealSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealSession").finish_non_exhaustive()
+    }
+}
+
+impl SealSession {
+    pub fn new(recipient: &BoxPublicKey) -> Result<Self, SealError> {
+        let ephemeral = x25519_dalek::StaticSecret::from(crate::random::array::<32>());
+        let ephemeral_public = x25519_dalek::PublicKey::from(&ephemeral);
+        let shared = ephemeral.diffie_hellman(recipient.inner());
+        if !shared.was_contributory() {
+            return Err(SealError::BadRecipient);
+        }
+        let key = session_key(shared.as_bytes(), ephemeral_public.as_bytes(), recipient.as_bytes());
+        Ok(Self { ephemeral_public: *ephemeral_public.as_bytes(), key })
+    }
+
+    /// Encrypts `plaintext` for the session's recipient, bound to `aad`. The nonce is random: 192 bits
+    /// make a repeat under one key as unlikely as guessing the key.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let nonce = crate::random::array::<24>();
+        // Encryption only fails for messages over ChaCha20's 256 GiB limit, which callers never approach.
+        #[allow(clippy::expect_used)]
+        let ciphertext = XChaCha20Poly1305::new(&Key::from(*self.key))
+            .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad })
+            .expect("message within ChaCha20's limit");
+        let mut out = Vec::with_capacity(SESSION_HEADER_LEN + ciphertext.len());
+        out.push(SESSION_VERSION);
+        out.extend_from_slice(&self.ephemeral_public);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+}
+
+fn session_key(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    let mut salt = [0u8; 64];
+    salt[..32].copy_from_slice(ephemeral);
+    salt[32..].copy_from_slice(recipient);
+    let mut key = Zeroizing::new([0u8; 32]);
+    // 32 bytes is far below HKDF-SHA256's output limit.
+    #[allow(clippy::expect_used)]
+    Hkdf::<Sha256>::new(Some(&salt), shared).expand(SESSION_LABEL, key.as_mut()).expect("a valid HKDF length");
+    key
+}
+
+/// Opens a box made by a [`SealSession`] for `identity`'s encryption key with the same `aad`.
+pub fn open_session(identity: &Identity, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    if sealed.len() > MAX_SEALED_BYTES {
+        return Err(SealError::TooLarge);
+    }
+    if sealed.len() < SESSION_HEADER_LEN + TAG_LEN {
+        return Err(SealError::Truncated);
+    }
+    if sealed[0] != SESSION_VERSION {
+        return Err(SealError::UnknownVersion(sealed[0]));
+    }
+    let mut ephemeral = [0u8; 32];
+    ephemeral.copy_from_slice(&sealed[1..33]);
+    let shared = identity.agreement_secret().diffie_hellman(&x25519_dalek::PublicKey::from(ephemeral));
+    if !shared.was_contributory() {
+        return Err(SealError::DoesNotOpen);
+    }
+    let key = session_key(shared.as_bytes(), &ephemeral, identity.box_public().as_bytes());
+    let mut nonce = [0u8; 24];
+    nonce.copy_from_slice(&sealed[33..SESSION_HEADER_LEN]);
+    XChaCha20Poly1305::new(&Key::from(*key))
+        .decrypt(&XNonce::from(nonce), Payload { msg: &sealed[SESSION_HEADER_LEN..], aad })
+        .map(Zeroizing::new)
+        .map_err(|_| SealError::DoesNotOpen)
+}
+
+/// Opens an entry body: a box for several readers ([`seal_to_many`]) or one from a [`SealSession`].
+pub fn open_body(identity: &Identity, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    match sealed.first() {
+        Some(&SESSION_VERSION) => open_session(identity, aad, sealed),
+        _ => open_from_many(identity, aad, sealed),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +360,32 @@ mod tests {
         }
         assert_eq!(seal_to_many(&[], b"", b"x"), Err(SealError::RecipientCount));
         assert_eq!(seal_to_many(&vec![keys[0]; MAX_RECIPIENTS + 1], b"", b"x"), Err(SealError::RecipientCount));
+    }
+
+    #[test]
+    fn a_session_seals_many_boxes_each_with_its_own_nonce() {
+        let alice = Identity::from_seed(&MasterSeed::generate());
+        let session = SealSession::new(&alice.box_public()).unwrap();
+        let first = session.seal(b"access", b"one");
+        let second = session.seal(b"access", b"one");
+        assert_ne!(first, second, "the same message twice must not give the same box");
+        assert_eq!(first[1..33], second[1..33], "one ephemeral key for the session");
+        for boxed in [&first, &second] {
+            assert_eq!(open_body(&alice, b"access", boxed).unwrap().as_slice(), b"one");
+            assert_eq!(open_session(&alice, b"grant", boxed), Err(SealError::DoesNotOpen));
+        }
+        let mallory = Identity::from_seed(&MasterSeed::generate());
+        assert_eq!(open_session(&mallory, b"access", &first), Err(SealError::DoesNotOpen));
+        for i in 1..first.len() {
+            let mut bad = first.clone();
+            bad[i] ^= 0x10;
+            assert!(open_body(&alice, b"access", &bad).is_err(), "flip at byte {i} went unnoticed");
+        }
+        assert_eq!(open_session(&alice, b"", &first[..SESSION_HEADER_LEN + TAG_LEN - 1]), Err(SealError::Truncated));
+        assert!(matches!(SealSession::new(&BoxPublicKey::from_bytes([0; 32])), Err(SealError::BadRecipient)));
+        // Boxes for several readers still open through the same entry point.
+        let many = seal_to_many(&[alice.box_public()], b"access", b"two").unwrap();
+        assert_eq!(open_body(&alice, b"access", &many).unwrap().as_slice(), b"two");
     }
 
     proptest::proptest! {

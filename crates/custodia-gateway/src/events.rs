@@ -7,7 +7,7 @@
 //! crash (kill -9 included) the counts match the events exactly and a recorded request cannot be
 //! replayed. Poster threads (one
 //! per core, each taking the rows whose sequence number falls to it) post what the outbox holds to the
-//! ledger (signed by the gateway, sealed to the patient, in batches),
+//! ledger (signed by the gateway, sealed to the patient under a seal session renewed each minute, in batches),
 //! verifies each receipt, and deletes only what the ledger acknowledged. After a crash or a ledger outage
 //! the outbox is simply posted later. Delivery is at least once: a crash between the ledger's
 //! acknowledgment and the delete posts that batch again, and the patient's wallet, which knows each event
@@ -21,10 +21,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use custodia_core::entry::{AccessEvent, Content, EntryKind, EntryNonce, LedgerEntry, seal_statement};
+use custodia_core::entry::{AccessEvent, Content, EntryKind, EntryNonce, LedgerEntry, seal_statement_in};
 use custodia_core::grant::GrantId;
 use custodia_core::ledger_api::PatientInfo;
 use custodia_core::recovery::{MailBody, seal_mail};
+use custodia_core::seal::SealSession;
 use custodia_core::statement::Verified;
 use custodia_core::time::Timestamp;
 use custodia_core::{Identity, SigningPublicKey, statement};
@@ -84,6 +85,28 @@ impl Written {
 pub struct SavedState {
     pub reads: HashMap<GrantId, (u32, i64)>,
     pub nonces: Vec<([u8; 32], EntryNonce)>,
+}
+
+/// Events the journal has just made durable, by sequence number, so a poster signs them without
+/// parsing their JSON back (which costs a curve point decompression per key). Capped: past the cap, or
+/// after a restart, posters read the rows as written.
+#[derive(Default)]
+struct Fresh(Mutex<HashMap<i64, Box<AccessEvent>>>);
+
+const MAX_FRESH: usize = 65_536;
+
+impl Fresh {
+    fn add(&self, events: Vec<(i64, Box<AccessEvent>)>) {
+        if let Ok(mut fresh) = self.0.lock() {
+            let room = MAX_FRESH.saturating_sub(fresh.len());
+            fresh.extend(events.into_iter().take(room));
+        }
+    }
+
+    fn take(&self, seqs: impl Iterator<Item = i64>) -> HashMap<i64, Box<AccessEvent>> {
+        let Ok(mut fresh) = self.0.lock() else { return HashMap::new() };
+        seqs.filter_map(|seq| fresh.remove(&seq).map(|e| (seq, e))).collect()
+    }
 }
 
 /// Wakes the posters when the journal wrote something: each waits for the count of rings to move.
@@ -162,11 +185,12 @@ impl Outbox {
         stats.journaled.store(u64::try_from(left).unwrap_or(0), Ordering::Relaxed);
         let stop = Arc::new(AtomicBool::new(false));
         let bell = Arc::new(Bell::default());
+        let fresh = Arc::new(Fresh::default());
         let journal = {
-            let (stats, bell, path) = (stats.clone(), bell.clone(), path.to_owned());
+            let (stats, bell, path, fresh) = (stats.clone(), bell.clone(), path.to_owned(), fresh.clone());
             std::thread::Builder::new()
                 .name("custodia-outbox".into())
-                .spawn(move || journal_loop(journal_db, &path, &rx, &stats, &bell))
+                .spawn(move || journal_loop(journal_db, &path, &rx, &stats, &bell, &fresh))
                 .map_err(OutboxError::Thread)?
         };
         let mut threads = vec![journal];
@@ -174,7 +198,7 @@ impl Outbox {
         for (part, ledger) in (0i64..).zip(ledgers) {
             let db = open_db(path)?;
             let (stats, bell, stop, gateway) = (stats.clone(), bell.clone(), stop.clone(), gateway.clone());
-            let poster = Poster { db, gateway, ledger, patients: HashMap::new(), part, share };
+            let poster = Poster { db, gateway, ledger, patients: HashMap::new(), fresh: fresh.clone(), part, share };
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("custodia-poster-{part}"))
@@ -267,7 +291,7 @@ fn saved_state(db: &Connection, now: i64) -> rusqlite::Result<SavedState> {
     Ok(state)
 }
 
-fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &OutboxStats, bell: &Bell) {
+fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &OutboxStats, bell: &Bell, fresh: &Fresh) {
     let mut next_purge = 0i64;
     loop {
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
@@ -284,7 +308,7 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
         }
         let now = crate::now().unix();
         let purge = now >= next_purge;
-        let mut events = 0u64;
+        let mut events = Vec::new();
         let written = (|| -> rusqlite::Result<()> {
             let tx = db.transaction()?;
             {
@@ -300,7 +324,7 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
                         Work::Event { event, counted } => {
                             let json = serde_json::to_string(event).unwrap_or_default();
                             insert.execute(params![json])?;
-                            events += 1;
+                            events.push(tx.last_insert_rowid());
                             if let (Some(expires), Some(grant)) = (counted, event.grant_id) {
                                 count.execute(params![grant.as_bytes().as_slice(), expires])?;
                             }
@@ -328,17 +352,24 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
             );
             e.to_string()
         });
-        if result.is_ok() {
-            stats.journaled.fetch_add(events, Ordering::Relaxed);
-            bell.ring();
-        }
+        let mut made = Vec::with_capacity(events.len());
+        let mut seqs = events.iter();
         for job in batch {
             let _ = job.done.send(result.clone());
+            if let (Ok(()), Work::Event { event, .. }) = (&result, job.work) {
+                made.extend(seqs.next().map(|&seq| (seq, event)));
+            }
+        }
+        if result.is_ok() {
+            stats.journaled.fetch_add(events.len() as u64, Ordering::Relaxed);
+            fresh.add(made);
+            bell.ring();
         }
     }
 }
 
-/// How long a patient's keys as the ledger gave them are used before asking again.
+/// How long a patient's keys as the ledger gave them are used before asking again; also how long one
+/// seal session (one X25519 agreement) serves that patient's events.
 const PATIENT_TTL: Duration = Duration::from_secs(60);
 const MAX_PATIENTS: usize = 100_000;
 
@@ -349,7 +380,8 @@ struct Poster {
     db: Connection,
     gateway: Arc<Identity>,
     ledger: Ledger,
-    patients: HashMap<SigningPublicKey, (std::time::Instant, PatientInfo)>,
+    patients: HashMap<SigningPublicKey, (std::time::Instant, PatientInfo, Arc<SealSession>)>,
+    fresh: Arc<Fresh>,
     /// This poster takes the rows whose `seq % share == part`.
     part: i64,
     share: i64,
@@ -399,8 +431,13 @@ impl Poster {
         let now = crate::now();
         let mut entries = Vec::with_capacity(rows.len());
         let mut break_glass = Vec::new();
+        let mut fresh = self.fresh.take(rows.iter().map(|(seq, _)| *seq));
         for (seq, json) in &rows {
-            let event: AccessEvent = match serde_json::from_str(json) {
+            let parsed = match fresh.remove(seq) {
+                Some(event) => Ok(*event),
+                None => serde_json::from_str::<AccessEvent>(json),
+            };
+            let event = match parsed {
                 Ok(e) => e,
                 Err(e) => {
                     // Written by this program; unreadable means a damaged file. Keep it out of the way.
@@ -412,23 +449,24 @@ impl Poster {
                 }
             };
             // Looked up again after a while, so a patient's rotated key is what events are sealed to.
-            let patient = match self.patients.get(&event.patient).filter(|(at, _)| at.elapsed() < PATIENT_TTL) {
-                Some((_, p)) => p.clone(),
-                None => {
-                    let p = self.ledger.patient(&self.gateway, &event.patient).map_err(|e| e.to_string())?;
-                    if self.patients.len() >= MAX_PATIENTS {
-                        self.patients.clear();
+            let (patient, session) =
+                match self.patients.get(&event.patient).filter(|(at, _, _)| at.elapsed() < PATIENT_TTL) {
+                    Some((_, p, session)) => (p.clone(), session.clone()),
+                    None => {
+                        let p = self.ledger.patient(&self.gateway, &event.patient).map_err(|e| e.to_string())?;
+                        let session = Arc::new(SealSession::new(&p.box_key).map_err(|e| e.to_string())?);
+                        if self.patients.len() >= MAX_PATIENTS {
+                            self.patients.clear();
+                        }
+                        self.patients.insert(event.patient, (std::time::Instant::now(), p.clone(), session.clone()));
+                        (p, session)
                     }
-                    self.patients.insert(event.patient, (std::time::Instant::now(), p.clone()));
-                    p
-                }
-            };
+                };
             let signed = statement::sign(event, &self.gateway).map_err(|e| e.to_string())?;
             if signed.break_glass {
                 break_glass.push(signed.clone());
             }
-            let body = seal_statement(&signed, &[patient.box_key], EntryKind::Access, &patient.tag)
-                .map_err(|e| e.to_string())?;
+            let body = seal_statement_in(&session, &signed, EntryKind::Access, &patient.tag);
             let content = Content::Access { tag: patient.tag, grant_id: signed.grant_id, body };
             entries.push(
                 statement::sign(LedgerEntry::new(self.gateway.signing_public(), now, content), &self.gateway)
