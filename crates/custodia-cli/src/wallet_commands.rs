@@ -5,8 +5,9 @@ use clap::Subcommand;
 use custodia_core::entry::Outcome;
 use custodia_core::qr::QrPayload;
 use custodia_wallet::ledger::KeyTrust;
+use custodia_wallet::notices::{Delivery, NoticeKind, NoticePrefs};
 use custodia_wallet::vault::KdfParams;
-use custodia_wallet::wallet::{AccessRecord, Wallet};
+use custodia_wallet::wallet::{AccessRecord, Wallet, WatchUpdate};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +75,28 @@ pub(crate) enum WalletCommand {
     Sync {
         #[command(flatten)]
         wallet: WalletArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow this wallet's log live: one line per new entry as it arrives (a read, a refused attempt,
+    /// a recovery request, a withdrawn permission), marked with how your preferences deliver it. Ctrl-C
+    /// stops.
+    Watch {
+        #[command(flatten)]
+        wallet: WalletArgs,
+        /// One JSON object per line: kind, delivery, index, at, text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or change which kinds of entry interrupt you: instant (a notification), summary (the daily
+    /// summary) or never (the log only). Kinds: break-glass, sensitive, refused, new-reader, routine.
+    Prefs {
+        /// The wallet directory (the preferences are not secret: no passphrase is asked).
+        #[arg(long, env = "CUSTODIA_WALLET")]
+        wallet: PathBuf,
+        /// KIND=instant|summary|never. Repeatable.
+        #[arg(long = "set", value_name = "KIND=DELIVERY")]
+        set: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -211,6 +234,36 @@ pub(crate) fn wallet_command(command: WalletCommand) -> Result<ExitCode> {
             let report = w.sync(now)?;
             print_sync(&report, w.access_events(), json);
         }
+        WalletCommand::Watch { wallet, json } => {
+            let mut w = open_wallet(&wallet)?;
+            // Ctrl-C ends the process; every sync before it was saved whole.
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            w.watch(&stop, |update| print_watch(&update, json))?;
+        }
+        WalletCommand::Prefs { wallet, set, json } => {
+            anyhow::ensure!(
+                wallet.join(custodia_wallet::vault::VAULT_FILE_NAME).is_file(),
+                "there is no wallet in {}",
+                wallet.display()
+            );
+            let mut prefs = NoticePrefs::load(&wallet)?;
+            for setting in &set {
+                prefs.set(setting)?;
+            }
+            if !set.is_empty() {
+                prefs.save(&wallet)?;
+            }
+            if json {
+                let chosen: serde_json::Map<String, serde_json::Value> =
+                    prefs.all().into_iter().map(|(k, d)| (k.as_str().to_owned(), json!(d.as_str()))).collect();
+                println!("{}", serde_json::Value::Object(chosen));
+            } else {
+                for (kind, delivery) in prefs.all() {
+                    println!("{:<11} {:<8} {}", kind.as_str(), delivery.as_str(), kind.words());
+                }
+                println!("{:<11} {:<8} {} (always)", "recovery", "instant", NoticeKind::Recovery.words());
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -223,6 +276,27 @@ pub(crate) fn trust_note(trust: KeyTrust) -> &'static str {
         }
         KeyTrust::Stored => "(the key this wallet stored when it enrolled)",
         KeyTrust::Network => "(pinned by the network profile, with its authority and witness policy)",
+    }
+}
+
+/// A watch's update: a notice on standard output (a line of text or JSON), the rest on standard error.
+fn print_watch(update: &WatchUpdate, json: bool) {
+    match update {
+        WatchUpdate::Notice(n) if json => println!("{}", serde_json::to_string(n).unwrap_or_default()),
+        WatchUpdate::Notice(n) => {
+            let mark = match n.delivery {
+                Delivery::Instant => "NOTIFY ",
+                Delivery::Summary => "summary",
+                Delivery::Never => "log    ",
+            };
+            println!("{}  {mark}  {}", n.at, n.text);
+        }
+        WatchUpdate::Live => eprintln!("Following the ledger: new entries show here within seconds."),
+        WatchUpdate::Polling { reason } => eprintln!(
+            "Cannot follow the ledger live ({reason}); reading the log every {} s until it can.",
+            custodia_wallet::wallet::POLL_FALLBACK.as_secs()
+        ),
+        WatchUpdate::Warning(text) => eprintln!("warning: {text}"),
     }
 }
 

@@ -38,7 +38,10 @@ use custodia_log::Hash;
 use custodia_log::checkpoint::CheckpointError;
 use custodia_log::note::{NoteError, NoteVerifier};
 
-pub use client::{CONNECT_TIMEOUT, LedgerClient, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, http_client, normalise_url};
+pub(crate) use client::request_time;
+pub use client::{
+    CONNECT_TIMEOUT, LedgerClient, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, TagStream, http_client, normalise_url,
+};
 pub use verify::{LoggedEntry, Member, TrustedCheckpoint};
 
 /// One sync reads at most this many entries; a patient with more syncs again for the rest.

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod fhir_client;
 pub mod ledger;
 pub mod network;
+pub mod notices;
 pub mod vault;
 pub mod wallet;
 

@@ -31,6 +31,7 @@ use crate::vault::{self, KdfParams, Passphrase, VAULT_FILE_NAME, VaultError, Wal
 mod care;
 mod guardians;
 mod on_ledger;
+mod watch;
 
 use care::CareState;
 pub use care::{AnswerReceived, CheckedRequest, ReceivedGrant, open_card_grant};
@@ -43,6 +44,7 @@ pub use guardians::{
 pub use on_ledger::{
     AccessRecord, Enrollment, GrantStanding, GrantSummary, InclusionView, LedgerLink, Posted, SyncReport,
 };
+pub use watch::{POLL_FALLBACK, WatchUpdate};
 
 /// Version 2 adds, after the seed, the former seeds, a pending rotation's seed and the shares held as a
 /// guardian; version 1 vaults are still read.

@@ -23,12 +23,12 @@ fn now() -> Timestamp {
 }
 
 /// A ledger, a gateway's folder enrolled on it, a provider (`gp`) and an enrolled patient.
-struct Network {
-    ledger: Server,
-    patient_key: String,
+pub(crate) struct Network {
+    pub(crate) ledger: Server,
+    pub(crate) patient_key: String,
 }
 
-fn network(dir: &Path) -> Network {
+pub(crate) fn network(dir: &Path) -> Network {
     for (wallet, name) in [("authority", "Network authority"), ("gp", "Dr Grace Hopper"), ("patient", "Alice Martin")] {
         ok(dir, &["wallet", "init", "--wallet", wallet, "--name", name]);
     }
@@ -66,12 +66,12 @@ fn link_by_record_number(dir: &Path, patient_key: &str) -> String {
     )
 }
 
-fn serve_gateway(dir: &Path, ledger: &str) -> Server {
+pub(crate) fn serve_gateway(dir: &Path, ledger: &str) -> Server {
     Server::start(dir, &["gateway", "serve", "--dir", "gw", "--ledger", ledger, "--listen", "127.0.0.1:0"])
 }
 
 /// The patient grants `gp` Condition reads, at most `max_reads` of them; returns the grant as `gp` holds it.
-fn grant_to_gp(dir: &Path, file: &str, max_reads: u32) -> VerifiedGrant {
+pub(crate) fn grant_to_gp(dir: &Path, file: &str, max_reads: u32) -> VerifiedGrant {
     let (gp_key, _) = key_of(dir, "gp");
     let max = max_reads.to_string();
     ok(

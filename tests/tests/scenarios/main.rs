@@ -5,6 +5,7 @@ mod emergency;
 mod gateway;
 mod ledger;
 mod ops;
+mod patient_loop;
 mod recovery;
 mod tls;
 mod vectors;

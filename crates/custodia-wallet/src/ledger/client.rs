@@ -91,7 +91,7 @@ pub(crate) fn connection_error(url: &str, error: &(dyn std::error::Error + 'stat
 }
 
 /// The seconds a signed request carries: the real clock, because the ledger compares it with its own.
-fn request_time() -> Result<Timestamp, LedgerError> {
+pub(crate) fn request_time() -> Result<Timestamp, LedgerError> {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()
@@ -114,7 +114,7 @@ impl LedgerClient {
         &self.base
     }
 
-    /// Sends one request and returns the status and the (capped) body of a successful answer.
+    /// Sends one request and returns the (capped) body of a successful answer.
     /// `target` is the path and query, exactly as sent and, for a signed request, as signed.
     fn send(
         &self,
@@ -123,8 +123,29 @@ impl LedgerClient {
         body: Option<(Vec<u8>, &'static str)>,
         signer: Option<&Identity>,
     ) -> Result<Vec<u8>, LedgerError> {
-        let url = format!("{}{target}", self.base);
-        let mut request = self.http.request(method.clone(), &url);
+        let response = self.start(
+            self.http.request(method.clone(), format!("{}{target}", self.base)),
+            method,
+            target,
+            body,
+            signer,
+        )?;
+        read_capped(response, MAX_RESPONSE_BYTES).map_err(|e| match e {
+            ReadError::TooLarge => LedgerError::TooLarge { target: target.to_owned(), limit: MAX_RESPONSE_BYTES },
+            ReadError::Io(e) => connection_error(&self.base, &e),
+        })
+    }
+
+    /// Sends `request` (signed if `signer` is given) and returns a successful answer unread, or the
+    /// ledger's problem.
+    fn start(
+        &self,
+        mut request: reqwest::blocking::RequestBuilder,
+        method: Method,
+        target: &str,
+        body: Option<(Vec<u8>, &'static str)>,
+        signer: Option<&Identity>,
+    ) -> Result<Response, LedgerError> {
         let bytes = body.as_ref().map(|(b, _)| b.as_slice()).unwrap_or_default();
         if let Some(identity) = signer {
             request =
@@ -136,10 +157,7 @@ impl LedgerClient {
         let response = request.send().map_err(|e| connection_error(&self.base, &e))?;
         let status = response.status();
         if status.is_success() {
-            return read_capped(response, MAX_RESPONSE_BYTES).map_err(|e| match e {
-                ReadError::TooLarge => LedgerError::TooLarge { target: target.to_owned(), limit: MAX_RESPONSE_BYTES },
-                ReadError::Io(e) => connection_error(&self.base, &e),
-            });
+            return Ok(response);
         }
         let is_problem = response
             .headers()
@@ -229,6 +247,20 @@ impl LedgerClient {
         self.json(Method::GET, &target, None, Some(patient))
     }
 
+    /// `GET /v1/tags/{tag}/events`, signed by the patient who owns the tag: the index of each new entry
+    /// under the tag as the ledger sequences it, from after `after` (or from now on). The client's timeout
+    /// bounds each read; the ledger sends a keep-alive every 15 s.
+    pub fn follow_tag(&self, patient: &Identity, after: Option<u64>) -> Result<TagStream, LedgerError> {
+        let tag: Tag = patient.ledger_tag();
+        let target = format!("/v1/tags/{tag}/events");
+        let mut request = self.http.get(format!("{}{target}", self.base)).header("accept", "text/event-stream");
+        if let Some(after) = after {
+            request = request.header("last-event-id", after.to_string());
+        }
+        let response = self.start(request, Method::GET, &target, None, Some(patient))?;
+        Ok(TagStream { response, buffer: Vec::new(), url: self.base.clone() })
+    }
+
     /// `GET /v1/grants/{id}`.
     pub fn grant_status(&self, id: &GrantId) -> Result<GrantStatus, LedgerError> {
         self.get(&format!("/v1/grants/{id}"))
@@ -308,6 +340,53 @@ enum ReadError {
 
 /// Reads a body, refusing one over `limit` bytes (by its declared length first, then by reading at most
 /// one byte past the limit).
+/// The largest event a tag stream may send; the ledger's are a few dozen bytes.
+const MAX_STREAM_EVENT_BYTES: usize = 4096;
+
+/// A patient's live stream of entries, from [`LedgerClient::follow_tag`].
+pub struct TagStream {
+    response: Response,
+    buffer: Vec<u8>,
+    url: String,
+}
+
+impl std::fmt::Debug for TagStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TagStream").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl TagStream {
+    /// Waits for the next entry and returns its index; `Ok(None)` once the ledger ends the stream.
+    pub fn next_index(&mut self) -> Result<Option<u64>, LedgerError> {
+        loop {
+            if let Some(end) = custodia_core::sse::event_end(&self.buffer) {
+                let block: Vec<u8> = self.buffer.drain(..end).collect();
+                let event = custodia_core::sse::Event::parse(&String::from_utf8_lossy(&block));
+                if event.event != "entry" {
+                    continue;
+                }
+                let index = event.id.as_deref().and_then(|id| id.parse::<u64>().ok()).ok_or_else(|| {
+                    LedgerError::Malformed {
+                        target: "tag events".into(),
+                        reason: "an entry event without an index".into(),
+                    }
+                })?;
+                return Ok(Some(index));
+            }
+            if self.buffer.len() > MAX_STREAM_EVENT_BYTES {
+                return Err(LedgerError::TooLarge { target: "tag events".into(), limit: MAX_STREAM_EVENT_BYTES });
+            }
+            let mut chunk = [0u8; 1024];
+            match self.response.read(&mut chunk) {
+                Ok(0) => return Ok(None),
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(connection_error(&self.url, &e)),
+            }
+        }
+    }
+}
+
 fn read_capped(response: Response, limit: usize) -> Result<Vec<u8>, ReadError> {
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(ReadError::TooLarge);
