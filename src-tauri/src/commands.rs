@@ -62,6 +62,7 @@ commands![
     revoke_grant,
     export_consent,
     sync,
+    wait_news,
     access_log,
     access_proof,
     export_access_csv,

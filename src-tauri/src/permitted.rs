@@ -25,6 +25,7 @@
     "revoke_grant",
     "export_consent",
     "sync",
+    "wait_news",
     "access_log",
     "access_proof",
     "export_access_csv",

@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 
 mod commands;
 mod log;
+mod news;
 mod settings;
 pub mod views;
 
@@ -61,6 +62,7 @@ pub const COMMANDS: &[&str] = &[
     "revoke_grant",
     "export_consent",
     "sync",
+    "wait_news",
     "access_log",
     "access_proof",
     "export_access_csv",
@@ -258,6 +260,10 @@ pub struct App {
     default_ledger: Option<String>,
     kdf: KdfParams,
     inner: Mutex<Inner>,
+    /// News of the log from the ledger's stream, waited on without `inner`.
+    feed: news::Feed,
+    /// This app, for the threads it starts.
+    me: std::sync::Weak<App>,
 }
 
 impl std::fmt::Debug for App {
@@ -439,11 +445,13 @@ impl App {
     /// As [`App::new`], with the Argon2 cost new wallets are made with (tests and benchmarks use
     /// [`KdfParams::TESTING`]).
     pub fn with_kdf(wallet_dir: PathBuf, default_ledger: Option<String>, kdf: KdfParams) -> Arc<App> {
-        Arc::new(App {
+        Arc::new_cyclic(|me| App {
             wallet_dir,
             default_ledger,
             kdf,
             inner: Mutex::new(Inner { session: Session::Closed, last_activity: Instant::now() }),
+            feed: news::Feed::default(),
+            me: me.clone(),
         })
     }
 
@@ -463,6 +471,10 @@ impl App {
     /// Runs one command. It blocks (Argon2, network): call it from a worker thread, never a UI or async
     /// executor thread. Commands run one at a time.
     pub fn dispatch(&self, command: &str, args: Value) -> Result<Value, AppError> {
+        // Waits for news without holding the wallet, so other commands run meanwhile.
+        if command == "wait_news" {
+            return self.wait_news(args);
+        }
         let mut inner = self.inner();
         // The UI polls these on its own; only what the patient does keeps the wallet open.
         if !matches!(command, "status" | "sync") {

@@ -57,6 +57,7 @@ fn typescript_bindings_are_current() {
         ts_decl::<Export>(),
         ts_decl::<Contact>(),
         ts_decl::<SyncResult>(),
+        ts_decl::<News>(),
         ts_decl::<Home>(),
         ts_decl::<AttentionKind>(),
         ts_decl::<Attention>(),
@@ -318,7 +319,33 @@ fn a_patient_grants_sees_reads_verified_and_revokes() {
     call(&app, "unlock", json!({"passphrase": PASS}));
     assert_eq!(call(&app, "access_log", json!({"filter": {}, "limit": 10}))["total"], 3);
     assert_eq!(call(&app, "grants", json!({}))[0]["status"], "revoked");
+
+    // News: a wait that holds nothing (other commands answer meanwhile) ends when the ledger announces a
+    // new entry; the sync after it reads that entry.
+    let synced_size = call(&app, "sync", json!({}))["checkpoint_size"].as_u64().unwrap();
+    let known = synced_size - 1;
+    let waiter = {
+        let app = app.clone();
+        std::thread::spawn(move || call(&app, "wait_news", json!({"after": known, "wait_ms": 20_000})))
+    };
+    assert_eq!(call(&app, "status", json!({}))["state"], "unlocked");
+    std::thread::sleep(Duration::from_millis(300));
+    let event = access_event(&gateway, &me, &doctor, Some(&id), Outcome::Denied, false);
+    gateway.post_access_event(&ledger.url, None, event, now().unwrap()).unwrap();
+    let news = waiter.join().unwrap();
+    assert!(news["latest"].as_u64().unwrap() > known, "{news}");
+    assert_eq!(news["live"], true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while call(&app, "sync", json!({}))["new_events"].as_array().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the announced entry was never read");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(code(&app, "wait_news", json!({"wait_ms": 60_000})), ErrorCode::BadInput);
+    call(&app, "lock", json!({}));
+    assert_eq!(code(&app, "wait_news", json!({"wait_ms": 10})), ErrorCode::Locked);
+
     drop(ledger);
+    call(&app, "unlock", json!({"passphrase": PASS}));
     assert_eq!(code(&app, "sync", json!({})), ErrorCode::LedgerUnreachable);
 }
 

@@ -423,6 +423,16 @@ pub struct SyncResult {
     pub new_recovery_alerts: Vec<RecoveryAlert>,
 }
 
+/// What `wait_news` found: the newest entry the ledger announced for this wallet (a sync reads it once a
+/// witnessed checkpoint covers it), and whether the ledger's stream is connected (when not, only the
+/// periodic sync brings news).
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct News {
+    #[ts(type = "number | null")]
+    pub latest: Option<i64>,
+    pub live: bool,
+}
+
 #[derive(Clone, Debug, Serialize, TS)]
 pub struct Home {
     pub active_grants: Vec<GrantView>,

@@ -1,14 +1,20 @@
-// Background sync while unlocked: at unlock and every 15 seconds. New access events become toasts (and, in
-// browser mode with permission, desktop notifications). Errors become a small banner, except a failed
-// verification, which is an alarm.
+// Background sync while unlocked: at unlock, as soon as the ledger announces a new entry for this wallet
+// (`wait_news`, which follows the ledger's stream), and every 15 seconds in case the stream is down. New
+// access events become toasts (and desktop notifications: the desktop app's, or the browser's with
+// permission). Errors become a small banner, except a failed verification, which is an alarm.
 
 import { command, toBridgeError } from './bridge';
 import { summariseEvents } from './attention';
 import { notifyDesktop } from './notify';
 import { showToast } from './toasts.svelte';
-import type { SyncResult } from './types';
+import type { News, SyncResult } from './types';
 
 export const SYNC_INTERVAL_MS = 15_000;
+/** One wait for news; the app caps a wait at 25 s, and the UI then asks again. */
+export const NEWS_WAIT_MS = 20_000;
+/** After news, the sync is repeated this often until a witnessed checkpoint covers the new entry. */
+const COVER_RETRY_MS = 250;
+const COVER_TRIES = 40;
 /** When the ledger says there is more (`complete: false`), sync again at once, this many times at most. */
 const MAX_FOLLOW_UPS = 5;
 
@@ -22,6 +28,8 @@ class SyncState {
   /** Goes up whenever new events arrive, so screens can reload. */
   version = $state(0);
   running = $state(false);
+  /** The ledger's stream is followed: news arrives within seconds rather than at the next 15 s sync. */
+  live = $state(false);
 }
 
 export const sync = new SyncState();
@@ -89,11 +97,47 @@ export async function syncNow(): Promise<void> {
   }
 }
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Waits for the ledger's news of each new entry and syncs at once, until the generation changes. */
+async function followNews(gen: number): Promise<void> {
+  let after: number | null = null;
+  while (gen === generation) {
+    let news: News;
+    try {
+      news = await command('wait_news', { after, wait_ms: NEWS_WAIT_MS });
+    } catch {
+      // Locked, not enrolled, or the app unreachable: the periodic sync goes on; ask again later.
+      if (gen === generation) sync.live = false;
+      await sleep(SYNC_INTERVAL_MS);
+      continue;
+    }
+    if (gen !== generation) return;
+    sync.live = news.live;
+    if (news.latest !== null && (after === null || news.latest > after)) {
+      after = news.latest;
+      await syncUntilCovered(news.latest, gen);
+    } else if (!news.live) {
+      await sleep(COVER_RETRY_MS * 4);
+    }
+  }
+}
+
+/** Syncs until the wallet's checkpoint covers entry `index` (the ledger publishes one a second). */
+async function syncUntilCovered(index: number, gen: number): Promise<void> {
+  for (let i = 0; i < COVER_TRIES && gen === generation; i++) {
+    await syncNow();
+    if ((sync.checkpointSize ?? 0) > index) return;
+    await sleep(COVER_RETRY_MS);
+  }
+}
+
 export function startSync(): void {
   stopSync();
   generation++;
   sync.running = false;
   void syncNow();
+  void followNews(generation);
   timer = setInterval(() => void syncNow(), SYNC_INTERVAL_MS);
 }
 
@@ -103,6 +147,7 @@ export function stopSync(): void {
   timer = null;
   sync.running = false;
   sync.problem = null;
+  sync.live = false;
 }
 
 export function dismissAlarm(): void {

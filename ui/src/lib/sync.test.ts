@@ -116,18 +116,50 @@ describe('sync', () => {
     expect(sync.alarm).toBeNull();
   });
 
+  const syncs = () => command.mock.calls.filter(([name]) => name === 'sync').length;
+
   it('syncs at start and every 15 seconds, and stops', async () => {
     vi.useFakeTimers();
-    command.mockResolvedValue(result([]));
+    // No news ever: only the periodic syncs.
+    command.mockImplementation((name: string) => (name === 'sync' ? Promise.resolve(result([])) : new Promise(() => {})));
     startSync();
     await vi.advanceTimersByTimeAsync(0);
-    expect(command).toHaveBeenCalledTimes(1);
+    expect(syncs()).toBe(1);
     await vi.advanceTimersByTimeAsync(15_000);
-    expect(command).toHaveBeenCalledTimes(2);
+    expect(syncs()).toBe(2);
     await vi.advanceTimersByTimeAsync(30_000);
-    expect(command).toHaveBeenCalledTimes(4);
+    expect(syncs()).toBe(4);
     stopSync();
     await vi.advanceTimersByTimeAsync(60_000);
-    expect(command).toHaveBeenCalledTimes(4);
+    expect(syncs()).toBe(4);
+  });
+
+  it('syncs as soon as the ledger announces an entry, until a checkpoint covers it', async () => {
+    vi.useFakeTimers();
+    let announced = false;
+    let size = 10;
+    command.mockImplementation((name: string, args?: { after: number | null }) => {
+      if (name === 'wait_news') {
+        if (announced) return new Promise(() => {});
+        announced = true;
+        expect(args?.after).toBeNull();
+        return Promise.resolve({ latest: 12, live: true });
+      }
+      // The first two syncs find the entry not yet covered (checkpoint of 10, then 12 entries); the third reads it.
+      const covered = size > 12;
+      const answer = { ...result(covered ? [event(12)] : []), checkpoint_size: size };
+      size++;
+      return Promise.resolve(answer);
+    });
+    startSync();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(sync.live).toBe(true);
+    expect(toasts.items.map((t) => t.body)).toEqual(['Dr X at Org read your lab results.']);
+    const atNews = syncs();
+    await vi.advanceTimersByTimeAsync(5_000);
+    // No more syncs once the entry is read, until the periodic one.
+    expect(syncs()).toBe(atNews);
+    stopSync();
+    expect(sync.live).toBe(false);
   });
 });

@@ -51,6 +51,7 @@ export type {
   Status,
   Summary,
   SyncResult,
+  News,
   WalletState,
 } from './generated/bridge';
 
@@ -86,6 +87,7 @@ import type {
   Status,
   Summary,
   SyncResult,
+  News,
 } from './generated/bridge';
 
 /** `contact_qr`: the wallet's contact card, as QR text and SVG. */
@@ -129,6 +131,7 @@ export type Commands = {
   revoke_grant: { args: { id: string }; result: GrantView };
   export_consent: { args: { id: string }; result: Export };
   sync: { args: Empty; result: SyncResult };
+  wait_news: { args: { after: number | null; wait_ms: number }; result: News };
   access_log: { args: { filter: AccessFilter; offset: number; limit: number }; result: AccessPage };
   access_proof: { args: { index: number }; result: Proof };
   export_access_csv: { args: { filter: AccessFilter }; result: Export };

@@ -96,6 +96,7 @@ export type SyncResult = { checkpoint_size: number, new_events: Array<AccessRow>
  * them, someone is trying to take the wallet over.
  */
 new_recovery_alerts: Array<RecoveryAlert>, };
+export type News = { latest: number | null, live: boolean, };
 export type Home = { active_grants: Array<GrantView>, recent_reads: Array<AccessRow>, attention: Array<Attention>, };
 export type AttentionKind = "break_glass" | "denied" | "expiring" | "unposted" | "not_enrolled" | "never_synced" | "recovery_request" | "retired";
 export type Attention = { kind: AttentionKind, message: string, grant_id: string | null, index: number | null, };
@@ -294,6 +295,7 @@ export type Command =
   | 'revoke_grant'
   | 'export_consent'
   | 'sync'
+  | 'wait_news'
   | 'access_log'
   | 'access_proof'
   | 'export_access_csv'
