@@ -33,9 +33,11 @@ pub struct Network {
     pub clinician: Wallet,
     pub er: Wallet,
     pub gateway: Wallet,
+    /// More patients the gateways started from now on link to the dataset's `p1`.
+    pub more_patients: Vec<custodia_core::SigningPublicKey>,
 }
 
-fn wallet(dir: &std::path::Path, name: &str) -> Wallet {
+pub fn wallet(dir: &std::path::Path, name: &str) -> Wallet {
     Wallet::create(
         &dir.join(name),
         name,
@@ -77,7 +79,18 @@ impl Network {
             authority.enroll_member(&ledger_url, None, member, now()).unwrap();
         }
         patient.enroll(&ledger_url, None, now()).unwrap();
-        Network { rt, ledger: Some(ledger), ledger_url, dir, authority, patient, clinician, er, gateway }
+        Network {
+            rt,
+            ledger: Some(ledger),
+            ledger_url,
+            dir,
+            authority,
+            patient,
+            clinician,
+            er,
+            gateway,
+            more_patients: Vec::new(),
+        }
     }
 
     /// Stops the ledger (its data stays), as an outage would.
@@ -119,7 +132,9 @@ impl Network {
         tls: Option<custodia_net::ServerTls>,
     ) -> RunningGateway {
         let mut links = Links::default();
-        links.insert(self.patient.signing_key(), custodia_gateway::links::Target::FhirId("p1".into()));
+        for key in std::iter::once(self.patient.signing_key()).chain(self.more_patients.iter().copied()) {
+            links.insert(key, custodia_gateway::links::Target::FhirId("p1".into()));
+        }
         let config = GatewayConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             public_url: None,
