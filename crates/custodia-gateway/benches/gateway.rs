@@ -48,15 +48,13 @@ struct Args {
 }
 
 fn args() -> Args {
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    let test_mode = !raw.iter().any(|a| a == "--bench");
-    let value =
-        |flag: &str| raw.iter().position(|a| a == flag).and_then(|i| raw.get(i + 1)).and_then(|v| v.parse().ok());
+    let line = setup::CommandLine::read();
+    let test_mode = line.test_mode();
     Args {
-        seconds: value("--seconds").unwrap_or(if test_mode { 0.3 } else { 5.0 }),
-        clients: value("--clients").map_or(32, |c: f64| c as usize),
-        rounds: value("--rounds").map_or(if test_mode { 1 } else { 7 }, |r: f64| r as usize),
-        grants: value("--grants").map_or(if test_mode { 200 } else { 100_000 }, |g: f64| g as usize),
+        seconds: line.value("--seconds").unwrap_or(if test_mode { 0.3 } else { 5.0 }),
+        clients: line.value("--clients").map_or(32, |c: f64| c as usize),
+        rounds: line.value("--rounds").map_or(if test_mode { 1 } else { 7 }, |r: f64| r as usize),
+        grants: line.value("--grants").map_or(if test_mode { 200 } else { 100_000 }, |g: f64| g as usize),
         test_mode,
     }
 }

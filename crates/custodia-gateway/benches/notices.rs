@@ -42,14 +42,12 @@ struct Args {
 }
 
 fn args() -> Args {
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    let test_mode = !raw.iter().any(|a| a == "--bench");
-    let value =
-        |flag: &str| raw.iter().position(|a| a == flag).and_then(|i| raw.get(i + 1)).and_then(|v| v.parse().ok());
+    let line = setup::CommandLine::read();
+    let test_mode = line.test_mode();
     Args {
-        watchers: value("--watchers").unwrap_or(if test_mode { 2 } else { 20 }),
-        streams: value("--streams").unwrap_or(if test_mode { 10 } else { 1_000 }),
-        rounds: value("--rounds").unwrap_or(if test_mode { 4 } else { 200 }),
+        watchers: line.value("--watchers").unwrap_or(if test_mode { 2 } else { 20 }),
+        streams: line.value("--streams").unwrap_or(if test_mode { 10 } else { 1_000 }),
+        rounds: line.value("--rounds").unwrap_or(if test_mode { 4 } else { 200 }),
         test_mode,
     }
 }

@@ -23,6 +23,24 @@ pub fn now() -> Timestamp {
     Timestamp::from_unix(secs as i64).unwrap()
 }
 
+/// A benchmark's command line: `--bench` when run by `cargo bench` (else test mode, tiny sizes), and
+/// `--flag value` options.
+pub struct CommandLine(Vec<String>);
+
+impl CommandLine {
+    pub fn read() -> Self {
+        Self(std::env::args().skip(1).collect())
+    }
+
+    pub fn test_mode(&self) -> bool {
+        !self.0.iter().any(|a| a == "--bench")
+    }
+
+    pub fn value<T: std::str::FromStr>(&self, flag: &str) -> Option<T> {
+        self.0.iter().position(|a| a == flag).and_then(|i| self.0.get(i + 1)).and_then(|v| v.parse().ok())
+    }
+}
+
 pub struct Network {
     pub rt: tokio::runtime::Runtime,
     pub ledger: Option<RunningLedger>,
