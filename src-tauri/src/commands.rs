@@ -49,6 +49,8 @@ commands![
     set_ledger_url,
     change_passphrase,
     set_auto_lock,
+    notice_prefs,
+    set_notice_prefs,
     contact_qr,
     purposes,
     home,

@@ -455,6 +455,16 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
       await page.getByRole('img', { name: 'QR code of your contact card' }).waitFor();
       const card = await page.getByLabel('Contact card text', { exact: true }).inputValue();
       assert.match(card, /^CU1:C:/, 'the contact card text is shown');
+      // What interrupts: the defaults, then routine reads told at once; the choice is the wallet's.
+      const routine = page.getByLabel('Other reads, and permissions withdrawn');
+      assert.equal(await routine.inputValue(), 'summary');
+      assert.equal(await page.getByLabel('Someone used your emergency card').inputValue(), 'instant');
+      await routine.selectOption('instant');
+      await until(
+        async () =>
+          (await net.app.bridge('notice_prefs')).choices.find((c) => c.kind === 'routine')?.delivery === 'instant',
+        { message: 'routine reads told at once' },
+      );
       await axe('settings');
       await shot('settings');
     });

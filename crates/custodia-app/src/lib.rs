@@ -21,6 +21,7 @@ use custodia_core::scope::Scope;
 use custodia_core::time::Timestamp;
 use custodia_core::{SigningPublicKey, statement::StatementError};
 use custodia_wallet::ledger::LedgerError;
+use custodia_wallet::notices::NoticePrefs;
 use custodia_wallet::vault::{KdfParams, Passphrase, VaultError};
 use custodia_wallet::wallet::{CheckedRequest, LockedWallet, Wallet, WalletError};
 use serde::Deserialize;
@@ -49,6 +50,8 @@ pub const COMMANDS: &[&str] = &[
     "set_ledger_url",
     "change_passphrase",
     "set_auto_lock",
+    "notice_prefs",
+    "set_notice_prefs",
     "contact_qr",
     "purposes",
     "home",
@@ -351,6 +354,18 @@ struct AutoLockArgs {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct NoticePrefsArgs {
+    kind: String,
+    delivery: String,
+}
+
+/// Preferences that cannot be read or written: the file beside the vault is damaged or the disk refuses.
+fn prefs_error(e: custodia_wallet::notices::PrefsError) -> AppError {
+    AppError::new(ErrorCode::Internal, e.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IdArgs {
     id: String,
 }
@@ -506,6 +521,19 @@ impl App {
                 let settings = AppSettings { auto_lock_minutes: minutes };
                 settings.save(&self.wallet_dir)?;
                 to_json(summary(&u.wallet, settings.auto_lock_minutes))
+            }
+            "notice_prefs" => {
+                let _: Empty = self::args(args)?;
+                unlocked(&mut inner)?;
+                to_json(views::notice_prefs_view(&NoticePrefs::load(&self.wallet_dir).map_err(prefs_error)?))
+            }
+            "set_notice_prefs" => {
+                let NoticePrefsArgs { kind, delivery } = self::args(args)?;
+                unlocked(&mut inner)?;
+                let mut prefs = NoticePrefs::load(&self.wallet_dir).map_err(prefs_error)?;
+                prefs.set(&format!("{kind}={delivery}")).map_err(|e| AppError::bad_input(e.to_string()))?;
+                prefs.save(&self.wallet_dir).map_err(prefs_error)?;
+                to_json(views::notice_prefs_view(&prefs))
             }
             "network_profile" => {
                 let ProfileArgs { profile } = self::args(args)?;

@@ -58,6 +58,9 @@ fn typescript_bindings_are_current() {
         ts_decl::<Contact>(),
         ts_decl::<SyncResult>(),
         ts_decl::<News>(),
+        ts_decl::<NoticeView>(),
+        ts_decl::<NoticeChoice>(),
+        ts_decl::<NoticePrefsView>(),
         ts_decl::<Home>(),
         ts_decl::<AttentionKind>(),
         ts_decl::<Attention>(),
@@ -271,6 +274,15 @@ fn a_patient_grants_sees_reads_verified_and_revokes() {
     let new_events = synced["new_events"].as_array().unwrap();
     assert_eq!(new_events.len(), 3);
     assert!(new_events.iter().all(|e| e["verified"] == true && e["reader"]["name"] == "Dr Hopper"));
+    // Each is classified and delivered as the (default) preferences say, in plain words.
+    let told: Vec<(&str, &str)> = synced["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["kind"].as_str().unwrap(), n["delivery"].as_str().unwrap()))
+        .collect();
+    assert_eq!(told, [("new-reader", "instant"), ("refused", "instant"), ("break-glass", "instant")]);
+    assert_eq!(synced["notices"][0]["text"], "Dr Hopper at St Mary's read your lab results (1 record).");
     assert!(call(&app, "sync", json!({}))["new_events"].as_array().unwrap().is_empty());
 
     let page = call(&app, "access_log", json!({"filter": {}, "offset": 0, "limit": 2}));
@@ -330,16 +342,40 @@ fn a_patient_grants_sees_reads_verified_and_revokes() {
     };
     assert_eq!(call(&app, "status", json!({}))["state"], "unlocked");
     std::thread::sleep(Duration::from_millis(300));
+    // The patient chooses not to be interrupted by refusals; the next one is in the log only.
+    assert_eq!(call(&app, "notice_prefs", json!({}))["choices"][2]["delivery"], "instant");
+    let prefs = call(&app, "set_notice_prefs", json!({"kind": "refused", "delivery": "never"}));
+    assert_eq!(
+        (prefs["choices"][2]["kind"].as_str(), prefs["choices"][2]["delivery"].as_str()),
+        (Some("refused"), Some("never"))
+    );
+    assert_eq!(code(&app, "set_notice_prefs", json!({"kind": "recovery", "delivery": "never"})), ErrorCode::BadInput);
+    assert_eq!(code(&app, "set_notice_prefs", json!({"kind": "routine", "delivery": "loudly"})), ErrorCode::BadInput);
     let event = access_event(&gateway, &me, &doctor, Some(&id), Outcome::Denied, false);
     gateway.post_access_event(&ledger.url, None, event, now().unwrap()).unwrap();
     let news = waiter.join().unwrap();
     assert!(news["latest"].as_u64().unwrap() > known, "{news}");
     assert_eq!(news["live"], true);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while call(&app, "sync", json!({}))["new_events"].as_array().unwrap().is_empty() {
+    let synced = loop {
+        let synced = call(&app, "sync", json!({}));
+        if !synced["new_events"].as_array().unwrap().is_empty() {
+            break synced;
+        }
         assert!(Instant::now() < deadline, "the announced entry was never read");
         std::thread::sleep(Duration::from_millis(100));
-    }
+    };
+    assert_eq!(
+        (synced["notices"][0]["kind"].as_str(), synced["notices"][0]["delivery"].as_str()),
+        (Some("refused"), Some("never"))
+    );
+    assert!(
+        synced["notices"][0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("and was refused: their permission does not cover those records."),
+        "{synced}"
+    );
     assert_eq!(code(&app, "wait_news", json!({"wait_ms": 60_000})), ErrorCode::BadInput);
     call(&app, "lock", json!({}));
     assert_eq!(code(&app, "wait_news", json!({"wait_ms": 10})), ErrorCode::Locked);

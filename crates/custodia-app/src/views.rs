@@ -417,10 +417,68 @@ pub struct SyncResult {
     #[ts(type = "number")]
     pub checkpoint_size: i64,
     pub new_events: Vec<AccessRow>,
+    /// How each of `new_events` reaches the patient, in the same order.
+    pub notices: Vec<NoticeView>,
     pub complete: bool,
     /// Recovery requests for this wallet found in this sync and not cancelled: if the patient did not make
     /// them, someone is trying to take the wallet over.
     pub new_recovery_alerts: Vec<RecoveryAlert>,
+}
+
+/// How a sync's new event reaches the patient: its kind, and the delivery the patient chose for it
+/// (`instant`: a notification; `summary`: the daily summary; `never`: only the log).
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct NoticeView {
+    #[ts(type = "number")]
+    pub index: i64,
+    #[ts(type = "'break-glass' | 'sensitive' | 'refused' | 'new-reader' | 'routine' | 'recovery'")]
+    pub kind: String,
+    #[ts(type = "'instant' | 'summary' | 'never'")]
+    pub delivery: String,
+    /// The event in a sentence, in plain words.
+    pub text: String,
+}
+
+impl NoticeView {
+    pub fn of(n: &custodia_wallet::notices::Notice) -> Self {
+        NoticeView {
+            index: n.index as i64,
+            kind: n.kind.as_str().into(),
+            delivery: n.delivery.as_str().into(),
+            text: n.text.clone(),
+        }
+    }
+}
+
+/// One kind of notice and how the patient wants it delivered.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct NoticeChoice {
+    #[ts(type = "'break-glass' | 'sensitive' | 'refused' | 'new-reader' | 'routine'")]
+    pub kind: String,
+    /// What the kind is, for a settings screen.
+    pub words: String,
+    #[ts(type = "'instant' | 'summary' | 'never'")]
+    pub delivery: String,
+}
+
+/// Every choosable kind with its delivery; recovery requests always interrupt and are not listed.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct NoticePrefsView {
+    pub choices: Vec<NoticeChoice>,
+}
+
+pub fn notice_prefs_view(prefs: &custodia_wallet::notices::NoticePrefs) -> NoticePrefsView {
+    NoticePrefsView {
+        choices: prefs
+            .all()
+            .into_iter()
+            .map(|(kind, delivery)| NoticeChoice {
+                kind: kind.as_str().into(),
+                words: kind.words().into(),
+                delivery: delivery.as_str().into(),
+            })
+            .collect(),
+    }
 }
 
 /// What `wait_news` found: the newest entry the ledger announced for this wallet (a sync reads it once a

@@ -9,9 +9,10 @@
 //! The choices are not secret and are kept beside the vault in `notices.json`, so they can be changed
 //! while a watching process holds the wallet, and take effect at its next notice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use custodia_core::SigningPublicKey;
 use custodia_core::entry::{AccessEvent, AccessedResource, Outcome};
 use serde::{Deserialize, Serialize};
 
@@ -221,6 +222,29 @@ pub fn classify(event: &AccessEvent, known_reader: bool) -> NoticeKind {
     } else {
         NoticeKind::Routine
     }
+}
+
+/// The notices for the access events `new` (oldest first) that a sync added to `all` (every event the
+/// wallet now holds): a reader is new unless an allowed read of theirs came before.
+pub fn access_notices(all: &[AccessRecord], new: &[AccessRecord], prefs: &NoticePrefs) -> Vec<Notice> {
+    let fresh: HashSet<u64> = new.iter().map(|a| a.index).collect();
+    let mut readers: HashSet<SigningPublicKey> = all
+        .iter()
+        .filter(|a| !fresh.contains(&a.index))
+        .map(|a| a.event.statement())
+        .filter(|e| e.outcome == Outcome::Allowed)
+        .map(|e| e.reader)
+        .collect();
+    new.iter()
+        .map(|record| {
+            let event = record.event.statement();
+            let notice = access_notice(record, readers.contains(&event.reader), prefs);
+            if event.outcome == Outcome::Allowed {
+                readers.insert(event.reader);
+            }
+            notice
+        })
+        .collect()
 }
 
 /// The notice for an access event.

@@ -7,7 +7,8 @@ import { command, toBridgeError } from './bridge';
 import { summariseEvents } from './attention';
 import { notifyDesktop } from './notify';
 import { showToast } from './toasts.svelte';
-import type { News, SyncResult } from './types';
+import { addToDigest, digestWords, loadDigest, localDay, saveDigest } from './digest';
+import type { AccessRow, News, SyncResult } from './types';
 
 export const SYNC_INTERVAL_MS = 15_000;
 /** One wait for news; the app caps a wait at 25 s, and the UI then asks again. */
@@ -43,13 +44,28 @@ export const RECOVERY_ALERT = {
   body: 'Someone asked your guardians to recover this wallet on another device. If it was not you, cancel it now under Guardians.',
 };
 
+/** Counts the reads for the daily summary, and tells the summary of an earlier day once the day turned. */
+function summarise(events: AccessRow[]): void {
+  const { digest, due } = addToDigest(loadDigest(), events, localDay());
+  saveDigest(digest);
+  if (!due) return;
+  const words = digestWords(due);
+  showToast({ title: words.title, body: words.body, tone: 'info', href: '#/log' });
+  notifyDesktop(words.title, words.body);
+}
+
 function announce(result: SyncResult): void {
   if (result.new_recovery_alerts.length) {
     showToast({ ...RECOVERY_ALERT, tone: 'alarm', href: '#/guardians', linkLabel: 'See the request' });
     notifyDesktop(RECOVERY_ALERT.title, RECOVERY_ALERT.body);
   }
-  if (!result.new_events.length) return;
-  for (const words of summariseEvents(result.new_events)) {
+  // Each event as the patient chose for its kind: at once, in the daily summary, or only in the log.
+  const delivery = new Map((result.notices ?? []).map((n) => [n.index, n.delivery]));
+  const as = (d: string) => result.new_events.filter((e) => (delivery.get(e.index) ?? 'instant') === d);
+  summarise(as('summary'));
+  const instant = as('instant');
+  if (!instant.length) return;
+  for (const words of summariseEvents(instant)) {
     showToast({
       title: words.title,
       body: words.body,
@@ -75,6 +91,8 @@ export async function syncNow(): Promise<void> {
       if (result.new_events.length || result.new_recovery_alerts.length) {
         announce(result);
         sync.version++;
+      } else {
+        summarise([]);
       }
       if (result.complete) break;
     }

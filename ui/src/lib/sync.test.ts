@@ -31,9 +31,14 @@ function event(i: number, patch: Partial<AccessRow> = {}): AccessRow {
   };
 }
 
-const result = (new_events: AccessRow[], complete = true): SyncResult => ({
+const result = (
+  new_events: AccessRow[],
+  complete = true,
+  delivery: 'instant' | 'summary' | 'never' = 'instant',
+): SyncResult => ({
   checkpoint_size: 10,
   new_events,
+  notices: new_events.map((e) => ({ index: e.index, kind: 'routine', delivery, text: '' })),
   complete,
   new_recovery_alerts: [],
 });
@@ -61,6 +66,18 @@ describe('sync', () => {
     expect(notify).toHaveBeenCalledTimes(2);
     expect(sync.version).toBe(before + 1);
     expect(sync.problem).toBeNull();
+  });
+
+  it('interrupts only for the kinds the patient chose to hear of at once', async () => {
+    command.mockResolvedValueOnce(result([event(1)], true, 'summary'));
+    const before = sync.version;
+    await syncNow();
+    expect(toasts.items).toEqual([]);
+    expect(notify).not.toHaveBeenCalled();
+    expect(sync.version).toBe(before + 1);
+    command.mockResolvedValueOnce(result([event(2)], true, 'never'));
+    await syncNow();
+    expect(toasts.items).toEqual([]);
   });
 
   it('warns loudly of a recovery request for this wallet', async () => {

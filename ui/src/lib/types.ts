@@ -52,6 +52,9 @@ export type {
   Summary,
   SyncResult,
   News,
+  NoticeView,
+  NoticeChoice,
+  NoticePrefsView,
   WalletState,
 } from './generated/bridge';
 
@@ -88,6 +91,8 @@ import type {
   Summary,
   SyncResult,
   News,
+  NoticeChoice,
+  NoticePrefsView,
 } from './generated/bridge';
 
 /** `contact_qr`: the wallet's contact card, as QR text and SVG. */
@@ -118,6 +123,8 @@ export type Commands = {
   set_ledger_url: { args: { ledger_url: string }; result: Summary };
   change_passphrase: { args: { current: string; new: string }; result: Empty };
   set_auto_lock: { args: { minutes: number }; result: Summary };
+  notice_prefs: { args: Empty; result: NoticePrefsView };
+  set_notice_prefs: { args: { kind: NoticeChoice['kind']; delivery: NoticeChoice['delivery'] }; result: NoticePrefsView };
   contact_qr: { args: Empty; result: ContactQr };
   purposes: { args: Empty; result: Code[] };
   home: { args: Empty; result: Home };

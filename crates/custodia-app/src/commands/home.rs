@@ -50,9 +50,14 @@ pub(crate) fn run(command: &str, call: Call<'_>) -> Result<Value, AppError> {
                 u.reindex();
             }
             let members = members(&u.wallet);
+            // Unreadable preferences fall back to the defaults, which interrupt for everything that matters.
+            let prefs = custodia_wallet::notices::NoticePrefs::load(u.wallet.dir()).unwrap_or_default();
+            let notices =
+                custodia_wallet::notices::access_notices(u.wallet.access_events(), &report.new_access_events, &prefs);
             to_json(SyncResult {
                 checkpoint_size: report.checkpoint_size as i64,
                 new_events: report.new_access_events.iter().map(|a| AccessRow::of(a, members)).collect(),
+                notices: notices.iter().map(NoticeView::of).collect(),
                 complete: report.complete,
                 new_recovery_alerts: report.new_recovery_requests.iter().map(views::RecoveryAlert::of).collect(),
             })

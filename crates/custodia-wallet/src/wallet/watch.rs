@@ -7,12 +7,9 @@
 //! stream cannot be followed the wallet reads its log every [`POLL_FALLBACK`] and keeps trying the
 //! stream.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use custodia_core::SigningPublicKey;
-use custodia_core::entry::Outcome;
 use custodia_core::time::Timestamp;
 
 use super::{Wallet, WalletError};
@@ -46,14 +43,7 @@ impl Wallet {
     /// what arrived since the last sync. Ends with an error only for what a retry cannot fix (an entry
     /// that fails verification, a ledger that forked); outages fall back to polling.
     pub fn watch(&mut self, stop: &AtomicBool, mut on: impl FnMut(WatchUpdate)) -> Result<(), WalletError> {
-        let mut readers: HashSet<SigningPublicKey> = self
-            .access_events()
-            .iter()
-            .map(|a| a.event.statement())
-            .filter(|e| e.outcome == Outcome::Allowed)
-            .map(|e| e.reader)
-            .collect();
-        self.tell_new(&mut readers, &mut on)?;
+        self.tell_new(&mut on)?;
         let mut backoff = Duration::from_secs(1);
         while !stop.load(Ordering::Relaxed) {
             let (ledger, link) = self.session()?;
@@ -63,7 +53,7 @@ impl Wallet {
                     backoff = Duration::from_secs(1);
                     loop {
                         match stream.next_index() {
-                            Ok(Some(index)) => self.wait_covered(index, stop, &mut readers, &mut on)?,
+                            Ok(Some(index)) => self.wait_covered(index, stop, &mut on)?,
                             Ok(None) => break,
                             Err(e) => {
                                 on(WatchUpdate::Polling { reason: e.to_string() });
@@ -81,7 +71,7 @@ impl Wallet {
             // Whatever arrived while the stream was down, then the stream again after a pause.
             sleep_unless(stop, backoff);
             backoff = (backoff * 2).min(POLL_FALLBACK);
-            self.tell_new(&mut readers, &mut on)?;
+            self.tell_new(&mut on)?;
         }
         Ok(())
     }
@@ -91,12 +81,11 @@ impl Wallet {
         &mut self,
         index: u64,
         stop: &AtomicBool,
-        readers: &mut HashSet<SigningPublicKey>,
         on: &mut impl FnMut(WatchUpdate),
     ) -> Result<(), WalletError> {
         let deadline = Instant::now() + COVER_WAIT;
         loop {
-            self.tell_new(readers, on)?;
+            self.tell_new(on)?;
             let read = self.ledger.as_ref().and_then(|l| l.synced_through).is_some_and(|s| s >= index);
             if read || Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -107,11 +96,7 @@ impl Wallet {
 
     /// One sync, and a notice for each access event, recovery request and withdrawn permission it found.
     /// An outage is a warning; the next sync reads what this one could not.
-    fn tell_new(
-        &mut self,
-        readers: &mut HashSet<SigningPublicKey>,
-        on: &mut impl FnMut(WatchUpdate),
-    ) -> Result<(), WalletError> {
+    fn tell_new(&mut self, on: &mut impl FnMut(WatchUpdate)) -> Result<(), WalletError> {
         let before = self.ledger.as_ref().and_then(|l| l.synced_through);
         let report = match self.sync(now()?) {
             Ok(report) => report,
@@ -125,12 +110,7 @@ impl Wallet {
             on(WatchUpdate::Warning(format!("{e}; the default choices apply")));
             NoticePrefs::default()
         });
-        for record in &report.new_access_events {
-            let event = record.event.statement();
-            let notice = notices::access_notice(record, readers.contains(&event.reader), &prefs);
-            if event.outcome == Outcome::Allowed {
-                readers.insert(event.reader);
-            }
+        for notice in notices::access_notices(self.access_events(), &report.new_access_events, &prefs) {
             on(WatchUpdate::Notice(notice));
         }
         for alert in &report.new_recovery_requests {

@@ -90,13 +90,28 @@ cosigned_by: Array<string>,
 tlog_proof: string, };
 export type Export = { filename: string, content_type: string, text: string, };
 export type Contact = { fingerprint: string, last_granted: number | null, key: string, name: string | null, organisation: string | null, role: string | null, verified: boolean, };
-export type SyncResult = { checkpoint_size: number, new_events: Array<AccessRow>, complete: boolean, 
+export type SyncResult = { checkpoint_size: number, new_events: Array<AccessRow>, 
+/**
+ * How each of `new_events` reaches the patient, in the same order.
+ */
+notices: Array<NoticeView>, complete: boolean, 
 /**
  * Recovery requests for this wallet found in this sync and not cancelled: if the patient did not make
  * them, someone is trying to take the wallet over.
  */
 new_recovery_alerts: Array<RecoveryAlert>, };
 export type News = { latest: number | null, live: boolean, };
+export type NoticeView = { index: number, kind: 'break-glass' | 'sensitive' | 'refused' | 'new-reader' | 'routine' | 'recovery', delivery: 'instant' | 'summary' | 'never', 
+/**
+ * The event in a sentence, in plain words.
+ */
+text: string, };
+export type NoticeChoice = { kind: 'break-glass' | 'sensitive' | 'refused' | 'new-reader' | 'routine', 
+/**
+ * What the kind is, for a settings screen.
+ */
+words: string, delivery: 'instant' | 'summary' | 'never', };
+export type NoticePrefsView = { choices: Array<NoticeChoice>, };
 export type Home = { active_grants: Array<GrantView>, recent_reads: Array<AccessRow>, attention: Array<Attention>, };
 export type AttentionKind = "break_glass" | "denied" | "expiring" | "unposted" | "not_enrolled" | "never_synced" | "recovery_request" | "retired";
 export type Attention = { kind: AttentionKind, message: string, grant_id: string | null, index: number | null, };
@@ -282,6 +297,8 @@ export type Command =
   | 'set_ledger_url'
   | 'change_passphrase'
   | 'set_auto_lock'
+  | 'notice_prefs'
+  | 'set_notice_prefs'
   | 'contact_qr'
   | 'purposes'
   | 'home'
