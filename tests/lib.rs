@@ -166,6 +166,29 @@ impl Drop for Server {
     }
 }
 
+/// The arguments of `custodia grant create`: `wallet` grants `to` one `scope` for `purpose` over
+/// `duration`, then `extra` (`--post`, `--out FILE`, `--max-reads N`, ...).
+pub fn grant_create<'a>(
+    wallet: &'a str,
+    to: &'a str,
+    scope: &'a str,
+    purpose: &'a str,
+    duration: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["grant", "create", "--wallet", wallet, "--to", to, "--scope", scope];
+    args.extend(["--purpose", purpose, "--for", duration]);
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The arguments of `custodia er fetch` by `wallet` at `gateway` of `resource_type`, then `extra`.
+pub fn er_fetch<'a>(wallet: &'a str, gateway: &'a str, resource_type: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["er", "fetch", "--wallet", wallet, "--gateway", gateway, "--type", resource_type];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// Runs `custodia` and expects success; returns what it printed.
 pub fn ok(dir: &std::path::Path, args: &[&str]) -> String {
     let run = custodia(dir, args);

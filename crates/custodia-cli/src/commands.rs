@@ -48,6 +48,9 @@ enum Command {
     Er(crate::care::ErCommand),
     /// As the patient: scan a request's QR code, see who asks for what (verified), approve or decline.
     Scan(crate::care::ScanArgs),
+    /// Your own records at a hospital, read through its gateway as you (logged in your log like any
+    /// read): a summary in plain words, or a FHIR Bundle with --out.
+    Records(crate::own_records::RecordsArgs),
     /// Make an emergency card: a printable QR code holding a standing break-glass grant.
     Card(crate::care::CardArgs),
     /// Social recovery: choose and check guardians; as a guardian, hold shares and approve recoveries.
@@ -105,6 +108,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Network(c) => crate::network::run(c),
         Command::Er(c) => crate::care::er(c),
         Command::Scan(args) => crate::care::scan(args),
+        Command::Records(args) => crate::own_records::records(&args),
         Command::Card(args) => crate::care::card(args),
         Command::Guardian(c) => crate::recovery::guardian(c),
         Command::Recover(c) => crate::recovery::recover(c),

@@ -19,21 +19,49 @@ use std::process::ExitCode;
 
 use crate::common::{WalletArgs, emit, now, open_wallet, parse_all, read_input};
 
+/// Who a grant is for and what it covers, as `grant create` and `grant preview` take them.
+#[derive(clap::Args, Debug)]
+pub(crate) struct GrantTerms {
+    /// The grantee's signing key (cusig1...).
+    #[arg(long, value_name = "KEY")]
+    to: String,
+    /// A SMART v2 scope, e.g. patient/Observation.rs?category=laboratory. Repeatable.
+    #[arg(long = "scope", value_name = "SCOPE", required = true)]
+    scopes: Vec<String>,
+    /// A sensitivity label the grantee may see (PSY, HIV, SEX, ...). Repeatable.
+    #[arg(long = "allow-label", value_name = "LABEL")]
+    labels: Vec<String>,
+}
+
+impl GrantTerms {
+    /// The request for these terms; parsed before any passphrase is asked for, so a typo costs no unlock.
+    fn request(
+        &self,
+        purpose: &str,
+        duration_seconds: u64,
+        max_reads: Option<u32>,
+        note: String,
+    ) -> Result<GrantRequest> {
+        Ok(GrantRequest {
+            grantee: self.to.parse::<SigningPublicKey>().with_context(|| format!("--to {}", self.to))?,
+            scopes: parse_all::<Scope>(&self.scopes)?,
+            allowed_labels: parse_all::<SensitivityLabel>(&self.labels)?,
+            purpose: purpose.parse::<PurposeOfUse>()?,
+            duration_seconds,
+            max_reads,
+            note,
+        })
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum GrantCommand {
     /// Sign a grant that lets KEY read the named parts of your record.
     Create {
         #[command(flatten)]
         wallet: WalletArgs,
-        /// The grantee's signing key (cusig1...).
-        #[arg(long, value_name = "KEY")]
-        to: String,
-        /// A SMART v2 scope, e.g. patient/Observation.rs?category=laboratory. Repeatable.
-        #[arg(long = "scope", value_name = "SCOPE", required = true)]
-        scopes: Vec<String>,
-        /// A sensitivity label the grantee may see (PSY, HIV, SEX, ...). Repeatable.
-        #[arg(long = "allow-label", value_name = "LABEL")]
-        labels: Vec<String>,
+        #[command(flatten)]
+        terms: GrantTerms,
         /// HL7 purpose of use (TREAT, ETREAT, HRESCH, ...).
         #[arg(long, value_name = "CODE")]
         purpose: String,
@@ -51,6 +79,23 @@ pub(crate) enum GrantCommand {
         /// Also post the grant to the wallet's ledger (the grantee must be an enrolled member).
         #[arg(long)]
         post: bool,
+    },
+    /// Before granting: exactly which of your records at a hospital a grant would release to the grantee,
+    /// and which stay hidden and why. Nothing is granted or posted; your records are read as you (and
+    /// logged in your log).
+    Preview {
+        #[command(flatten)]
+        wallet: WalletArgs,
+        /// The hospital's gateway (without /fhir).
+        #[arg(long, value_name = "URL")]
+        gateway: String,
+        #[command(flatten)]
+        terms: GrantTerms,
+        /// HL7 purpose of use.
+        #[arg(long, value_name = "CODE", default_value = "TREAT")]
+        purpose: String,
+        #[arg(long)]
+        json: bool,
     },
     /// Post a grant, and its revocation if it is revoked, to the wallet's ledger if they are not there yet.
     Post {
@@ -115,19 +160,11 @@ pub(crate) enum QrCommand {
 
 pub(crate) fn grant_command(command: GrantCommand) -> Result<ExitCode> {
     match command {
-        GrantCommand::Create { wallet, to, scopes, labels, purpose, duration, max_reads, note, out, post } => {
+        GrantCommand::Create { wallet, terms, purpose, duration, max_reads, note, out, post } => {
             // Parse everything before the passphrase is asked for: a typo should not cost an unlock.
             let duration_seconds = parse_duration(&duration)?;
             check_duration(duration_seconds)?;
-            let request = GrantRequest {
-                grantee: to.parse::<SigningPublicKey>().with_context(|| format!("--to {to}"))?,
-                scopes: parse_all::<Scope>(&scopes)?,
-                allowed_labels: parse_all::<SensitivityLabel>(&labels)?,
-                purpose: purpose.parse::<PurposeOfUse>()?,
-                duration_seconds,
-                max_reads,
-                note,
-            };
+            let request = terms.request(&purpose, duration_seconds, max_reads, note)?;
             let mut w = open_wallet(&wallet)?;
             if post {
                 // Before signing: a grant the ledger cannot take should not be issued at all.
@@ -141,6 +178,10 @@ pub(crate) fn grant_command(command: GrantCommand) -> Result<ExitCode> {
                 eprintln!("Posted grant {} to the ledger as entry {index}", grant.id);
             }
             Ok(ExitCode::SUCCESS)
+        }
+        GrantCommand::Preview { wallet, gateway, terms, purpose, json } => {
+            let request = terms.request(&purpose, 3600, None, String::new())?;
+            crate::own_records::preview(&wallet, &gateway, request, json)
         }
         GrantCommand::Post { wallet, id } => {
             let id: GrantId = id.parse()?;

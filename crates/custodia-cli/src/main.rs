@@ -14,6 +14,7 @@ mod grant_commands;
 mod ledger_commands;
 mod ledger_server;
 mod network;
+mod own_records;
 mod passphrase;
 mod recovery;
 mod service_config;

@@ -35,6 +35,8 @@ pub struct PurposeOfUse(&'static str);
 impl PurposeOfUse {
     pub const TREATMENT: PurposeOfUse = PurposeOfUse("TREAT");
     pub const EMERGENCY_TREATMENT: PurposeOfUse = PurposeOfUse("ETREAT");
+    /// The patient reading their own records.
+    pub const PATIENT_REQUESTED: PurposeOfUse = PurposeOfUse("PATRQT");
 
     pub fn code(self) -> &'static str {
         self.0

@@ -73,6 +73,12 @@ pub fn sign(identity: &Identity, method: &str, target: &str, body: &[u8], at: Ti
     header(identity, at, &nonce, &identity.sign(&message(method, target, body, at, &nonce)))
 }
 
+/// What a patient's request for their own records is bound to, in place of a grant's digest: no grant
+/// stands behind it, only the patient's own key.
+pub fn self_access_binding() -> crate::entry::Digest {
+    crate::entry::Digest::of(b"custodia/v1/self-access")
+}
+
 /// Signs a request to a record gateway: `url` is the full URL as the gateway publishes it
 /// (`https://host/fhir/Observation?patient=p1`) and `binding` the digest of what the request is made
 /// under (the grant). A co-signer (an emergency card's key) signs with the same `nonce`.

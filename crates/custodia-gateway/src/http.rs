@@ -36,6 +36,9 @@ pub const SIGNATURE_HEADER: &str = custodia_core::reqsig::HEADER;
 pub const CARD_SIGNATURE_HEADER: &str = "custodia-card-signature";
 /// The purpose of the read, if not the grant's own.
 pub const PURPOSE_HEADER: &str = "custodia-purpose";
+/// A patient reading their own records: no grant, the request signed by the patient's current key and
+/// bound to [`reqsig::self_access_binding`].
+pub const SELF_ACCESS_HEADER: &str = "custodia-self-access";
 /// Results per search page unless `_count` says fewer.
 const DEFAULT_COUNT: usize = 50;
 const MAX_COUNT: usize = 200;
@@ -241,14 +244,18 @@ async fn handle(shared: Arc<Shared>, asked: Asked, headers: HeaderMap) -> Respon
             "this server offers no such resource type; see /fhir/metadata",
         );
     }
-    // The grant first: without one there is no patient to tell, so nothing is logged.
-    let grant = match grant_of(&shared, &headers) {
-        Ok(g) => g,
-        Err(r) => return r.response(),
-    };
     let at = now();
     let mut nonce = None;
-    let response = answer(&shared, &asked, &headers, &grant, at, &mut nonce).await;
+    let response = if headers.contains_key(SELF_ACCESS_HEADER) {
+        own_records(&shared, &asked, &headers, at, &mut nonce).await
+    } else {
+        // The grant first: without one there is no patient to tell, so nothing is logged.
+        let grant = match grant_of(&shared, &headers) {
+            Ok(g) => g,
+            Err(r) => return r.response(),
+        };
+        answer(&shared, &asked, &headers, &grant, at, &mut nonce).await
+    };
     // The request's nonce commits with its event, or before: a replay after a restart is refused too.
     if let Some(written) = nonce
         && written.wait().await.is_err()
@@ -315,15 +322,15 @@ async fn answer(
         }
     };
     let outcome = match asked.interaction {
-        Interaction::Read => serve_read(shared, asked, grant, &patient_id, &attempt(reads)).await,
-        Interaction::Search => serve_search(shared, asked, grant, &patient_id, &attempt(reads)).await,
+        Interaction::Read => serve_read(shared, asked, Some((grant, &attempt(reads))), &patient_id).await,
+        Interaction::Search => serve_search(shared, asked, Some((grant, &attempt(reads))), &patient_id).await,
     };
     let (response, resources, refused) = match outcome {
         Ok((response, resources)) => (response, resources, None),
         Err((refused, resources)) => (refused.response(), resources, Some(refused)),
     };
     let allowed = refused.is_none();
-    let event = event(shared, asked, grant, &reader, at, resources, refused.map(|r| r.logged));
+    let event = event(shared, asked, grant.patient, Some(grant.id), &reader, at, resources, refused.map(|r| r.logged));
     let recorded = if allowed {
         shared.outbox.record_read(event, grant.not_after).await
     } else {
@@ -339,6 +346,80 @@ async fn answer(
         }
         // No record leaves without its access event.
         Err(e) => refusal(StatusCode::SERVICE_UNAVAILABLE, "exception", &format!("the read could not be logged: {e}")),
+    }
+}
+
+/// A patient's read of their own records: every record of theirs, whatever its labels, logged like any
+/// read (purpose PATRQT, no grant). Only the patient's current key is honoured: a key rotated away (a lost
+/// or stolen phone's) is refused, and the attempt logged for the patient.
+async fn own_records(
+    shared: &Arc<Shared>,
+    asked: &Asked,
+    headers: &HeaderMap,
+    at: custodia_core::time::Timestamp,
+    nonce: &mut Option<crate::events::Written>,
+) -> Response {
+    let key = match signed_request(shared, asked, headers, &reqsig::self_access_binding(), nonce).await {
+        Ok(signature) => signature.key,
+        Err((refused, _, _)) => return refused.response(),
+    };
+    let who = &Reader { key, member: None, break_glass: false, purpose: PurposeOfUse::PATIENT_REQUESTED };
+    let tell = |refused: Refused, resources: Vec<AccessedResource>| async move {
+        let e = event(shared, asked, key, None, who, at, resources, Some(refused.logged.clone()));
+        if let Err(e) = shared.outbox.record(e).await {
+            custodia_net::log::warn("custodia-gateway", format_args!("a refused attempt could not be logged: {e}"));
+        }
+        refused.response()
+    };
+    match crate::matching::is_current_key(shared, key).await {
+        Ok(Some(true)) => {}
+        // Not a patient on the ledger: there is no one to tell.
+        Ok(None) => {
+            return Refused::same(StatusCode::FORBIDDEN, "forbidden", "the signer is not a patient on the ledger")
+                .response();
+        }
+        Ok(Some(false)) => {
+            let refused = Refused {
+                status: StatusCode::FORBIDDEN,
+                code: "forbidden",
+                told: "this key was rotated away; sign with the patient's current key".into(),
+                logged: "a key you rotated away asked for your records".into(),
+            };
+            return tell(refused, Vec::new()).await;
+        }
+        Err(why) => return unavailable(&why).response(),
+    }
+    let patient_id = match crate::matching::patient_id(shared, key).await {
+        Ok(id) => id,
+        Err(Unmatched::NotLinked(why)) => {
+            let refused = Refused {
+                status: StatusCode::NOT_FOUND,
+                code: "not-found",
+                told: "this gateway holds no records of yours".into(),
+                logged: why,
+            };
+            return tell(refused, Vec::new()).await;
+        }
+        Err(Unmatched::Unavailable(why)) => return unavailable(&why).response(),
+    };
+    let outcome = match asked.interaction {
+        Interaction::Read => serve_read(shared, asked, None, &patient_id).await,
+        Interaction::Search => serve_search(shared, asked, None, &patient_id).await,
+    };
+    match outcome {
+        Ok((response, resources)) => {
+            let e = event(shared, asked, key, None, who, at, resources, None);
+            match shared.outbox.record(e).await {
+                Ok(()) => {
+                    crate::ops::READS_ALLOWED.add(1);
+                    response
+                }
+                Err(e) => {
+                    refusal(StatusCode::SERVICE_UNAVAILABLE, "exception", &format!("the read could not be logged: {e}"))
+                }
+            }
+        }
+        Err((refused, resources)) => tell(refused, resources).await,
     }
 }
 
@@ -382,23 +463,11 @@ async fn check_proofs(
     nonce: &mut Option<crate::events::Written>,
 ) -> Result<Reader, ProofFailure> {
     let security = |text: String| Refused::same(StatusCode::UNAUTHORIZED, "security", text);
-    let header = header_str(headers, SIGNATURE_HEADER)
-        .ok_or_else(|| (security("the request is not signed (Custodia-Signature)".into()), None, None))?;
-    let signature = RequestSignature::parse(header).map_err(|e| (security(e.to_string()), None, None))?;
     let url = format!("{}{}", shared.public_url, asked.path_and_query());
     let binding = custodia_core::entry::statement_digest(grant.envelope());
     let at = now();
-    signature.verify_bound("GET", &url, &binding, at).map_err(|e| (security(e.to_string()), None, None))?;
+    let signature = signed_request(shared, asked, headers, &binding, nonce).await?;
     let key = signature.key;
-    if !shared.caches.first_use(&key, &signature.nonce) {
-        return Err((security("this signed request was already used (a replay)".into()), Some(key), None));
-    }
-    // Kept until a signature made at `at` could no longer be accepted.
-    let expires = signature.at.checked_add(reqsig::MAX_SKEW_SECONDS.unsigned_abs() + 1).unwrap_or(signature.at);
-    *nonce = Some(shared.outbox.remember_nonce(&key, &signature.nonce, expires).map_err(|e| {
-        let refused = Refused::same(StatusCode::SERVICE_UNAVAILABLE, "exception", format!("{e}"));
-        (refused, Some(key), None)
-    })?);
     let card = match header_str(headers, CARD_SIGNATURE_HEADER) {
         None => None,
         Some(h) => {
@@ -436,6 +505,34 @@ async fn check_proofs(
         Some(p) => p.parse().map_err(|e: custodia_core::purpose::UnknownPurpose| forbidden(&e.to_string()))?,
     };
     Ok(Reader { key, member, break_glass, purpose })
+}
+
+/// The request's signature, checked over this request and `binding`, first use of its nonce (recorded
+/// with the next journal write, which `nonce` waits for).
+async fn signed_request(
+    shared: &Arc<Shared>,
+    asked: &Asked,
+    headers: &HeaderMap,
+    binding: &Digest,
+    nonce: &mut Option<crate::events::Written>,
+) -> Result<RequestSignature, ProofFailure> {
+    let security = |text: String| Refused::same(StatusCode::UNAUTHORIZED, "security", text);
+    let header = header_str(headers, SIGNATURE_HEADER)
+        .ok_or_else(|| (security("the request is not signed (Custodia-Signature)".into()), None, None))?;
+    let signature = RequestSignature::parse(header).map_err(|e| (security(e.to_string()), None, None))?;
+    let url = format!("{}{}", shared.public_url, asked.path_and_query());
+    signature.verify_bound("GET", &url, binding, now()).map_err(|e| (security(e.to_string()), None, None))?;
+    let key = signature.key;
+    if !shared.caches.first_use(&key, &signature.nonce) {
+        return Err((security("this signed request was already used (a replay)".into()), Some(key), None));
+    }
+    // Kept until a signature made at `at` could no longer be accepted.
+    let expires = signature.at.checked_add(reqsig::MAX_SKEW_SECONDS.unsigned_abs() + 1).unwrap_or(signature.at);
+    *nonce = Some(shared.outbox.remember_nonce(&key, &signature.nonce, expires).map_err(|e| {
+        let refused = Refused::same(StatusCode::SERVICE_UNAVAILABLE, "exception", format!("{e}"));
+        (refused, Some(key), None)
+    })?);
+    Ok(signature)
 }
 
 /// The ledger's enrollment of `key`, or `None` if it is no member.
@@ -547,12 +644,13 @@ fn not_covered(logged: String) -> Refused {
     }
 }
 
+/// Serves a read of `patient`'s record: under a grant (checked by the policy), or, with `None`, to the
+/// patient themselves.
 async fn serve_read(
     shared: &Shared,
     asked: &Asked,
-    grant: &VerifiedGrant,
+    under: Option<(&VerifiedGrant, &ReadAttempt)>,
     patient: &str,
-    attempt: &ReadAttempt,
 ) -> Served {
     let (resource_type, id) = (&asked.resource_type, asked.id.as_deref().unwrap_or_default());
     let resource = match shared.records.read(resource_type, id).await {
@@ -563,6 +661,7 @@ async fn serve_read(
         return Err((not_covered(format!("no {resource_type}/{id} of this patient")), Vec::new()));
     };
     let accessed = vec![accessed(&resource)];
+    let Some((grant, attempt)) = under else { return Ok((fhir_response(StatusCode::OK, &resource), accessed)) };
     match policy::check(grant, &resource, attempt) {
         Ok(Decision::Allow) => Ok((fhir_response(StatusCode::OK, &resource), accessed)),
         Ok(Decision::Deny(d)) => Err((not_covered(d.to_string()), accessed)),
@@ -629,12 +728,13 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Serves a search of `patient`'s records: what a grant allows, or, with `None`, all of them to the
+/// patient themselves.
 async fn serve_search(
     shared: &Shared,
     asked: &Asked,
-    grant: &VerifiedGrant,
+    under: Option<(&VerifiedGrant, &ReadAttempt)>,
     patient: &str,
-    attempt: &ReadAttempt,
 ) -> Served {
     let (named, search, count) = query_params(asked.query.as_deref()).map_err(|r| (r, Vec::new()))?;
     if named.as_deref().is_some_and(|p| p != patient) {
@@ -643,7 +743,8 @@ async fn serve_search(
     let resource_type = &asked.resource_type;
     // A type no scope of the grant names is refused outright: that says something about the grant, not
     // about the records.
-    let covered = grant.scopes.iter().any(|s| s.resource_type().is_none_or(|t| t == resource_type));
+    let covered = under
+        .is_none_or(|(grant, _)| grant.scopes.iter().any(|s| s.resource_type().is_none_or(|t| t == resource_type)));
     if !covered {
         let refused =
             Refused::same(StatusCode::FORBIDDEN, "forbidden", format!("this grant does not cover {resource_type}"));
@@ -653,8 +754,12 @@ async fn serve_search(
         Ok(f) => f,
         Err(e) => return Err((upstream_failed(&e), Vec::new())),
     };
-    let allowed: Vec<&Arc<Value>> =
-        found.iter().filter(|r| matches!(policy::check(grant, r, attempt), Ok(Decision::Allow))).collect();
+    let allowed: Vec<&Arc<Value>> = found
+        .iter()
+        .filter(|r| {
+            under.is_none_or(|(grant, attempt)| matches!(policy::check(grant, r, attempt), Ok(Decision::Allow)))
+        })
+        .collect();
     let page: Vec<&Value> = allowed.iter().take(count).map(|r| r.as_ref()).collect();
     let self_link = format!("{}{}", shared.public_url, asked.path_and_query());
     let bundle =
@@ -689,10 +794,12 @@ fn accessed(resource: &Value) -> AccessedResource {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // Each is one field of the event; a struct would only rename them.
 fn event(
     shared: &Shared,
     asked: &Asked,
-    grant: &VerifiedGrant,
+    patient: SigningPublicKey,
+    grant_id: Option<custodia_core::grant::GrantId>,
     who: &Reader,
     at: custodia_core::time::Timestamp,
     resources: Vec<AccessedResource>,
@@ -701,17 +808,18 @@ fn event(
     AccessEvent {
         id: EntryNonce::generate(),
         gateway: shared.identity.signing_public(),
-        patient: grant.patient,
+        patient,
         reader: who.key,
         reader_name: match &who.member {
             Some(m) => m.name.clone(),
+            None if who.key == patient => "the patient".into(),
             None if who.key == shared.identity.signing_public() => {
                 "someone unverified (no valid request signature)".into()
             }
             None => "unknown (not enrolled)".into(),
         },
         organisation: who.member.as_ref().map_or_else(String::new, |m| m.org.clone()),
-        grant_id: Some(grant.id),
+        grant_id,
         purpose: who.purpose,
         at,
         outcome: if reason.is_some() { Outcome::Denied } else { Outcome::Allowed },
@@ -727,7 +835,7 @@ async fn log_refusal(shared: &Shared, asked: &Asked, grant: &VerifiedGrant, who:
     if !shared.caches.may_log_denial(grant.id) {
         return;
     }
-    let e = event(shared, asked, grant, who, now(), Vec::new(), Some(refused.logged.clone()));
+    let e = event(shared, asked, grant.patient, Some(grant.id), who, now(), Vec::new(), Some(refused.logged.clone()));
     if let Err(e) = shared.outbox.record(e).await {
         custodia_net::log::warn("custodia-gateway", format_args!("a refused attempt could not be logged: {e}"));
     }

@@ -32,6 +32,8 @@ pub struct Matcher {
     /// Keys not linked themselves → the link of an earlier key of the same patient (or none).
     chains: Mutex<HashMap<SigningPublicKey, (Instant, Option<Target>)>>,
     identifiers: Mutex<HashMap<Target, (Instant, String)>>,
+    /// Keys → whether each is its patient's current key (`None`: no patient's).
+    current: Mutex<HashMap<SigningPublicKey, (Instant, Option<bool>)>>,
 }
 
 impl std::fmt::Debug for Matcher {
@@ -96,6 +98,29 @@ async fn linked_earlier(
     let found = keys.iter().find_map(|k| shared.links.target(k));
     remember(&shared.matcher.chains, patient, found.clone());
     Ok(found)
+}
+
+/// Whether `key` is a patient's current key, as the ledger's verified rotations say: `None` when no
+/// patient on the ledger has it, `Some(false)` when it was rotated away. Remembered for [`CHAIN_TTL`].
+pub async fn is_current_key(shared: &std::sync::Arc<Shared>, key: SigningPublicKey) -> Result<Option<bool>, String> {
+    if let Some(known) = recall(&shared.matcher.current, &key, CHAIN_TTL) {
+        return Ok(known);
+    }
+    let asking = shared.clone();
+    let view = tokio::task::spawn_blocking(move || {
+        let mut ledger = asking.verifying.lock().map_err(|_| LedgerError::Audit("a lock is poisoned".into()))?;
+        ledger.recovery(&asking.identity, &key)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let current = match view {
+        // Newest first: the current key, then those rotated away.
+        Ok(view) => Some(view.keys.first().is_none_or(|k| *k == key)),
+        Err(LedgerError::Problem { status: 404, .. }) => None,
+        Err(e) => return Err(e.to_string()),
+    };
+    remember(&shared.matcher.current, key, current);
+    Ok(current)
 }
 
 async fn by_identifier(shared: &Shared, target: Target) -> Result<String, Unmatched> {

@@ -1,6 +1,7 @@
-//! A clinician's client for a record gateway: each request carries the grant and is signed by the
+//! A client for a record gateway. A clinician's request carries the grant and is signed by the
 //! grantee's key over its method, full URL, time, nonce and the grant; with an emergency card, the card's
-//! key signs the same request as well.
+//! key signs the same request as well. A patient's request for their own records carries no grant and is
+//! signed by the patient's key, bound to the self-access digest instead.
 
 use custodia_core::entry::{EntryNonce, statement_digest};
 use custodia_core::grant::VerifiedGrant;
@@ -27,6 +28,8 @@ pub enum FhirClientError {
     TooLarge,
     #[error(transparent)]
     BadUrl(#[from] LedgerError),
+    #[error("the gateway said no: {0}")]
+    Refusal(String),
 }
 
 /// A gateway's answer: the HTTP status and the FHIR resource (a resource, a Bundle or an OperationOutcome).
@@ -98,6 +101,35 @@ impl GatewayClient {
         if let Some(p) = purpose {
             request = request.header("custodia-purpose", p.code());
         }
+        self.send(request)
+    }
+
+    /// `GET {base}{path_and_query}` of the patient's own records: no grant, signed by the patient's
+    /// current key. The gateway answers with every record of theirs and logs the read like any other.
+    pub fn get_own(
+        &self,
+        path_and_query: &str,
+        patient: &Identity,
+        now: Timestamp,
+    ) -> Result<FhirReply, FhirClientError> {
+        let url = format!("{}{path_and_query}", self.base);
+        let signature =
+            reqsig::sign_bound(patient, "GET", &url, &reqsig::self_access_binding(), now, &EntryNonce::generate());
+        let request = self
+            .http
+            .get(&url)
+            .header("accept", "application/fhir+json")
+            .header("custodia-self-access", "patient")
+            .header(reqsig::HEADER, signature);
+        self.send(request)
+    }
+
+    /// `GET {base}/fhir/metadata`: the gateway's CapabilityStatement, which anyone may read.
+    pub fn metadata(&self) -> Result<FhirReply, FhirClientError> {
+        self.send(self.http.get(format!("{}/fhir/metadata", self.base)).header("accept", "application/fhir+json"))
+    }
+
+    fn send(&self, request: reqwest::blocking::RequestBuilder) -> Result<FhirReply, FhirClientError> {
         let unreachable = |e: reqwest::Error| {
             let (url, reason) = (self.base.clone(), custodia_net::client::explain(&e));
             if custodia_net::client::is_certificate_refusal(&e) {

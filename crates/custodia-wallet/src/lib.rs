@@ -13,6 +13,7 @@ pub mod fhir_client;
 pub mod ledger;
 pub mod network;
 pub mod notices;
+pub mod own_records;
 pub mod vault;
 pub mod wallet;
 

@@ -211,7 +211,11 @@ pub struct Notice {
 /// The kind of an access event, the most pressing first: `known_reader` says whether this reader had
 /// read the patient's records before.
 pub fn classify(event: &AccessEvent, known_reader: bool) -> NoticeKind {
-    if event.break_glass {
+    let own = event.reader == event.patient;
+    if own && event.outcome == Outcome::Allowed {
+        // The patient's own read, from their own wallet.
+        NoticeKind::Routine
+    } else if event.break_glass {
         NoticeKind::BreakGlass
     } else if event.resources.iter().any(|r| !r.labels.is_empty()) {
         NoticeKind::Sensitive
@@ -270,6 +274,15 @@ pub fn describe_access(event: &AccessEvent) -> String {
     let what =
         if event.resources.is_empty() { records_asked_for(&event.request) } else { records_read(&event.resources) };
     let how = if event.break_glass { " using your emergency card" } else { "" };
+    if event.reader == event.patient {
+        return match event.outcome {
+            Outcome::Allowed => format!("You read {what} yourself."),
+            Outcome::Denied => format!(
+                "A request signed with your key for {what} was refused: {}.",
+                refusal_in_words(event.reason.as_deref().unwrap_or_default())
+            ),
+        };
+    }
     match event.outcome {
         Outcome::Allowed => format!("{who} read {what}{how}."),
         Outcome::Denied => format!(
@@ -360,6 +373,8 @@ pub fn refusal_in_words(reason: &str) -> &'static str {
         "their permission does not cover those records"
     } else if has(&["not linked", "no patient", "no record number", "several patients"]) {
         "the hospital could not match you to its records"
+    } else if has(&["rotated away"]) {
+        "the key it was signed with is one you replaced (a lost or old device's)"
     } else if has(&["replay", "signature", "nonce"]) {
         "the request was not properly signed"
     } else if has(&["ledger", "witness"]) {
@@ -430,6 +445,45 @@ mod tests {
             },
         ];
         assert_eq!(records_read(&two), "your lab results and your allergies (2 records)");
+    }
+
+    fn event(reader_is_patient: bool, outcome: Outcome, reason: Option<&str>) -> AccessEvent {
+        let id = |n: u8| {
+            custodia_core::Identity::from_seed(&custodia_core::MasterSeed::from_bytes([n; 32])).signing_public()
+        };
+        AccessEvent {
+            id: custodia_core::entry::EntryNonce::generate(),
+            gateway: id(1),
+            patient: id(2),
+            reader: if reader_is_patient { id(2) } else { id(3) },
+            reader_name: "Dr Grace Hopper".into(),
+            organisation: "Riverside Clinic".into(),
+            grant_id: None,
+            purpose: custodia_core::purpose::PurposeOfUse::TREATMENT,
+            at: custodia_core::time::Timestamp::from_unix(1_800_000_000).unwrap(),
+            outcome,
+            break_glass: false,
+            request: "GET AllergyIntolerance".into(),
+            resources: vec![],
+            reason: reason.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_patients_own_reads_are_theirs_and_routine_and_a_retired_key_is_refused() {
+        let own = event(true, Outcome::Allowed, None);
+        assert_eq!(classify(&own, false), NoticeKind::Routine, "the patient is never a new reader of their records");
+        assert_eq!(describe_access(&own), "You read your allergies yourself.");
+        let retired = event(true, Outcome::Denied, Some("a key you rotated away asked for your records"));
+        assert_eq!(classify(&retired, false), NoticeKind::Refused);
+        assert_eq!(
+            describe_access(&retired),
+            "A request signed with your key for your allergies was refused: the key it was signed with is one you \
+             replaced (a lost or old device's)."
+        );
+        let theirs = event(false, Outcome::Allowed, None);
+        assert_eq!(classify(&theirs, false), NoticeKind::NewReader);
+        assert_eq!(classify(&theirs, true), NoticeKind::Routine);
     }
 
     #[test]

@@ -74,28 +74,8 @@ pub(crate) fn serve_gateway(dir: &Path, ledger: &str) -> Server {
 pub(crate) fn grant_to_gp(dir: &Path, file: &str, max_reads: u32) -> VerifiedGrant {
     let (gp_key, _) = key_of(dir, "gp");
     let max = max_reads.to_string();
-    ok(
-        dir,
-        &[
-            "grant",
-            "create",
-            "--wallet",
-            "patient",
-            "--to",
-            &gp_key,
-            "--scope",
-            "patient/Condition.rs",
-            "--purpose",
-            "TREAT",
-            "--for",
-            "1h",
-            "--max-reads",
-            &max,
-            "--post",
-            "--out",
-            file,
-        ],
-    );
+    let extra = ["--max-reads", &max, "--post", "--out", file];
+    ok(dir, &custodia_tests::grant_create("patient", &gp_key, "patient/Condition.rs", "TREAT", "1h", &extra));
     UnverifiedGrant::decode(&std::fs::read(dir.join(file)).unwrap()).unwrap().verify().unwrap()
 }
 

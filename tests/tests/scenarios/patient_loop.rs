@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use custodia_tests::{custodia, json, ok};
+use custodia_tests::{custodia, er_fetch, grant_create, json, ok};
 use serde_json::Value;
 
 use crate::gateway::{grant_to_gp, network, serve_gateway};
@@ -56,10 +56,7 @@ fn watch(dir: &std::path::Path) -> Watch {
 
 /// A read by the GP through the gateway, of `resource_type`; true if it was answered.
 fn read(dir: &std::path::Path, gateway: &str, resource_type: &str) -> bool {
-    let run = custodia(
-        dir,
-        &["er", "fetch", "--wallet", "gp", "--gateway", gateway, "--type", resource_type, "--grant-file", "gp.json"],
-    );
+    let run = custodia(dir, &er_fetch("gp", gateway, resource_type, &["--grant-file", "gp.json"]));
     run.code == 0
 }
 
@@ -128,4 +125,74 @@ fn the_patient_is_told_of_each_read_within_seconds_as_their_preferences_say() {
         assert!(after < Duration::from_secs(10), "the {what} notice took {after:?}");
     }
     assert!(w.notices.try_recv().is_err(), "one notice per entry");
+}
+
+/// The ids of a FHIR Bundle's resources, as `Type/id`.
+fn references(bundle: &Value) -> Vec<String> {
+    let mut refs: Vec<String> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap())
+        })
+        .collect();
+    refs.sort();
+    refs
+}
+
+#[test]
+fn the_patient_reads_their_own_records_and_a_preview_shows_what_the_clinician_then_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let net = network(dir);
+    ok(dir, &["gateway", "link", "--dir", "gw", "--patient", &net.patient_key, "--fhir-id", "p1"]);
+    let gateway = serve_gateway(dir, &net.ledger.url);
+    let gw = gateway.url.as_str();
+
+    // Every record of theirs, sensitive ones included, as a FHIR Bundle.
+    let summary = ok(dir, &["records", "--wallet", "patient", "--gateway", gw, "--out", "mine.json"]);
+    assert!(summary.contains("your lab results: "), "{summary}");
+    assert!(!summary.contains("Observation"), "plain words, not FHIR types: {summary}");
+    let mine: Value = serde_json::from_slice(&std::fs::read(dir.join("mine.json")).unwrap()).unwrap();
+    assert_eq!((mine["resourceType"].as_str(), mine["type"].as_str()), (Some("Bundle"), Some("collection")));
+    let own = references(&mine);
+    assert!(own.contains(&"Observation/p1-hiv-result".to_owned()), "the patient sees their sensitive records");
+    assert!(own.iter().any(|r| r.starts_with("AllergyIntolerance/")), "{own:?}");
+
+    // A lab-results grant to the GP, previewed before it is given.
+    let (gp_key, _) = custodia_tests::key_of(dir, "gp");
+    let scope = "patient/Observation.rs?category=laboratory";
+    let preview = json(&ok(
+        dir,
+        &["grant", "preview", "--wallet", "patient", "--gateway", gw, "--to", &gp_key, "--scope", scope, "--json"],
+    ));
+    let mut released: Vec<String> =
+        preview["released"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
+    released.sort();
+    assert!(!released.is_empty() && released.iter().all(|r| r.starts_with("Observation/")), "{released:?}");
+    let hidden = preview["hidden"].as_array().unwrap();
+    let hiv = hidden.iter().find(|h| h["record"] == "Observation/p1-hiv-result").expect("the HIV test stays hidden");
+    assert!(hiv["why"].as_str().unwrap().contains("label"), "{hiv}");
+    assert_eq!(released.len() + hidden.len(), own.len(), "every record is either released or hidden");
+    let words =
+        ok(dir, &["grant", "preview", "--wallet", "patient", "--gateway", gw, "--to", &gp_key, "--scope", scope]);
+    assert!(words.contains("marked sensitive"), "{words}");
+
+    // The grant given: the GP reads exactly what the preview showed.
+    let extra = ["--post", "--out", "labs.json"];
+    ok(dir, &grant_create("patient", &gp_key, scope, "TREAT", "1h", &extra));
+    let extra = ["--category", "laboratory", "--grant-file", "labs.json", "--json"];
+    let read = ok(dir, &er_fetch("gp", gw, "Observation", &extra));
+    assert_eq!(references(&json(&read)), released, "the preview matches what the clinician reads");
+
+    // The patient's own reads are in their log, as theirs.
+    let synced = json(&ok(dir, &["wallet", "sync", "--wallet", "patient", "--json"]));
+    let own_reads = synced["access_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reader"] == net.patient_key.as_str() && e["purpose"] == "PATRQT" && e["outcome"] == "allowed")
+        .count();
+    assert!(own_reads >= 2, "the download and the preview's reads are logged: {own_reads}");
 }
