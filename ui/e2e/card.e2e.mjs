@@ -97,9 +97,10 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
 
     /** `er fetch` with the card: the emergency clinician's tool by default. */
     const fetchWithCard = (wallet = er.dir, type = 'AllergyIntolerance') =>
-      net.cli(['er', 'fetch', '--wallet', wallet, '--gateway', gatewayUrl, '--type', type, '--card', cardPng, '--json'], {
-        allowFail: true,
-      });
+      net.cli(
+        ['er', 'fetch', '--wallet', wallet, '--gateway', gatewayUrl, '--type', type, '--card', cardPng, '--reason', 'unconscious', '--json'],
+        { allowFail: true },
+      );
 
     step('unlock; Home and Settings both lead to the emergency card', async () => {
       await page.goto(net.app.url);
@@ -225,7 +226,13 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
           await net.app.bridge('sync');
           const { reads } = await net.app.bridge('grant', { id: cardId });
           return (
-            reads.some((r) => r.break_glass && r.outcome === 'allowed' && r.reader.key === er.key) &&
+            reads.some(
+              (r) =>
+                r.break_glass &&
+                r.outcome === 'allowed' &&
+                r.reader.key === er.key &&
+                r.emergency_reason === 'the patient was unconscious or could not communicate',
+            ) &&
             reads.some((r) => r.outcome === 'denied' && r.reader.key === net.clinician.key)
           );
         },

@@ -218,6 +218,7 @@ fn access_event(
             vec![]
         },
         reason: (outcome == Outcome::Denied).then(|| "the grant does not cover mental-health notes".into()),
+        emergency_reason: None,
     }
 }
 

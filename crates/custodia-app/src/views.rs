@@ -254,6 +254,8 @@ pub struct AccessRow {
     pub labels: Vec<String>,
     pub grant_id: Option<String>,
     pub reason: Option<String>,
+    /// On an emergency-card read, the reason the reader gave, in words.
+    pub emergency_reason: Option<String>,
     /// Every event the wallet holds was proven into a checkpoint it checked for consistency.
     pub verified: bool,
 }
@@ -322,6 +324,11 @@ impl AccessRow {
             labels,
             grant_id: e.grant_id.map(|g| g.to_string()),
             reason: e.reason.clone(),
+            emergency_reason: e
+                .emergency_reason
+                .as_deref()
+                .and_then(custodia_core::entry::emergency_reason_words)
+                .map(str::to_owned),
             verified: true,
         }
     }

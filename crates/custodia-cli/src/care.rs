@@ -78,8 +78,12 @@ pub enum ErCommand {
         #[arg(long, value_name = "ID", conflicts_with = "card")]
         grant: Option<String>,
         /// An image of the patient's emergency card (for enrolled emergency providers).
-        #[arg(long, value_name = "IMAGE", conflicts_with = "grant_file")]
+        #[arg(long, value_name = "IMAGE", conflicts_with = "grant_file", requires = "reason")]
         card: Option<PathBuf>,
+        /// Why you open the card: unconscious, life-threatening, cannot-consent or other-urgent. The
+        /// patient and their guardians see it under the read.
+        #[arg(long, value_name = "CODE", requires = "card")]
+        reason: Option<String>,
         /// A signed grant file the patient gave you (`custodia grant create --out`).
         #[arg(long, value_name = "FILE", conflicts_with = "grant")]
         grant_file: Option<PathBuf>,
@@ -236,9 +240,17 @@ pub fn er(command: ErCommand) -> Result<ExitCode> {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        ErCommand::Fetch { wallet, gateway, resource_type, id, category, grant, card, grant_file, json } => {
+        ErCommand::Fetch { wallet, gateway, resource_type, id, category, grant, card, reason, grant_file, json } => {
             let under = match (grant, card, grant_file) {
-                (_, Some(card), _) => Under::Card(card),
+                (_, Some(card), _) => {
+                    let reason = reason.unwrap_or_default();
+                    if custodia_core::entry::emergency_reason_words(&reason).is_none() {
+                        let codes: Vec<&str> =
+                            custodia_core::entry::EMERGENCY_REASONS.iter().map(|(c, _)| *c).collect();
+                        bail!("--reason {reason:?}: give one of {}", codes.join(", "));
+                    }
+                    Under::Card(card, reason)
+                }
                 (_, _, Some(file)) => Under::File(file),
                 (Some(id), _, _) => Under::Received(Some(id)),
                 _ => Under::Received(None),
@@ -254,8 +266,8 @@ enum Under {
     Received(Option<String>),
     /// A signed grant file.
     File(PathBuf),
-    /// An emergency card's image.
-    Card(PathBuf),
+    /// An emergency card's image, and the reason it is opened.
+    Card(PathBuf, String),
 }
 
 fn fetch(
@@ -275,8 +287,8 @@ fn fetch(
     }
     let client = GatewayClient::new(gateway)?;
     let w = open_wallet(wallet)?;
-    let (grant, card_key): (VerifiedGrant, Option<custodia_core::Identity>) = match under {
-        Under::Card(image) => {
+    let (grant, card_key): (VerifiedGrant, Option<(custodia_core::Identity, String)>) = match under {
+        Under::Card(image, reason) => {
             let image = image.as_path();
             let bytes = read_input(image, "card image")?;
             let text = qr::decode_image(&bytes).with_context(|| format!("{}", image.display()))?;
@@ -285,7 +297,7 @@ fn fetch(
             };
             let ledger = LedgerClient::new(&card.ledger)?;
             let grant = open_card_grant(&ledger, w.identity(), &card)?;
-            (grant, Some(card.identity()))
+            (grant, Some((card.identity(), reason)))
         }
         Under::File(file) => {
             let bytes = read_input(&file, "grant")?;
@@ -315,7 +327,8 @@ fn fetch(
         target.push_str("?category=");
         target.push_str(&percent_encode(c));
     }
-    let reply = client.get(&target, &grant, w.identity(), card_key.as_ref(), None, now()?)?;
+    let card = card_key.as_ref().map(|(key, reason)| (key, reason.as_str()));
+    let reply = client.get(&target, &grant, w.identity(), card, None, now()?)?;
     if let Some(why) = reply.refusal() {
         eprintln!("custodia: the gateway refused: {why}");
         return Ok(ExitCode::from(1));

@@ -185,6 +185,7 @@ pub(crate) fn synthetic_access_events(
                     }]
                 },
                 reason: denied.then(|| "the grant does not cover this record".into()),
+                emergency_reason: None,
             })
         })
         .collect()
@@ -391,6 +392,7 @@ pub(crate) fn ledger_command(command: LedgerCommand) -> Result<ExitCode> {
                 request: format!("GET {}", references.join(",")),
                 resources,
                 reason: None,
+                emergency_reason: None,
             };
             let posted = w.post_access_event(&ledger.ledger, ledger.verifier_key.as_deref(), event, at)?;
             if json {

@@ -179,6 +179,11 @@ impl<'a> Reader<'a> {
         (0..count).map(|_| read(self)).collect()
     }
 
+    /// True once every byte was read: a field added at the end of a format is absent from older encodings.
+    pub fn is_done(&self) -> bool {
+        self.rest.is_empty()
+    }
+
     /// Refuses bytes after the last field: an encoding has exactly one length.
     pub fn end(self) -> Result<(), BinaryError> {
         if self.rest.is_empty() {

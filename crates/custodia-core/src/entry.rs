@@ -629,6 +629,23 @@ pub struct AccessEvent {
     /// Why a refused attempt was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// On an emergency-card read, the reason the reader gave (a code of [`EMERGENCY_REASONS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_reason: Option<String>,
+}
+
+/// Why an emergency clinician opens a patient's emergency card: each card read must give one, and the
+/// patient and their guardians see it under the read.
+pub const EMERGENCY_REASONS: &[(&str, &str)] = &[
+    ("unconscious", "the patient was unconscious or could not communicate"),
+    ("life-threatening", "a life-threatening condition needed the records at once"),
+    ("cannot-consent", "the patient could not consent (confused, sedated, or a child without a guardian there)"),
+    ("other-urgent", "another urgent reason, which the clinician must justify"),
+];
+
+/// The words for an emergency reason code, if it is one.
+pub fn emergency_reason_words(code: &str) -> Option<&'static str> {
+    EMERGENCY_REASONS.iter().find(|(c, _)| *c == code).map(|(_, words)| *words)
 }
 
 impl Statement for AccessEvent {
@@ -671,6 +688,9 @@ impl Statement for AccessEvent {
         }
         if self.outcome == Outcome::Denied && self.reason.is_none() {
             return bad("a denied attempt needs a reason");
+        }
+        if self.emergency_reason.as_deref().is_some_and(|c| emergency_reason_words(c).is_none()) {
+            return bad("unknown emergency reason code");
         }
         Ok(())
     }
@@ -808,6 +828,7 @@ mod tests {
                 category: Some("laboratory".into()),
             }],
             reason: Some("outside the grant's scope".into()),
+            emergency_reason: None,
         }
     }
 
@@ -831,6 +852,21 @@ mod tests {
         let at = lower.windows(5).position(|w| w == b"TREAT").unwrap();
         lower[at..at + 5].copy_from_slice(b"treat");
         assert!(AccessEvent::decode(&lower).unwrap_err().contains("canonical"));
+    }
+
+    #[test]
+    fn an_emergency_reason_is_added_at_the_end_and_events_without_one_encode_as_before() {
+        let gateway = Identity::from_seed(&MasterSeed::from_bytes([11; 32]));
+        let without = AccessEvent { reason: None, outcome: Outcome::Allowed, ..access_event(&gateway) };
+        let with = AccessEvent { emergency_reason: Some("unconscious".into()), ..without.clone() };
+        let (old, new) = (without.encode().unwrap(), with.encode().unwrap());
+        assert_eq!(&new[..old.len()], old.as_slice(), "the reason only follows what was there");
+        assert_eq!(AccessEvent::decode(&old).unwrap().emergency_reason, None);
+        let signed = statement::sign(with.clone(), &gateway).unwrap();
+        let back = Unverified::<AccessEvent>::decode(signed.to_json().as_bytes()).unwrap().verify().unwrap();
+        assert_eq!(back.emergency_reason.as_deref(), Some("unconscious"));
+        let unknown = AccessEvent { emergency_reason: Some("bored".into()), ..without };
+        assert!(statement::sign(unknown, &gateway).is_err(), "only the listed reasons");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub const SIGNATURE_HEADER: &str = custodia_core::reqsig::HEADER;
 pub const CARD_SIGNATURE_HEADER: &str = "custodia-card-signature";
 /// The purpose of the read, if not the grant's own.
 pub const PURPOSE_HEADER: &str = "custodia-purpose";
+/// On an emergency-card read, why the reader opens the card: a code of `EMERGENCY_REASONS`.
+pub const EMERGENCY_REASON_HEADER: &str = "custodia-emergency-reason";
 /// A patient reading their own records: no grant, the request signed by the patient's current key and
 /// bound to [`reqsig::self_access_binding`].
 pub const SELF_ACCESS_HEADER: &str = "custodia-self-access";
@@ -203,6 +205,8 @@ struct Reader {
     member: Option<Member>,
     break_glass: bool,
     purpose: PurposeOfUse,
+    /// The reason given for an emergency-card read.
+    emergency_reason: Option<String>,
 }
 
 /// A refusal: what the requester is told, and what the patient's log says (when the patient is known).
@@ -277,8 +281,13 @@ async fn answer(
         Ok(r) => r,
         Err((refused, signer, member)) => {
             // A signer is named only once its signature checked out, and as a member only if enrolled.
-            let who =
-                Reader { key: signer.unwrap_or(grant.grantee), member, break_glass: false, purpose: grant.purpose };
+            let who = Reader {
+                key: signer.unwrap_or(grant.grantee),
+                member,
+                break_glass: false,
+                purpose: grant.purpose,
+                emergency_reason: None,
+            };
             log_refusal(shared, asked, grant, &who, &refused).await;
             return refused.response();
         }
@@ -363,7 +372,13 @@ async fn own_records(
         Ok(signature) => signature.key,
         Err((refused, _, _)) => return refused.response(),
     };
-    let who = &Reader { key, member: None, break_glass: false, purpose: PurposeOfUse::PATIENT_REQUESTED };
+    let who = &Reader {
+        key,
+        member: None,
+        break_glass: false,
+        purpose: PurposeOfUse::PATIENT_REQUESTED,
+        emergency_reason: None,
+    };
     let tell = |refused: Refused, resources: Vec<AccessedResource>| async move {
         let e = event(shared, asked, key, None, who, at, resources, Some(refused.logged.clone()));
         if let Err(e) = shared.outbox.record(e).await {
@@ -504,7 +519,19 @@ async fn check_proofs(
         None => grant.purpose,
         Some(p) => p.parse().map_err(|e: custodia_core::purpose::UnknownPurpose| forbidden(&e.to_string()))?,
     };
-    Ok(Reader { key, member, break_glass, purpose })
+    // An emergency card is opened for a stated reason, which the patient and their guardians see.
+    let emergency_reason = match header_str(headers, EMERGENCY_REASON_HEADER) {
+        Some(code) if custodia_core::entry::emergency_reason_words(code).is_some() => Some(code.to_owned()),
+        _ if break_glass => {
+            let codes: Vec<&str> = custodia_core::entry::EMERGENCY_REASONS.iter().map(|(c, _)| *c).collect();
+            return Err(forbidden(&format!(
+                "an emergency card is read with a reason (Custodia-Emergency-Reason): one of {}",
+                codes.join(", ")
+            )));
+        }
+        _ => None,
+    };
+    Ok(Reader { key, member, break_glass, purpose, emergency_reason })
 }
 
 /// The request's signature, checked over this request and `binding`, first use of its nonce (recorded
@@ -827,6 +854,7 @@ fn event(
         request: asked.describe(),
         resources,
         reason: reason.map(|r| r.chars().take(500).collect()),
+        emergency_reason: who.emergency_reason.clone(),
     }
 }
 

@@ -1291,6 +1291,7 @@ fn access_entry(cast: &Cast, i: usize) -> Res<Verified<LedgerEntry>> {
         request: format!("GET Observation?patient={fhir_patient}&category=laboratory&_count=50"),
         resources,
         reason: None,
+        emergency_reason: None,
     };
     let event = statement::sign(event, gateway)?;
     let tag = patient.ledger_tag();

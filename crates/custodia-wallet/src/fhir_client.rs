@@ -74,14 +74,14 @@ impl GatewayClient {
     }
 
     /// `GET {base}{path_and_query}` (`/fhir/Observation?category=laboratory`) under `grant`, signed by
-    /// `reader` and, for an emergency card's grant, by the card's key `card`. `purpose` defaults to the
-    /// grant's.
+    /// `reader` and, for an emergency card's grant, by the card's key, with the reader's reason for
+    /// opening the card (a code of `EMERGENCY_REASONS`). `purpose` defaults to the grant's.
     pub fn get(
         &self,
         path_and_query: &str,
         grant: &VerifiedGrant,
         reader: &Identity,
-        card: Option<&Identity>,
+        card: Option<(&Identity, &str)>,
         purpose: Option<PurposeOfUse>,
         now: Timestamp,
     ) -> Result<FhirReply, FhirClientError> {
@@ -94,9 +94,10 @@ impl GatewayClient {
             .header("accept", "application/fhir+json")
             .header("custodia-grant", data_encoding::BASE64URL_NOPAD.encode(grant.to_compact_json().as_bytes()))
             .header(reqsig::HEADER, reqsig::sign_bound(reader, "GET", &url, &binding, now, &nonce));
-        if let Some(card) = card {
-            request =
-                request.header("custodia-card-signature", reqsig::sign_bound(card, "GET", &url, &binding, now, &nonce));
+        if let Some((card, reason)) = card {
+            request = request
+                .header("custodia-card-signature", reqsig::sign_bound(card, "GET", &url, &binding, now, &nonce))
+                .header("custodia-emergency-reason", reason);
         }
         if let Some(p) = purpose {
             request = request.header("custodia-purpose", p.code());

@@ -273,7 +273,12 @@ pub fn describe_access(event: &AccessEvent) -> String {
     };
     let what =
         if event.resources.is_empty() { records_asked_for(&event.request) } else { records_read(&event.resources) };
-    let how = if event.break_glass { " using your emergency card" } else { "" };
+    let reason = event.emergency_reason.as_deref().and_then(custodia_core::entry::emergency_reason_words);
+    let how = match (event.break_glass, reason) {
+        (true, Some(words)) => format!(" using your emergency card, saying {words}"),
+        (true, None) => " using your emergency card".to_owned(),
+        _ => String::new(),
+    };
     if event.reader == event.patient {
         return match event.outcome {
             Outcome::Allowed => format!("You read {what} yourself."),
@@ -466,6 +471,7 @@ mod tests {
             request: "GET AllergyIntolerance".into(),
             resources: vec![],
             reason: reason.map(str::to_owned),
+            emergency_reason: None,
         }
     }
 

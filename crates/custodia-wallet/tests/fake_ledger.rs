@@ -480,6 +480,7 @@ fn access(w: &mut World, grant: custodia_core::grant::GrantId) -> u64 {
             category: None,
         }],
         reason: None,
+        emergency_reason: None,
     };
     w.gateway.post_access_event(&w.server.url, None, event, now()).unwrap().index
 }

@@ -312,15 +312,17 @@ fn emergency_room_request_card_and_every_refusal_end_up_in_the_patients_verified
     if let Some(text) = zbar_pdf(&dir.join("card.pdf")) {
         assert!(text.starts_with("CU1:E:"), "the printed card scans: {text}");
     }
-    let card_read = fetch("er", &["--type", "AllergyIntolerance", "--card", "card.png"]);
+    let unsaid = fetch("er", &["--type", "AllergyIntolerance", "--card", "card.png"]);
+    assert_ne!(unsaid.code, 0, "a card is not opened without a reason");
+    let card_read = fetch("er", &["--type", "AllergyIntolerance", "--card", "card.png", "--reason", "unconscious"]);
     assert_eq!(card_read.code, 0, "{}", card_read.stderr);
     assert!(!ids(&json(&card_read.stdout)).is_empty());
-    let blood = json(&fetch("er", &["--type", "Observation", "--card", "card.png"]).stdout);
+    let blood = json(&fetch("er", &["--type", "Observation", "--card", "card.png", "--reason", "unconscious"]).stdout);
     assert_eq!(ids(&blood), vec!["p1-blood-type".to_owned()], "the card shows the blood type, not every observation");
-    let gp_card = fetch("gp", &["--type", "AllergyIntolerance", "--card", "card.png"]);
+    let gp_card = fetch("gp", &["--type", "AllergyIntolerance", "--card", "card.png", "--reason", "life-threatening"]);
     assert_eq!(gp_card.code, 1);
     assert!(gp_card.stderr.contains("emergency providers"), "{}", gp_card.stderr);
-    let card_psy = fetch("er", &["--type", "DocumentReference", "--card", "card.png"]);
+    let card_psy = fetch("er", &["--type", "DocumentReference", "--card", "card.png", "--reason", "other-urgent"]);
     assert_eq!(card_psy.code, 1, "the card's narrow scope does not cover notes");
     // Both guardians are told, with who read what, checked against the gateway's signature.
     for g in ["mum", "brother"] {
@@ -355,6 +357,10 @@ fn emergency_room_request_card_and_every_refusal_end_up_in_the_patients_verified
     );
     assert!(by(&|e| denied(e) && reason_has(e, "replay")) >= 1);
     assert!(by(&|e| allowed(e) && e["break_glass"] == true && e["reader"] == er_key.as_str()) >= 2);
+    assert!(
+        log.iter().filter(|e| allowed(e) && e["break_glass"] == true).all(|e| e["emergency_reason"] == "unconscious"),
+        "each card read carries the reason given: {log:#?}"
+    );
     assert!(by(&|e| denied(e) && reason_has(e, "emergency providers") && e["reader"] == gp_key.as_str()) >= 1);
     let psy_event = log.iter().find(|e| denied(e) && reason_has(e, "PSY")).unwrap();
     assert_eq!(psy_event["resources"][0]["id"], "p1-psy-note");

@@ -26,6 +26,7 @@ function row(patch: Partial<AccessRow> = {}): AccessRow {
     labels: [],
     grant_id: 'g1',
     reason: null,
+    emergency_reason: null,
     verified: true,
     ...patch,
   };

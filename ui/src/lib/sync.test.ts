@@ -26,6 +26,7 @@ function event(i: number, patch: Partial<AccessRow> = {}): AccessRow {
     labels: [],
     grant_id: null,
     reason: null,
+    emergency_reason: null,
     verified: true,
     ...patch,
   };

@@ -197,6 +197,10 @@ pub(super) fn encode_access(event: &AccessEvent) -> Result<Vec<u8>, BinaryError>
         w.option(resource.category.as_deref(), |w, c| w.str("category", c));
     });
     w.option(event.reason.as_deref(), |w, reason| w.str("reason", reason));
+    // Added later, at the end and only when present, so events without it encode as they always did.
+    if let Some(code) = &event.emergency_reason {
+        w.str("emergency reason", code);
+    }
     w.finish()
 }
 
@@ -224,6 +228,11 @@ pub(super) fn decode_access(bytes: &[u8]) -> Result<AccessEvent, BinaryError> {
             })
         })?,
         reason: r.option("reason", |r| string(r, "reason"))?,
+        emergency_reason: None,
+    };
+    let event = AccessEvent {
+        emergency_reason: if r.is_done() { None } else { Some(string(&mut r, "emergency reason")?) },
+        ..event
     };
     r.end()?;
     Ok(event)

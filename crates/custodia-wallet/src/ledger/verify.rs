@@ -680,6 +680,7 @@ mod tests {
                 category: None,
             }],
             reason: None,
+            emergency_reason: None,
         };
         let signed = statement::sign(event, gateway).unwrap();
         let tag = patient.ledger_tag();

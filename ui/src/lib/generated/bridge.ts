@@ -41,6 +41,10 @@ export type Resource = { type: string, id: string, labels: Array<string>, catego
 export type AccessOutcome = "allowed" | "denied";
 export type AccessRow = { index: number, at: number, reader: Party, organisation: string, gateway: string, purpose: Code, outcome: AccessOutcome, break_glass: boolean, request: string, resources: Array<Resource>, categories: Array<string>, labels: Array<string>, grant_id: string | null, reason: string | null, 
 /**
+ * On an emergency-card read, the reason the reader gave, in words.
+ */
+emergency_reason: string | null, 
+/**
  * Every event the wallet holds was proven into a checkpoint it checked for consistency.
  */
 verified: boolean, };
