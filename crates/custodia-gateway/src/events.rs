@@ -84,6 +84,8 @@ impl Written {
 #[derive(Debug, Default)]
 pub struct SavedState {
     pub reads: HashMap<GrantId, (u32, i64)>,
+    /// Emergency windows: when each reader first read under each emergency card, with the card's expiry.
+    pub windows: HashMap<crate::guard::WindowKey, (i64, i64)>,
     pub nonces: Vec<([u8; 32], EntryNonce)>,
 }
 
@@ -160,6 +162,9 @@ fn open_db(path: &Path) -> Result<Connection, OutboxError> {
          CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);
          CREATE TABLE IF NOT EXISTS reads (
              grant_id BLOB PRIMARY KEY, count INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS windows (
+             grant_id BLOB NOT NULL, reader BLOB NOT NULL, opened INTEGER NOT NULL, expires INTEGER NOT NULL,
+             PRIMARY KEY (grant_id, reader)) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS nonces (
              signer BLOB NOT NULL, nonce BLOB NOT NULL, expires INTEGER NOT NULL,
              PRIMARY KEY (signer, nonce)) WITHOUT ROWID;",
@@ -278,6 +283,15 @@ fn saved_state(db: &Connection, now: i64) -> rusqlite::Result<SavedState> {
             state.reads.insert(GrantId::from_bytes(id), (u32::try_from(count).unwrap_or(u32::MAX), expires));
         }
     }
+    let mut windows = db.prepare("SELECT grant_id, reader, opened, expires FROM windows WHERE expires >= ?1")?;
+    let mut rows = windows.query(params![now])?;
+    while let Some(row) = rows.next()? {
+        let (id, reader, opened, expires): (Vec<u8>, Vec<u8>, i64, i64) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        if let (Ok(id), Ok(reader)) = (<[u8; 16]>::try_from(id.as_slice()), <[u8; 32]>::try_from(reader.as_slice())) {
+            state.windows.insert((GrantId::from_bytes(id), reader), (opened, expires));
+        }
+    }
     let mut nonces = db.prepare("SELECT signer, nonce FROM nonces WHERE expires >= ?1")?;
     let mut rows = nonces.query(params![now])?;
     while let Some(row) = rows.next()? {
@@ -319,6 +333,11 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
                 )?;
                 let mut nonce =
                     tx.prepare_cached("INSERT OR IGNORE INTO nonces (signer, nonce, expires) VALUES (?1, ?2, ?3)")?;
+                // The first allowed read of a reader under an emergency card opens their window; later
+                // reads leave it as it was.
+                let mut window = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO windows (grant_id, reader, opened, expires) VALUES (?1, ?2, ?3, ?4)",
+                )?;
                 for job in &batch {
                     match &job.work {
                         Work::Event { event, counted } => {
@@ -327,6 +346,11 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
                             events.push(tx.last_insert_rowid());
                             if let (Some(expires), Some(grant)) = (counted, event.grant_id) {
                                 count.execute(params![grant.as_bytes().as_slice(), expires])?;
+                                if event.break_glass {
+                                    let (id, reader) =
+                                        (grant.as_bytes().as_slice(), event.reader.as_bytes().as_slice());
+                                    window.execute(params![id, reader, event.at.unix(), expires])?;
+                                }
                             }
                         }
                         Work::Nonce { key, nonce: n, expires } => {
@@ -337,8 +361,9 @@ fn journal_loop(mut db: Connection, path: &Path, rx: &Receiver<Job>, stats: &Out
             }
             if purge {
                 tx.execute("DELETE FROM nonces WHERE expires < ?1", params![now])?;
-                // An expired grant is refused before its count matters.
+                // An expired grant is refused before its count or its windows matter.
                 tx.execute("DELETE FROM reads WHERE expires < ?1", params![now])?;
+                tx.execute("DELETE FROM windows WHERE expires < ?1", params![now])?;
             }
             tx.commit()
         })();

@@ -13,6 +13,10 @@ use custodia_core::grant::{GrantId, VerifiedGrant};
 use custodia_core::{SigningPublicKey, reqsig};
 use custodia_wallet::ledger::Member;
 
+/// How long an emergency card stays open to one reader after their first read under it: an emergency
+/// is hours, not years. Another reader, in a later emergency, gets their own window.
+pub const EMERGENCY_WINDOW_SECONDS: i64 = 12 * 3600;
+
 /// How long a grant's state from the ledger is trusted: a revocation takes effect within this plus one
 /// ledger round trip.
 pub const STATUS_TTL: Duration = Duration::from_millis(500);
@@ -39,6 +43,9 @@ pub enum LedgerState {
     NotOnLedger,
 }
 
+/// A card's grant and a reader's key.
+pub type WindowKey = (GrantId, [u8; 32]);
+
 #[derive(Default)]
 pub struct Caches {
     grants: RwLock<HashMap<Digest, Arc<VerifiedGrant>>>,
@@ -47,6 +54,8 @@ pub struct Caches {
     nonces: Mutex<NonceWindow>,
     /// Reads per grant, with the grant's expiry (Unix seconds), after which the count is dropped.
     reads: Mutex<HashMap<GrantId, (u32, i64)>>,
+    /// When each reader's emergency window under each card opened, and the card's expiry.
+    windows: Mutex<HashMap<WindowKey, (i64, i64)>>,
     denied: Mutex<HashMap<GrantId, (Instant, u32)>>,
 }
 
@@ -123,6 +132,9 @@ impl Caches {
         if let Ok(mut reads) = self.reads.lock() {
             reads.extend(saved.reads);
         }
+        if let Ok(mut windows) = self.windows.lock() {
+            windows.extend(saved.windows);
+        }
         if let Ok(mut nonces) = self.nonces.lock() {
             for (key, nonce) in saved.nonces {
                 nonces.current.insert((key, nonce), ());
@@ -145,6 +157,17 @@ impl Caches {
             before
         });
         (before, ReadSlot { reads: &self.reads, id, kept: false })
+    }
+
+    /// When `reader`'s emergency window under the card's grant opened: at their first read (`at`), kept
+    /// until the card expires (`expires`). The outbox makes it durable with that read's event.
+    pub fn emergency_window(&self, id: GrantId, reader: &SigningPublicKey, at: i64, expires: i64) -> i64 {
+        self.windows.lock().map_or(at, |mut w| {
+            if w.len() >= MAX_STATES {
+                w.retain(|_, (_, until)| *until >= at);
+            }
+            w.entry((id, *reader.as_bytes())).or_insert((at, expires)).0
+        })
     }
 
     /// Whether a refused attempt under this grant should be logged now.

@@ -292,6 +292,21 @@ async fn answer(
             return refused.response();
         }
     };
+    if reader.break_glass {
+        let opened = shared.caches.emergency_window(grant.id, &reader.key, at.unix(), grant.not_after.unix());
+        if at.unix() >= opened.saturating_add(crate::guard::EMERGENCY_WINDOW_SECONDS) {
+            let since = custodia_core::time::Timestamp::from_unix(opened).map(|t| t.to_string()).unwrap_or_default();
+            let refused = Refused::same(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this emergency card's window for you closed 12 hours after your first read under it ({since})"
+                ),
+            );
+            log_refusal(shared, asked, grant, &reader, &refused).await;
+            return refused.response();
+        }
+    }
     let attempt =
         |reads_so_far| ReadAttempt { interaction: asked.interaction, purpose: reader.purpose, at, reads_so_far };
     // Grant-wide conditions, for a search as for a read: time, purpose, read limit. The read is counted

@@ -1,5 +1,6 @@
 //! An emergency card is opened for a stated reason: each read under it names one of the listed reasons,
-//! and the patient's log shows it under the read.
+//! and the patient's log shows it under the read. And it is open to a reader for 12 hours from their
+//! first read under it, a window that survives a restart.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a panic is the failure report.
 
@@ -69,4 +70,25 @@ fn a_card_read_names_its_reason_and_the_patient_sees_it() {
         assert!(Instant::now() < deadline, "the card reads reach the patient's log");
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    // The reader's window opened at their first read, durably. Twelve hours and a restart later (the
+    // clock moved by rewriting when it opened), the card no longer opens for them.
+    net.rt.block_on(gateway.shutdown()).unwrap();
+    let outbox = rusqlite::Connection::open(net.dir.path().join("card-outbox.sqlite")).unwrap();
+    let opened: i64 = outbox
+        .query_row(
+            "SELECT opened FROM windows WHERE grant_id = ?1 AND reader = ?2",
+            rusqlite::params![grant.id.as_bytes().as_slice(), er.signing_public().as_bytes().as_slice()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!((now().unix() - opened).abs() < 60, "opened at the first read");
+    outbox.execute("UPDATE windows SET opened = opened - 12 * 3600 - 1", []).unwrap();
+    drop(outbox);
+    let gateway = net.start_gateway_with_outbox(Records::Local(Arc::new(Dataset::synthetic())), "card");
+    let client = GatewayClient::new(&gateway.url).unwrap();
+    let late = client.get("/fhir/AllergyIntolerance", &grant, &er, Some((&card_key, "unconscious")), None, now());
+    let late = late.unwrap();
+    assert_eq!(late.status, 403);
+    assert!(late.refusal().unwrap().contains("window for you closed 12 hours"), "{:?}", late.refusal());
 }
