@@ -284,7 +284,9 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
       const text = await row.innerText();
       assert.match(text, /Dr Grace Hopper/);
       assert.match(text, /St Mary's Hospital/);
-      assert.match(text, /Observation/);
+      // The records in words, never a FHIR type.
+      assert.match(text, /Your test results and measurements \(1 record\)/);
+      assert.doesNotMatch(text, /Observation/);
       assert.match(text, /Allowed/);
       await row.getByTestId('verified').waitFor();
       assert.equal(await row.getByText('Not verified').count(), 0, 'the reader is an enrolled clinician');

@@ -272,6 +272,10 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
       await page.getByRole('heading', { level: 2, name: 'What the card shows' }).waitFor();
       // The read and the refused attempt under the card are listed on its page.
       await until(async () => (await page.getByTestId('log-row').count()) === 2, { message: 'two rows under the card' });
+      // In words, with the emergency clinician's reason under the break-glass read.
+      const cardRows = await page.getByTestId('log-row').allInnerTexts();
+      assert.ok(cardRows.some((t) => /Their reason: the patient was unconscious/.test(t)), cardRows.join('\n'));
+      assert.ok(cardRows.every((t) => !/AllergyIntolerance/.test(t)), cardRows.join('\n'));
       await axe('grant-detail-card');
 
       await page.getByRole('button', { name: 'Revoke', exact: true }).click();

@@ -256,6 +256,10 @@ pub struct AccessRow {
     pub reason: Option<String>,
     /// On an emergency-card read, the reason the reader gave, in words.
     pub emergency_reason: Option<String>,
+    /// The records, in words ("your lab results (2 records)"; for a refused attempt, what was asked for).
+    pub what: String,
+    /// Why an attempt was refused, in words (`reason` is the gateway's own text).
+    pub why: Option<String>,
     /// Every event the wallet holds was proven into a checkpoint it checked for consistency.
     pub verified: bool,
 }
@@ -329,6 +333,8 @@ impl AccessRow {
                 .as_deref()
                 .and_then(custodia_core::entry::emergency_reason_words)
                 .map(str::to_owned),
+            what: custodia_wallet::notices::what_was_asked(e),
+            why: e.reason.as_deref().map(|r| custodia_wallet::notices::refusal_in_words(r).to_owned()),
             verified: true,
         }
     }

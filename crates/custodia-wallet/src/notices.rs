@@ -271,8 +271,7 @@ pub fn describe_access(event: &AccessEvent) -> String {
     } else {
         format!("{} at {}", event.reader_name, event.organisation)
     };
-    let what =
-        if event.resources.is_empty() { records_asked_for(&event.request) } else { records_read(&event.resources) };
+    let what = what_was_asked(event);
     let reason = event.emergency_reason.as_deref().and_then(custodia_core::entry::emergency_reason_words);
     let how = match (event.break_glass, reason) {
         (true, Some(words)) => format!(" using your emergency card, saying {words}"),
@@ -295,6 +294,12 @@ pub fn describe_access(event: &AccessEvent) -> String {
             refusal_in_words(event.reason.as_deref().unwrap_or_default())
         ),
     }
+}
+
+/// The records an event is about, in words: what was read ("your lab results (3 records)"), or for an
+/// attempt that read nothing, what was asked for ("your allergies").
+pub fn what_was_asked(event: &AccessEvent) -> String {
+    if event.resources.is_empty() { records_asked_for(&event.request) } else { records_read(&event.resources) }
 }
 
 /// What a patient calls the records of a FHIR type, with the category when it changes the answer

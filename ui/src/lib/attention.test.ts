@@ -27,6 +27,8 @@ function row(patch: Partial<AccessRow> = {}): AccessRow {
     grant_id: 'g1',
     reason: null,
     emergency_reason: null,
+    what: 'your lab results (1 record)',
+    why: null,
     verified: true,
     ...patch,
   };

@@ -27,6 +27,8 @@ function event(i: number, patch: Partial<AccessRow> = {}): AccessRow {
     grant_id: null,
     reason: null,
     emergency_reason: null,
+    what: 'your lab results (1 record)',
+    why: null,
     verified: true,
     ...patch,
   };

@@ -45,6 +45,14 @@ export type AccessRow = { index: number, at: number, reader: Party, organisation
  */
 emergency_reason: string | null, 
 /**
+ * The records, in words ("your lab results (2 records)"; for a refused attempt, what was asked for).
+ */
+what: string, 
+/**
+ * Why an attempt was refused, in words (`reason` is the gateway's own text).
+ */
+why: string | null, 
+/**
  * Every event the wallet holds was proven into a checkpoint it checked for consistency.
  */
 verified: boolean, };
