@@ -26,6 +26,8 @@
     "post_grant",
     "revoke_grant",
     "export_consent",
+    "preview_grant",
+    "own_records",
     "sync",
     "wait_news",
     "access_log",

@@ -263,6 +263,36 @@ for (const size of /** @type {const} */ (['desktop', 'phone'])) {
       });
     });
 
+    step('the patient downloads their own records from Settings, and previews a grant before giving it', async () => {
+      await nav().getByRole('link', { name: 'Settings', exact: true }).click();
+      await h1('Settings').waitFor();
+      await page.getByLabel("The hospital's record gateway").fill(gatewayUrl);
+      const mine = await download('Download my records');
+      assert.equal(mine.filename, 'my-records.json');
+      const bundle = JSON.parse(mine.bytes.toString('utf8'));
+      assert.equal(bundle.resourceType, 'Bundle');
+      const refs = bundle.entry.map((e) => `${e.resource.resourceType}/${e.resource.id}`);
+      assert.ok(refs.includes('Observation/p1-hiv-result'), 'their sensitive records too');
+      await page.getByRole('status').filter({ hasText: /Downloaded \d+ records/ }).waitFor();
+      await axe('settings-own-records');
+
+      // The clinician's view under an allergies-only grant, before it is given: what they would see and not.
+      const preview = await net.app.bridge('preview_grant', {
+        gateway_url: gatewayUrl,
+        grantee: net.clinician.key,
+        scopes: ['patient/AllergyIntolerance.rs'],
+        labels: [],
+        purpose: 'TREAT',
+      });
+      assert.ok(preview.released.length > 0);
+      assert.ok(preview.released.every((r) => r.reference.startsWith('AllergyIntolerance/') && r.words === 'your allergies'));
+      assert.equal(preview.released.length + preview.hidden.length, preview.total);
+      const hiv = preview.hidden.find((r) => r.reference === 'Observation/p1-hiv-result');
+      assert.equal(hiv?.why, 'their permission does not cover those records');
+      await nav().getByRole('link', { name: 'Home', exact: true }).click();
+      await h1('Home').waitFor();
+    });
+
     step('its grant page names the card; revoking it retires the card', async () => {
       await page.getByTestId('grant-item').filter({ hasText: 'Your emergency card' }).getByRole('link').click();
       await h1('Your emergency card').waitFor();

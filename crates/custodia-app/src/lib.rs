@@ -64,6 +64,8 @@ pub const COMMANDS: &[&str] = &[
     "post_grant",
     "revoke_grant",
     "export_consent",
+    "preview_grant",
+    "own_records",
     "sync",
     "wait_news",
     "access_log",
@@ -211,6 +213,18 @@ impl From<WalletError> for AppError {
             _ => e.to_string(),
         };
         AppError::new(code, message)
+    }
+}
+
+impl From<custodia_wallet::fhir_client::FhirClientError> for AppError {
+    fn from(e: custodia_wallet::fhir_client::FhirClientError) -> Self {
+        use custodia_wallet::fhir_client::FhirClientError as E;
+        let code = match &e {
+            E::BadUrl(_) => ErrorCode::BadInput,
+            E::Unreachable { .. } | E::Refused { .. } => ErrorCode::LedgerUnreachable,
+            E::Refusal(_) | E::NotFhir { .. } | E::TooLarge => ErrorCode::Conflict,
+        };
+        AppError::new(code, e.to_string())
     }
 }
 
@@ -380,6 +394,24 @@ struct TextArgs {
 #[serde(deny_unknown_fields)]
 struct ImageArgs {
     image_base64: String,
+}
+
+/// A grant not yet given, and the hospital's gateway to preview it at.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewGrantArgs {
+    gateway_url: String,
+    grantee: String,
+    scopes: Vec<String>,
+    #[serde(default)]
+    labels: Vec<String>,
+    purpose: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayArgs {
+    gateway_url: String,
 }
 
 #[derive(Deserialize)]
@@ -728,7 +760,7 @@ fn unlocked_command(u: &mut Unlocked, command: &str, args: Value, settings: &App
             commands::home::run(command, call)
         }
         "grants" | "grant" | "contacts" | "resolve_contact" | "create_grant" | "post_grant" | "revoke_grant"
-        | "export_consent" => commands::grants::run(command, call),
+        | "export_consent" | "preview_grant" | "own_records" => commands::grants::run(command, call),
         "open_request" | "answer_request" | "create_emergency_card" => commands::care::run(command, call),
         "access_log" | "access_proof" | "export_access_csv" | "export_audit_bundle" => {
             commands::access_log::run(command, call)

@@ -58,6 +58,8 @@ fn typescript_bindings_are_current() {
         ts_decl::<Contact>(),
         ts_decl::<SyncResult>(),
         ts_decl::<News>(),
+        ts_decl::<PreviewRecord>(),
+        ts_decl::<PreviewView>(),
         ts_decl::<NoticeView>(),
         ts_decl::<NoticeChoice>(),
         ts_decl::<NoticePrefsView>(),

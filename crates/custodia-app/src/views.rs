@@ -494,6 +494,45 @@ pub fn notice_prefs_view(prefs: &custodia_wallet::notices::NoticePrefs) -> Notic
     }
 }
 
+/// One record in a preview: the kind of record in words, the record (`Type/id`), and for a hidden one why.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct PreviewRecord {
+    pub words: String,
+    pub reference: String,
+    pub why: Option<String>,
+}
+
+/// What a grant would release at a hospital, and what stays hidden.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct PreviewView {
+    pub gateway: String,
+    #[ts(type = "number")]
+    pub total: i64,
+    pub released: Vec<PreviewRecord>,
+    pub hidden: Vec<PreviewRecord>,
+}
+
+impl PreviewView {
+    pub fn of(gateway: &str, preview: &custodia_wallet::own_records::Preview, total: usize) -> Self {
+        let words = |r: &serde_json::Value| {
+            let text = |k: &str| r.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+            let category = r.pointer("/category/0/coding/0/code").and_then(serde_json::Value::as_str);
+            custodia_wallet::notices::records_word(&text("resourceType"), category).to_owned()
+        };
+        let record = |r: &serde_json::Value, why: Option<&str>| PreviewRecord {
+            words: words(r),
+            reference: custodia_wallet::own_records::reference(r),
+            why: why.map(|w| custodia_wallet::notices::refusal_in_words(w).to_owned()),
+        };
+        PreviewView {
+            gateway: gateway.to_owned(),
+            total: total as i64,
+            released: preview.released.iter().map(|r| record(r, None)).collect(),
+            hidden: preview.hidden.iter().map(|(r, why)| record(r, Some(why))).collect(),
+        }
+    }
+}
+
 /// What `wait_news` found: the newest entry the ledger announced for this wallet (a sync reads it once a
 /// witnessed checkpoint covers it), and whether the ledger's stream is connected (when not, only the
 /// periodic sync brings news).

@@ -52,6 +52,8 @@ export type {
   Summary,
   SyncResult,
   News,
+  PreviewRecord,
+  PreviewView,
   NoticeView,
   NoticeChoice,
   NoticePrefsView,
@@ -91,6 +93,7 @@ import type {
   Summary,
   SyncResult,
   News,
+  PreviewView,
   NoticeChoice,
   NoticePrefsView,
 } from './generated/bridge';
@@ -137,6 +140,11 @@ export type Commands = {
   post_grant: { args: { id: string }; result: GrantView };
   revoke_grant: { args: { id: string }; result: GrantView };
   export_consent: { args: { id: string }; result: Export };
+  preview_grant: {
+    args: { gateway_url: string; grantee: string; scopes: string[]; labels: string[]; purpose: string };
+    result: PreviewView;
+  };
+  own_records: { args: { gateway_url: string }; result: Export };
   sync: { args: Empty; result: SyncResult };
   wait_news: { args: { after: number | null; wait_ms: number }; result: News };
   access_log: { args: { filter: AccessFilter; offset: number; limit: number }; result: AccessPage };

@@ -1,6 +1,9 @@
-//! Grants: the list and one grant, people shared with before, a new grant, posting, revoking, the FHIR Consent export.
+//! Grants: the list and one grant, people shared with before, a new grant and its preview at a hospital,
+//! posting, revoking, the FHIR Consent export; and the patient's own records at a hospital.
 
 use super::*;
+use custodia_wallet::fhir_client::GatewayClient;
+use custodia_wallet::own_records;
 
 /// Runs one of this screen's commands.
 pub(crate) fn run(command: &str, call: Call<'_>) -> Result<Value, AppError> {
@@ -80,6 +83,40 @@ pub(crate) fn run(command: &str, call: Call<'_>) -> Result<Value, AppError> {
             // Stored first, so a failed post leaves a grant the patient can post again from Home.
             u.wallet.post_grant(grant.id, now)?;
             to_json(grant_view(u, grant.id, now)?)
+        }
+        "preview_grant" => {
+            let PreviewGrantArgs { gateway_url, grantee, scopes, labels, purpose } = self::args(args)?;
+            let a = CreateGrantArgs {
+                grantee,
+                scopes,
+                labels,
+                purpose,
+                duration_seconds: 3600,
+                max_reads: None,
+                note: None,
+            };
+            let request = grant_request(a)?;
+            let client = GatewayClient::new(&gateway_url)?;
+            let patient = u.wallet.service_identity();
+            // Signed to be looked at only: never stored, never posted.
+            let draft = request.sign(&patient, now)?;
+            let types = own_records::gateway_types(&client)?;
+            let records = own_records::fetch_own(&client, &patient, &types, now)?;
+            to_json(PreviewView::of(client.base(), &own_records::preview(&draft, &records, now), records.len()))
+        }
+        "own_records" => {
+            let GatewayArgs { gateway_url } = self::args(args)?;
+            let client = GatewayClient::new(&gateway_url)?;
+            let patient = u.wallet.service_identity();
+            let types = own_records::gateway_types(&client)?;
+            let records = own_records::fetch_own(&client, &patient, &types, now)?;
+            let bundle = own_records::bundle(&records, now);
+            to_json(Export {
+                filename: "my-records.json".into(),
+                content_type: "application/fhir+json".into(),
+                text: serde_json::to_string_pretty(&bundle)
+                    .map_err(|e| AppError::new(ErrorCode::Internal, e.to_string()))?,
+            })
         }
         "post_grant" => {
             let IdArgs { id } = self::args(args)?;

@@ -113,6 +113,8 @@ notices: Array<NoticeView>, complete: boolean,
  */
 new_recovery_alerts: Array<RecoveryAlert>, };
 export type News = { latest: number | null, live: boolean, };
+export type PreviewRecord = { words: string, reference: string, why: string | null, };
+export type PreviewView = { gateway: string, total: number, released: Array<PreviewRecord>, hidden: Array<PreviewRecord>, };
 export type NoticeView = { index: number, kind: 'break-glass' | 'sensitive' | 'refused' | 'new-reader' | 'routine' | 'recovery', delivery: 'instant' | 'summary' | 'never', 
 /**
  * The event in a sentence, in plain words.
@@ -323,6 +325,8 @@ export type Command =
   | 'post_grant'
   | 'revoke_grant'
   | 'export_consent'
+  | 'preview_grant'
+  | 'own_records'
   | 'sync'
   | 'wait_news'
   | 'access_log'
