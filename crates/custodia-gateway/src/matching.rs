@@ -80,24 +80,33 @@ async fn linked_earlier(
     if let Some(found) = recall(&shared.matcher.chains, &patient, CHAIN_TTL) {
         return Ok(found);
     }
-    let asking = shared.clone();
-    let view = tokio::task::spawn_blocking(move || {
-        let mut ledger = asking.verifying.lock().map_err(|_| LedgerError::Audit("a lock is poisoned".into()))?;
-        ledger.recovery(&asking.identity, &patient)
-    })
-    .await
-    .map_err(|e| Unmatched::Unavailable(e.to_string()))?;
-    let keys = match view {
-        Ok(view) => view.keys,
-        Err(LedgerError::Problem { status: 404, .. }) => Vec::new(),
-        Err(e) if e.is_verification_failure() => {
-            return Err(Unmatched::Unavailable(format!("the ledger's record of the patient's keys failed: {e}")));
-        }
-        Err(e) => return Err(Unmatched::Unavailable(format!("the ledger could not be reached: {e}"))),
-    };
+    let keys = patient_keys(shared, patient).await?.unwrap_or_default();
     let found = keys.iter().find_map(|k| shared.links.target(k));
     remember(&shared.matcher.chains, patient, found.clone());
     Ok(found)
+}
+
+/// The keys of the patient who has (or had) `key`, newest first, from the ledger's verified rotations;
+/// `None` when no patient on the ledger has it.
+async fn patient_keys(
+    shared: &std::sync::Arc<Shared>,
+    key: SigningPublicKey,
+) -> Result<Option<Vec<SigningPublicKey>>, Unmatched> {
+    let asking = shared.clone();
+    let view = tokio::task::spawn_blocking(move || {
+        let mut ledger = asking.verifying.lock().map_err(|_| LedgerError::Audit("a lock is poisoned".into()))?;
+        ledger.recovery(&asking.identity, &key)
+    })
+    .await
+    .map_err(|e| Unmatched::Unavailable(e.to_string()))?;
+    match view {
+        Ok(view) => Ok(Some(view.keys)),
+        Err(LedgerError::Problem { status: 404, .. }) => Ok(None),
+        Err(e) if e.is_verification_failure() => {
+            Err(Unmatched::Unavailable(format!("the ledger's record of the patient's keys failed: {e}")))
+        }
+        Err(e) => Err(Unmatched::Unavailable(format!("the ledger could not be reached: {e}"))),
+    }
 }
 
 /// Whether `key` is a patient's current key, as the ledger's verified rotations say: `None` when no
@@ -106,19 +115,11 @@ pub async fn is_current_key(shared: &std::sync::Arc<Shared>, key: SigningPublicK
     if let Some(known) = recall(&shared.matcher.current, &key, CHAIN_TTL) {
         return Ok(known);
     }
-    let asking = shared.clone();
-    let view = tokio::task::spawn_blocking(move || {
-        let mut ledger = asking.verifying.lock().map_err(|_| LedgerError::Audit("a lock is poisoned".into()))?;
-        ledger.recovery(&asking.identity, &key)
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    let current = match view {
-        // Newest first: the current key, then those rotated away.
-        Ok(view) => Some(view.keys.first().is_none_or(|k| *k == key)),
-        Err(LedgerError::Problem { status: 404, .. }) => None,
-        Err(e) => return Err(e.to_string()),
-    };
+    let keys = patient_keys(shared, key).await.map_err(|e| match e {
+        Unmatched::NotLinked(why) | Unmatched::Unavailable(why) => why,
+    })?;
+    // Newest first: the current key, then those rotated away.
+    let current = keys.map(|keys| keys.first().is_none_or(|k| *k == key));
     remember(&shared.matcher.current, key, current);
     Ok(current)
 }

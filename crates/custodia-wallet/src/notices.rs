@@ -231,6 +231,10 @@ pub fn classify(event: &AccessEvent, known_reader: bool) -> NoticeKind {
 /// The notices for the access events `new` (oldest first) that a sync added to `all` (every event the
 /// wallet now holds): a reader is new unless an allowed read of theirs came before.
 pub fn access_notices(all: &[AccessRecord], new: &[AccessRecord], prefs: &NoticePrefs) -> Vec<Notice> {
+    // A watch syncs several times a second while it waits for a checkpoint; most syncs bring nothing.
+    if new.is_empty() {
+        return Vec::new();
+    }
     let fresh: HashSet<u64> = new.iter().map(|a| a.index).collect();
     let mut readers: HashSet<SigningPublicKey> = all
         .iter()

@@ -447,30 +447,9 @@ fn proxy_mode_guards_a_third_party_fhir_server_that_authenticates_the_gateway() 
         "2",
     ]);
     let (gp_key, _) = key_of(dir, "gp");
-    ok(
-        dir,
-        &[
-            "grant",
-            "create",
-            "--wallet",
-            "patient",
-            "--to",
-            &gp_key,
-            "--scope",
-            "patient/Observation.rs",
-            "--scope",
-            "patient/DocumentReference.rs",
-            "--scope",
-            "patient/AllergyIntolerance.rs",
-            "--purpose",
-            "TREAT",
-            "--for",
-            "1h",
-            "--post",
-            "--out",
-            "g.json",
-        ],
-    );
+    let more = "patient/AllergyIntolerance.rs";
+    let extra = ["--scope", "patient/DocumentReference.rs", "--scope", more, "--post", "--out", "g.json"];
+    ok(dir, &custodia_tests::grant_create("patient", &gp_key, "patient/Observation.rs", "TREAT", "1h", &extra));
     let fetch = |gw: &str, args: &[&str]| {
         let mut all = vec!["er", "fetch", "--wallet", "gp", "--gateway", gw, "--grant-file", "g.json", "--json"];
         all.extend_from_slice(args);
